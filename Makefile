@@ -1,0 +1,131 @@
+# fleetrl build. `make test` and `make run` are the two commands the README promises.
+# Switches: SANITIZE=1 (ASan+UBSan), DEBUG=1 (-O0 -g), V=1 (echo commands).
+
+SANITIZE ?= 0
+DEBUG ?= 0
+BUILD ?= build
+PKGS := libzmq libuv sqlite3 cmocka openblas
+# Debian packages needed to build, test and run (installed by `make deps` when missing).
+DEBS := build-essential pkg-config libzmq3-dev libuv1-dev libsqlite3-dev sqlite3 libcmocka-dev \
+        libopenblas-dev flatbuffers-compiler python3 python3-flatbuffers python3-zmq python3-numpy
+
+CC ?= cc
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -fno-strict-aliasing -pthread -MMD -MP
+INCLUDES := -Ilib -Ischema -Iactor -Ibroker -Ilearner -Icli -I$(BUILD)/gen
+ifeq ($(DEBUG),1)
+  OPT := -O0 -g
+else
+  OPT := -O2 -g -march=x86-64-v2
+endif
+ifeq ($(SANITIZE),1)
+  BUILD := build-san
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(INCLUDES)
+LDLIBS = $(PKG_LIBS) -lm -pthread
+LDFLAGS := $(SAN)
+
+ifneq ($(V),1)
+  Q := @
+endif
+
+# --- sources: one module per noun -------------------------------------------------------------
+LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c lib/dqn.c \
+            lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c \
+            schema/fb.c schema/msg.c \
+            broker/broker.c \
+            actor/actor.c actor/nstep.c actor/outbox.c \
+            learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
+            learner/ratelimit.c \
+            cli/run.c
+MAIN_SRCS := cli/main.c
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libfleetrl.a
+BIN := $(BUILD)/fleetrl
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+SCHEMA_HASH_H := $(BUILD)/gen/schema_hash.h
+
+.PHONY: all test unit-tests integration-tests run deps check-deps bench clean cppcheck
+
+all: check-deps $(BIN) $(TESTS)
+
+# --- dependencies -------------------------------------------------------------------------------
+# Installs missing Debian packages (needs root or sudo), then checks pkg-config sees them.
+deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "error: could not install:$$missing (run: sudo apt-get install$$missing)"; exit 1; }; \
+	fi
+
+check-deps:
+	@pkg-config --exists $(PKGS) || { echo "error: missing libraries; run 'make deps' (Debian: $(DEBS))"; exit 1; }
+
+# --- build --------------------------------------------------------------------------------------
+$(SCHEMA_HASH_H): schema/fleetrl.fbs schema/schema_hash_gen.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -O1 -o $(BUILD)/gen/schema_hash_gen schema/schema_hash_gen.c
+	$(Q)$(BUILD)/gen/schema_hash_gen schema/fleetrl.fbs > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c | $(SCHEMA_HASH_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $<"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(BUILD)/cli/main.o $(LIB)
+	@echo "  LD  $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- test ---------------------------------------------------------------------------------------
+# Unit tests (cmocka, one binary per module) in the normal and the sanitizer build, then the
+# integration tests that run the real processes on loopback.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory unit-tests
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 unit-tests
+	$(Q)$(MAKE) --no-print-directory integration-tests
+	@echo "all tests passed"
+
+unit-tests: $(TESTS) $(BIN)
+	$(Q)FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_unit.sh $(TESTS)
+
+integration-tests: $(BIN)
+	$(Q)FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_integration.sh
+
+# --- run: the main job, CartPole with Ape-X DQN, everything on this host ------------------------
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(BIN) run --task cartpole-dqn
+
+bench: $(BIN) $(BENCHES)
+	$(Q)for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+cppcheck:
+	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+	  --suppress=missingIncludeSystem $(INCLUDES) lib schema broker actor learner cli
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

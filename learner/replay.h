@@ -1,0 +1,73 @@
+/* replay.h: prioritized replay (Schaul et al. 2016; Ape-X, Horgan et al. 2018): an in-memory
+ * payload cache indexed by a sum-tree and min-tree, backed by the SQLite store. Sampling never
+ * touches SQLite. Priorities p = (|delta| + eps)^alpha; new items get the actor's initial
+ * priority or, without one, the running max; importance weights (N P(i))^-beta / max_j w_j;
+ * FIFO eviction at capacity (slot = item_id mod capacity). */
+#ifndef FRL_REPLAY_H
+#define FRL_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "rng.h"
+#include "store.h"
+
+typedef struct {
+  uint32_t capacity;
+  uint32_t obs_dim;
+  uint32_t act_dim;      /* 1 for discrete */
+  uint32_t n_actions;    /* > 0 for discrete tasks; 0 for continuous */
+  double alpha;          /* 0.6 */
+  double eps;            /* 1e-6 .. 1e-2, > 0 so no item starves */
+  bool prioritized;      /* false: uniform sampling, weights 1 */
+  uint32_t max_batch;    /* largest sample batch */
+} frl_replay_config_t;
+
+typedef struct frl_replay frl_replay_t;
+
+/* Builds the index over the store's newest `capacity` items. The replay does not own the
+ * store (the learner does); it must outlive the replay. */
+int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_store_t *store);
+void frl_replay_close(frl_replay_t **self_p);
+
+typedef enum { FRL_INSERT_OK = 0, FRL_INSERT_DUPLICATE = 1 } frl_insert_outcome_t;
+
+/* Validates a decoded batch against the task (dimensions, action range, finite values,
+ * priorities > 0) and stores it: SQLite transaction first, then the in-memory index.
+ * Returns 0 with *outcome, FRL_EDIM/FRL_EPROTO with a reason in err (naming field and bound)
+ * for an invalid batch (nothing stored), or the store's error (nothing stored). */
+int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now,
+                      frl_insert_outcome_t *outcome, char *err, size_t errlen);
+
+/* A sampled batch; arrays are owned by the replay and valid until the next sample call. */
+typedef struct {
+  uint32_t B;
+  uint64_t *item_id;
+  float *weight;          /* importance weights, max-normalized to 1 */
+  float *obs;             /* [B, obs_dim] */
+  int32_t *action_index;  /* [B] discrete */
+  float *action;          /* [B, act_dim] continuous */
+  float *reward;
+  float *discount;
+  float *next_obs;
+} frl_replay_sample_t;
+
+/* Draws B items (stratified: one uniform draw in each of B equal mass segments) with
+ * importance exponent beta. Returns FRL_EBUSY when the replay holds no items. */
+int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
+                      const frl_replay_sample_t **out);
+
+/* Sets p = (td_abs + eps)^alpha for items still present (evicted ids are ignored), counts the
+ * sample, and marks them for the next flush. */
+void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, const float *td_abs,
+                                  uint32_t B);
+
+/* Writes dirty priorities and sample counts to the store in one transaction. */
+int frl_replay_flush(frl_replay_t *r);
+
+uint64_t frl_replay_size(const frl_replay_t *r);
+uint64_t frl_replay_inserted_total(const frl_replay_t *r); /* items ever inserted (ids issued) */
+double frl_replay_max_priority(const frl_replay_t *r);
+
+#endif

@@ -1,0 +1,47 @@
+/* common.h: error codes, small helpers and limits shared by every fleetrl component. */
+#ifndef FRL_COMMON_H
+#define FRL_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fallible functions return 0 or a negative code: -errno, or one of these. */
+enum {
+  FRL_EPROTO = -2001,    /* malformed or unverifiable message */
+  FRL_ESCHEMA = -2002,   /* peer speaks another schema */
+  FRL_ETIMEDOUT = -2003, /* a deadline passed */
+  FRL_EFULL = -2004,     /* a bounded queue or store is full */
+  FRL_ESQL = -2005,      /* SQLite reported an error */
+  FRL_EDIM = -2006,      /* dimensions do not match the task */
+  FRL_ECORRUPT = -2007,  /* a file failed its magic, version or checksum */
+  FRL_EBUSY = -2008,     /* try again later (flow control) */
+  FRL_EUSAGE = -2009,    /* bad flag or config value */
+  FRL_ENOTFOUND = -2010, /* no such item, run or file */
+};
+
+/* Returns a static, human-readable description of a code returned by any frl_ function. */
+const char *frl_strerror(int err);
+
+#define FRL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define FRL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define FRL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Monotonic clock in seconds and in nanoseconds. */
+double frl_now(void);
+uint64_t frl_now_ns(void);
+/* Wall-clock time in seconds since the Unix epoch (for timestamps users read). */
+double frl_wall(void);
+
+/* FNV-1a 64-bit hash; used for the schema hash and parameter checksums. */
+uint64_t frl_fnv1a64(const void *data, size_t len, uint64_t seed);
+#define FRL_FNV_SEED 0xcbf29ce484222325ULL
+
+/* Allocation that never returns NULL for a non-zero size: it aborts with a message, since
+ * running out of memory is not something any caller here can recover from meaningfully. */
+void *frl_xmalloc(size_t n);
+void *frl_xcalloc(size_t n, size_t size);
+void *frl_xrealloc(void *p, size_t n);
+char *frl_xstrdup(const char *s);
+
+#endif

@@ -1,0 +1,68 @@
+/* dqn.h: the DQN learner: online and target Q-networks, Adam, double-DQN n-step targets,
+ * importance-weighted Huber loss and gradient clipping (Mnih et al. 2015; van Hasselt et al.
+ * 2016; Wang et al. 2016; Schaul et al. 2016; Horgan et al. 2018). */
+#ifndef FRL_DQN_H
+#define FRL_DQN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qnet.h"
+
+typedef struct {
+  frl_qnet_shape_t shape;
+  int batch;                  /* max batch for updates */
+  float lr;                   /* Adam learning rate */
+  float adam_eps;
+  float huber_delta;          /* 1.0 */
+  float grad_clip;            /* global-norm clip; <= 0 disables */
+  bool double_q;              /* select a' with online net, evaluate with target net */
+  int target_period;          /* hard copy every K updates when tau == 0 */
+  float tau;                  /* Polyak averaging per update when > 0 */
+  uint64_t seed;
+} frl_dqn_config_t;
+
+/* One batch of n-step transitions: target y = reward + discount * Q_target(next_obs, a*),
+ * discount already holds gamma^k (0 at a terminal), so the learner never needs gamma. */
+typedef struct {
+  int B;
+  const float *obs;       /* [B, obs_dim] */
+  const int32_t *action;  /* [B] */
+  const float *reward;    /* [B] */
+  const float *discount;  /* [B] */
+  const float *next_obs;  /* [B, obs_dim] */
+  const float *weight;    /* [B] importance weights, NULL for all ones */
+} frl_dqn_batch_t;
+
+typedef struct {
+  float loss;
+  float grad_norm;        /* before clipping */
+  float mean_q;
+  float mean_abs_td;
+} frl_dqn_stats_t;
+
+typedef struct frl_dqn frl_dqn_t;
+
+frl_dqn_t *frl_dqn_new(const frl_dqn_config_t *cfg);
+void frl_dqn_destroy(frl_dqn_t **self_p);
+
+/* One gradient step. Writes td_abs[B] = |y - Q(obs, action)| (before the update) for priority
+ * updates; returns 0, or FRL_EDIM when B > cfg.batch or an action is out of range. */
+int frl_dqn_update(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *td_abs,
+                   frl_dqn_stats_t *stats);
+
+/* The online network (parameters to publish; greedy evaluation). */
+frl_qnet_t *frl_dqn_online(frl_dqn_t *d);
+frl_qnet_t *frl_dqn_target(frl_dqn_t *d);
+uint64_t frl_dqn_updates(const frl_dqn_t *d);
+
+/* Computes targets y[B] for a batch without updating anything (exposed for tests):
+ * y = reward + discount * Q_target(next_obs, argmax_a Q_online(next_obs, a)) when double_q,
+ * else reward + discount * max_a Q_target(next_obs, a). */
+void frl_dqn_targets(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *y);
+
+/* Actor-side initial priority (Ape-X): |R + discount * max_a Q(s',a) - Q(s,a)| with one
+ * network, for B transitions. Uses q's workspace; B <= its max_batch. */
+void frl_dqn_td_abs(frl_qnet_t *q, const frl_dqn_batch_t *batch, float *td_abs);
+
+#endif
