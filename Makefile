@@ -35,7 +35,7 @@ endif
 
 # --- sources: one module per noun -------------------------------------------------------------
 LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c lib/dqn.c \
-            lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c \
+            lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c lib/policy.c \
             schema/fb.c schema/msg.c \
             broker/broker.c \
             actor/actor.c actor/nstep.c actor/outbox.c \

@@ -1,0 +1,429 @@
+/* actor.c: the simulated actor's loop: act, step, build transitions, ship, listen. The
+ * network is serviced between environment steps and never blocks stepping for longer than a
+ * short poll; a full outbox pauses a simulated actor (backpressure) or sheds (physical). */
+#include "actor.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "broker.h"
+#include "common.h"
+#include "dqn.h"
+#include "env.h"
+#include "log.h"
+#include "nstep.h"
+#include "outbox.h"
+#include "qnet.h"
+#include "rng.h"
+#include "transport.h"
+
+#define MAX_EPISODES_PER_BATCH 256
+
+typedef struct {
+  const frl_config_t *cfg;
+  frl_env_t *env;
+  const frl_env_spec_t *spec;
+  frl_qnet_t *q;
+  frl_nstep_t *ns;
+  frl_outbox_t *outbox;
+  frl_rng_t rng;
+  double epsilon;
+  uint64_t params_version;
+  /* the batch being filled */
+  int cap, count;
+  float *obs, *next_obs, *reward, *discount, *priority;
+  int32_t *action;
+  uint64_t *version;
+  frl_episode_stat_t episodes[MAX_EPISODES_PER_BATCH];
+  int n_episodes;
+  uint32_t batch_env_steps;
+  uint64_t seq;
+  /* counters */
+  uint64_t env_steps, shed, rejected, episodes_done;
+  /* network */
+  void *ctx, *sock;
+  frl_fb_builder_t *fb;
+  frl_inbox_t in;
+  bool welcomed, estopped, shutdown;
+  double last_heard, last_hello, last_heartbeat, lost_since;
+  FILE *ack_log;
+} actor_t;
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+double frl_actor_epsilon(int i, int n, double base, double alpha) {
+  if (n <= 1) return base;
+  return pow(base, 1.0 + alpha * (double)i / (double)(n - 1));
+}
+
+static void on_transition(void *ctx, const frl_transition_t *t) {
+  actor_t *a = ctx;
+  int d = a->spec->obs_dim, i = a->count;
+  memcpy(a->obs + (size_t)i * d, t->obs, sizeof(float) * (size_t)d);
+  memcpy(a->next_obs + (size_t)i * d, t->next_obs, sizeof(float) * (size_t)d);
+  a->action[i] = (int32_t)t->action[0];
+  a->reward[i] = t->reward;
+  a->discount[i] = t->discount;
+  a->version[i] = a->params_version;
+  a->count++;
+}
+
+/* Encodes the filled batch with initial priorities and hands it to the outbox. Returns false
+ * when the outbox is full and the batch must wait (backpressure mode). */
+static bool seal_batch(actor_t *a) {
+  if (a->count == 0 && a->n_episodes == 0) return true;
+  if (frl_outbox_depth(a->outbox) >= frl_outbox_capacity(a->outbox) && a->cfg->backpressure)
+    return false;
+  frl_dqn_batch_t db = {.B = a->count, .obs = a->obs, .action = a->action, .reward = a->reward,
+                        .discount = a->discount, .next_obs = a->next_obs};
+  if (a->count > 0) frl_dqn_td_abs(a->q, &db, a->priority);
+  frl_experience_t x = {.actor = a->cfg->name,
+                        .seq = a->seq + 1,
+                        .count = (uint32_t)a->count,
+                        .obs_dim = (uint32_t)a->spec->obs_dim,
+                        .act_dim = 1,
+                        .obs = a->obs,
+                        .action_index = a->action,
+                        .n_action_index = (uint32_t)a->count,
+                        .reward = a->reward,
+                        .discount = a->discount,
+                        .next_obs = a->next_obs,
+                        .priority = a->priority,
+                        .n_priority = (uint32_t)a->count,
+                        .policy_version = a->version,
+                        .n_policy_version = (uint32_t)a->count,
+                        .n_episodes = (uint32_t)a->n_episodes,
+                        .episodes_in = a->episodes,
+                        .env_steps = a->batch_env_steps};
+  int rc = frl_msg_encode_experience(a->fb, &x);
+  if (rc != 0) {
+    frl_error("cannot encode a batch of %d transitions: %s", a->count, frl_strerror(rc));
+    a->shed++;
+  } else {
+    size_t len;
+    const void *data = frl_fb_builder_data(a->fb, &len);
+    if (frl_outbox_push(a->outbox, a->seq + 1, data, len) == 0) {
+      a->seq++;
+    } else {
+      a->shed++; /* physical robots never wait on the network: the batch is shed and counted */
+    }
+  }
+  a->count = 0;
+  a->n_episodes = 0;
+  a->batch_env_steps = 0;
+  return true;
+}
+
+static void send_heartbeat(actor_t *a) {
+  frl_heartbeat_t h = {.name = a->cfg->name,
+                       .role = FRL_ROLE_ACTOR,
+                       .params_version = a->params_version,
+                       .outbox = frl_outbox_depth(a->outbox),
+                       .shed = a->shed,
+                       .env_steps = a->env_steps,
+                       .time_ns = frl_now_ns(),
+                       .safe_mode = a->estopped};
+  if (frl_msg_encode_heartbeat(a->fb, &h) == 0) frl_send(a->sock, NULL, 0, a->fb);
+}
+
+static void send_hello(actor_t *a, double now) {
+  frl_send_hello(a->sock, a->fb, FRL_ROLE_ACTOR, a->cfg->name, a->cfg->task,
+                 a->cfg->actor_index, a->cfg->num_actors, (uint32_t)a->spec->obs_dim, 1);
+  a->last_hello = now;
+}
+
+static void apply_params(actor_t *a, const frl_params_t *p) {
+  size_t n = frl_qnet_n_params(a->q);
+  if (p->version <= a->params_version) return;
+  if (p->n_data != n) {
+    frl_error("Params v%llu: %u floats, this actor's network has %zu (check --hidden1/--hidden2/"
+              "--dueling match the learner); ignored",
+              (unsigned long long)p->version, p->n_data, n);
+    return;
+  }
+  if (frl_fnv1a64(p->data, sizeof(float) * n, FRL_FNV_SEED) != p->checksum) {
+    frl_error("Params v%llu: checksum mismatch; ignored", (unsigned long long)p->version);
+    return;
+  }
+  memcpy(frl_qnet_params(a->q), p->data, sizeof(float) * n);
+  a->params_version = p->version;
+}
+
+static int handle_message(actor_t *a, double now) {
+  const frl_msg_t *m = &a->in.msg;
+  a->last_heard = now;
+  switch (m->type) {
+  case FRL_MSG_WELCOME:
+    if (m->u.welcome.ok) {
+      if (!a->welcomed)
+        frl_info("connected to the broker (params v%llu available)",
+                 (unsigned long long)m->u.welcome.params_version);
+      a->welcomed = true;
+      a->lost_since = 0;
+      frl_outbox_mark_all_unsent(a->outbox);
+    } else if (m->u.welcome.error &&
+               strncmp(m->u.welcome.error, FRL_WELCOME_HELLO_AGAIN,
+                       strlen(FRL_WELCOME_HELLO_AGAIN)) == 0) {
+      a->welcomed = false;
+      if (now - a->last_hello > 0.2) send_hello(a, now);
+    } else {
+      frl_error("the broker refused this actor: %s",
+                m->u.welcome.error ? m->u.welcome.error : "(no reason given)");
+      return 2;
+    }
+    break;
+  case FRL_MSG_ACK: {
+    const frl_ack_t *k = &m->u.ack;
+    if (k->status == FRL_ACK_OK || k->status == FRL_ACK_DUPLICATE) {
+      if (frl_outbox_ack(a->outbox, k->seq) == 0 && a->ack_log) {
+        fprintf(a->ack_log, "%llu %s\n", (unsigned long long)k->seq,
+                k->status == FRL_ACK_OK ? "ok" : "duplicate");
+        fflush(a->ack_log);
+      }
+    } else if (k->status == FRL_ACK_BUSY) {
+      frl_outbox_defer(a->outbox, k->seq, now);
+    } else {
+      a->rejected++;
+      frl_error("batch %llu rejected: %s", (unsigned long long)k->seq,
+                k->reason ? k->reason : "(no reason)");
+      frl_outbox_ack(a->outbox, k->seq);
+    }
+    break;
+  }
+  case FRL_MSG_PARAMS:
+    apply_params(a, &m->u.params);
+    break;
+  case FRL_MSG_CONTROL:
+    if (m->u.control.command == FRL_CONTROL_ESTOP) {
+      if (!a->estopped) frl_warn("E-STOP: %s", m->u.control.reason ? m->u.control.reason : "");
+      a->estopped = true;
+    } else if (m->u.control.command == FRL_CONTROL_RESUME) {
+      if (a->estopped) frl_info("resumed");
+      a->estopped = false;
+    } else if (m->u.control.command == FRL_CONTROL_SHUTDOWN) {
+      frl_info("shutdown requested: %s", m->u.control.reason ? m->u.control.reason : "");
+      a->shutdown = true;
+    }
+    break;
+  case FRL_MSG_HEARTBEAT:
+    break;
+  default:
+    frl_warn("ignored an unexpected %s from the broker", frl_msg_type_name(m->type));
+    break;
+  }
+  return 0;
+}
+
+/* Receives, resends, heartbeats. Waits up to wait_ms for the first message. Returns non-zero
+ * exit code when the actor must stop. */
+static int service_network(actor_t *a, long wait_ms) {
+  if (wait_ms > 0) {
+    zmq_pollitem_t it = {a->sock, 0, ZMQ_POLLIN, 0};
+    zmq_poll(&it, 1, wait_ms);
+  }
+  double now = frl_now();
+  for (int i = 0; i < 1024; i++) {
+    int rc = frl_recv(a->sock, false, &a->in);
+    if (rc == 0) break;
+    if (rc < 0) {
+      if (rc == FRL_EPROTO || rc == FRL_ESCHEMA) {
+        frl_warn("refused a message from the broker: %s", a->in.err);
+        continue;
+      }
+      frl_error("receive failed: %s", frl_strerror(rc));
+      break;
+    }
+    int code = handle_message(a, now);
+    if (code) return code;
+  }
+  const frl_config_t *cfg = a->cfg;
+  if (a->welcomed && now - a->last_heard > cfg->peer_timeout_s) {
+    frl_warn("broker silent for %.1f s; reconnecting", now - a->last_heard);
+    a->welcomed = false;
+    a->lost_since = now;
+  }
+  if (!a->welcomed) {
+    if (now - a->last_hello > cfg->heartbeat_s) send_hello(a, now);
+    if (a->lost_since > 0 && now - a->lost_since > cfg->connect_timeout_s) {
+      if (a->last_heard == 0) {
+        frl_error("no answer from the broker at %s after %.0f s (is `fleetrl broker` running?)",
+                  cfg->actor_endpoint, cfg->connect_timeout_s);
+        return 3;
+      }
+      frl_warn("still no broker at %s after %.0f s; holding %u batches and retrying",
+               cfg->actor_endpoint, now - a->lost_since, frl_outbox_depth(a->outbox));
+      a->lost_since = now;
+    }
+    return 0;
+  }
+  if (now - a->last_heartbeat > cfg->heartbeat_s) {
+    send_heartbeat(a);
+    a->last_heartbeat = now;
+  }
+  uint64_t seq;
+  const void *buf;
+  size_t len;
+  for (int i = 0; i < 64; i++) {
+    if (frl_outbox_next_due(a->outbox, now, cfg->resend_s, &seq, &buf, &len) != 0) break;
+    int rc = frl_send_raw(a->sock, NULL, 0, buf, len);
+    if (rc != 0) {
+      frl_outbox_defer(a->outbox, seq, now - cfg->resend_s + 0.05);
+      break;
+    }
+  }
+  return 0;
+}
+
+int frl_actor_main(const frl_config_t *cfg) {
+  actor_t a = {.cfg = cfg};
+  int code = 1;
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  frl_inbox_init(&a.in);
+
+  uint64_t seed = cfg->seed * 1000003ULL + (uint64_t)cfg->actor_index * 7919ULL + 17;
+  int rc = frl_env_new(&a.env, cfg->env, seed);
+  if (rc != 0) {
+    frl_error("--env: unknown environment '%s'; known: %s", cfg->env, frl_env_names());
+    return 1;
+  }
+  a.spec = frl_env_spec(a.env);
+  if (a.spec->n_actions <= 0) {
+    frl_error("--env %s has continuous actions; the DQN actor needs a discrete environment",
+              cfg->env);
+    goto done;
+  }
+  frl_rng_seed(&a.rng, seed ^ 0x5bd1e995ULL);
+  a.epsilon = frl_actor_epsilon(cfg->actor_index, cfg->num_actors, cfg->eps_base, cfg->eps_alpha);
+  frl_qnet_shape_t shape = {.obs_dim = a.spec->obs_dim,
+                            .n_actions = a.spec->n_actions,
+                            .n_hidden = cfg->hidden2 > 0 ? 2 : 1,
+                            .hidden = {cfg->hidden1, cfg->hidden2},
+                            .dueling = cfg->dueling};
+  a.cap = cfg->batch_transitions;
+  a.q = frl_qnet_new(&shape, a.cap, &a.rng);
+  a.ns = frl_nstep_new(cfg->n_step, (float)cfg->gamma, a.spec->obs_dim, 1);
+  a.outbox = frl_outbox_new((uint32_t)cfg->outbox_batches, (size_t)256 << 20);
+  size_t od = (size_t)a.spec->obs_dim;
+  a.obs = frl_xmalloc(sizeof(float) * od * (size_t)a.cap);
+  a.next_obs = frl_xmalloc(sizeof(float) * od * (size_t)a.cap);
+  a.reward = frl_xmalloc(sizeof(float) * (size_t)a.cap);
+  a.discount = frl_xmalloc(sizeof(float) * (size_t)a.cap);
+  a.priority = frl_xmalloc(sizeof(float) * (size_t)a.cap);
+  a.action = frl_xmalloc(sizeof(int32_t) * (size_t)a.cap);
+  a.version = frl_xmalloc(sizeof(uint64_t) * (size_t)a.cap);
+  a.fb = frl_fb_builder_new(1 << 16);
+  if (cfg->ack_log[0]) {
+    a.ack_log = fopen(cfg->ack_log, "a");
+    if (!a.ack_log) {
+      frl_error("--ack-log: cannot open %s: %s", cfg->ack_log, strerror(errno));
+      goto done;
+    }
+  }
+  a.ctx = zmq_ctx_new();
+  a.sock = frl_socket_dealer(a.ctx, cfg->actor_endpoint, cfg->name);
+  if (!a.sock) {
+    frl_error("--actor-endpoint: cannot connect to %s: %s", cfg->actor_endpoint,
+              zmq_strerror(errno));
+    goto done;
+  }
+  frl_info("%s: env %s, epsilon %.4f, %d-step, batches of %d", cfg->name, cfg->env, a.epsilon,
+           cfg->n_step, a.cap);
+  double start = frl_now();
+  a.lost_since = start;
+  send_hello(&a, start);
+
+  float obs[FRL_ENV_MAX_DIM], next[FRL_ENV_MAX_DIM];
+  frl_env_reset(a.env, obs);
+  double ep_return = 0, next_service = 0;
+  uint32_t ep_len = 0, ep_violations = 0;
+  bool ep_success = false;
+  code = 0;
+  while (!g_stop && !a.shutdown) {
+    double now = frl_now();
+    bool full = frl_outbox_depth(a.outbox) >= frl_outbox_capacity(a.outbox);
+    bool paused = a.estopped || (cfg->backpressure && (full || !a.welcomed));
+    if (paused || now >= next_service) {
+      code = service_network(&a, paused ? 20 : 0);
+      if (code) break;
+      next_service = now + 0.001;
+      if (paused) continue;
+    }
+    if (a.count >= a.cap || a.n_episodes >= MAX_EPISODES_PER_BATCH) {
+      if (!seal_batch(&a)) continue;
+    }
+    float action;
+    if (frl_rng_uniform(&a.rng) < a.epsilon)
+      action = (float)frl_rng_below(&a.rng, (uint32_t)a.spec->n_actions);
+    else
+      action = (float)frl_qnet_argmax(a.q, obs);
+    frl_step_t st;
+    frl_env_step(a.env, &action, next, &st);
+    a.env_steps++;
+    a.batch_env_steps++;
+    ep_return += st.reward;
+    ep_len++;
+    ep_violations += st.violations;
+    ep_success |= st.success;
+    /* n-step emits at most n transitions at an episode end; make room first. */
+    if (a.count + cfg->n_step > a.cap && (st.terminal || st.truncated) && a.count > 0) {
+      if (!seal_batch(&a)) {
+        /* Backpressure with no room: keep the step's data by waiting for acks. */
+        while (!g_stop && !a.shutdown && !seal_batch(&a)) {
+          code = service_network(&a, 20);
+          if (code) break;
+        }
+        if (code) break;
+      }
+    }
+    frl_nstep_push(a.ns, obs, &action, st.reward, next, st.terminal, st.truncated, on_transition,
+                   &a);
+    if (st.terminal || st.truncated) {
+      frl_episode_stat_t *e = &a.episodes[a.n_episodes++];
+      *e = (frl_episode_stat_t){.episode_return = (float)ep_return,
+                                .length = ep_len,
+                                .success = ep_success,
+                                .truncated = st.truncated && !st.terminal,
+                                .violations = ep_violations,
+                                .policy_version = a.params_version};
+      a.episodes_done++;
+      ep_return = 0;
+      ep_len = 0;
+      ep_violations = 0;
+      ep_success = false;
+      frl_env_reset(a.env, obs);
+    } else {
+      memcpy(obs, next, sizeof(float) * od);
+    }
+  }
+  frl_info("%s stopping: %llu env steps, %llu episodes, %llu batches sent, %u unacked, "
+           "%llu shed, %llu rejected",
+           cfg->name, (unsigned long long)a.env_steps, (unsigned long long)a.episodes_done,
+           (unsigned long long)a.seq, frl_outbox_depth(a.outbox), (unsigned long long)a.shed,
+           (unsigned long long)a.rejected);
+done:
+  if (a.ack_log) fclose(a.ack_log);
+  if (a.sock) zmq_close(a.sock);
+  if (a.ctx) zmq_ctx_term(a.ctx);
+  frl_fb_builder_destroy(&a.fb);
+  frl_inbox_free(&a.in);
+  free(a.obs);
+  free(a.next_obs);
+  free(a.reward);
+  free(a.discount);
+  free(a.priority);
+  free(a.action);
+  free(a.version);
+  frl_outbox_destroy(&a.outbox);
+  frl_nstep_destroy(&a.ns);
+  frl_qnet_destroy(&a.q);
+  frl_env_destroy(&a.env);
+  return code;
+}

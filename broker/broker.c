@@ -1,0 +1,533 @@
+/* broker.c: peer registry, experience fan-in with credit flow control, params last-value
+ * cache and fan-out, control fan-out. A single-threaded zmq_poll loop. */
+#include "broker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common.h"
+#include "log.h"
+#include "transport.h"
+
+#define MAX_PEERS 4096
+#define QUEUE_MAX_BYTES (512u << 20)
+
+typedef struct {
+  char name[FRL_MSG_MAX_STRING + 1];
+  uint8_t rid[FRL_ROUTING_ID_MAX];
+  size_t rid_len;
+  frl_role_t role;
+  bool live;
+  double first_seen, last_seen;
+  uint64_t params_version, env_steps, shed;
+  uint32_t outbox;
+  uint64_t batches, busy, rejected;
+} peer_t;
+
+typedef struct {
+  void *data;
+  size_t len;
+} queued_t;
+
+typedef struct {
+  const frl_config_t *cfg;
+  void *ctx, *front, *back;
+  frl_fb_builder_t *fb;
+  frl_inbox_t in;
+  peer_t *peers;
+  int n_peers;
+  /* the learner */
+  bool learner_live;
+  uint8_t learner_rid[FRL_ROUTING_ID_MAX];
+  size_t learner_rid_len;
+  double learner_seen;
+  char task[FRL_MSG_MAX_STRING + 1];
+  uint32_t obs_dim, act_dim;
+  uint64_t credit;
+  /* experience waiting for credit: a ring */
+  queued_t *queue;
+  int q_head, q_len, q_cap;
+  size_t q_bytes;
+  /* last-value caches */
+  void *params;
+  size_t params_len;
+  uint64_t params_version;
+  bool estopped;
+  char estop_reason[FRL_MSG_MAX_STRING + 1];
+  /* counters */
+  uint64_t forwarded, busy, rejected, acks_routed, acks_unroutable, bad_messages;
+} broker_t;
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+static peer_t *peer_by_rid(broker_t *b, const uint8_t *rid, size_t len) {
+  for (int i = 0; i < b->n_peers; i++)
+    if (b->peers[i].rid_len == len && memcmp(b->peers[i].rid, rid, len) == 0) return &b->peers[i];
+  return NULL;
+}
+
+static peer_t *peer_by_name(broker_t *b, const char *name) {
+  for (int i = 0; i < b->n_peers; i++)
+    if (strcmp(b->peers[i].name, name) == 0) return &b->peers[i];
+  return NULL;
+}
+
+static int live_actors(const broker_t *b) {
+  int n = 0;
+  for (int i = 0; i < b->n_peers; i++) n += b->peers[i].live && b->peers[i].role == FRL_ROLE_ACTOR;
+  return n;
+}
+
+static void send_welcome(broker_t *b, void *sock, const uint8_t *rid, size_t rid_len, bool ok,
+                         const char *error) {
+  frl_welcome_t w = {.ok = ok,
+                     .error = error,
+                     .schema_hash = frl_schema_hash(),
+                     .params_version = b->params_version,
+                     .heartbeat_ms = (uint32_t)(b->cfg->heartbeat_s * 1000)};
+  if (frl_msg_encode_welcome(b->fb, &w) == 0) frl_send(sock, rid, rid_len, b->fb);
+}
+
+static void send_ack(broker_t *b, const uint8_t *rid, size_t rid_len, const char *actor,
+                     uint64_t seq, frl_ack_status_t status, const char *reason) {
+  frl_ack_t a = {.actor = actor, .seq = seq, .status = status, .reason = reason};
+  if (frl_msg_encode_ack(b->fb, &a) == 0) frl_send(b->front, rid, rid_len, b->fb);
+}
+
+static void send_control_to(broker_t *b, const uint8_t *rid, size_t rid_len, frl_control_cmd_t c,
+                            const char *reason) {
+  frl_control_t m = {.command = c, .reason = reason};
+  if (frl_msg_encode_control(b->fb, &m) == 0) frl_send(b->front, rid, rid_len, b->fb);
+}
+
+/* Forwards queued experience while the learner has credit. */
+static void pump_queue(broker_t *b) {
+  while (b->q_len > 0 && b->credit > 0 && b->learner_live) {
+    queued_t *q = &b->queue[b->q_head];
+    int rc = frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, q->data, q->len);
+    if (rc == FRL_EBUSY) return; /* the learner's pipe is full; try on the next turn */
+    if (rc != 0) {
+      frl_warn("forwarding to the learner failed: %s; will retry", frl_strerror(rc));
+      return;
+    }
+    free(q->data);
+    b->q_bytes -= q->len;
+    b->q_head = (b->q_head + 1) % b->q_cap;
+    b->q_len--;
+    b->credit--;
+    b->forwarded++;
+  }
+}
+
+static void on_experience(broker_t *b, peer_t *p) {
+  const frl_experience_t *x = &b->in.msg.u.experience;
+  if (!x->actor || strcmp(x->actor, p->name) != 0) {
+    char reason[FRL_MSG_MAX_STRING + 64];
+    snprintf(reason, sizeof reason, "ExperienceBatch.actor '%s' is not the sender '%s'",
+             x->actor ? x->actor : "", p->name);
+    frl_warn("refused batch from %s: %s", p->name, reason);
+    p->rejected++;
+    b->rejected++;
+    send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
+             reason);
+    return;
+  }
+  if (b->learner_live && (x->obs_dim != b->obs_dim || x->act_dim != b->act_dim)) {
+    char reason[160];
+    snprintf(reason, sizeof reason,
+             "ExperienceBatch dimensions obs %u act %u, the learner's task needs obs %u act %u",
+             x->obs_dim, x->act_dim, b->obs_dim, b->act_dim);
+    p->rejected++;
+    b->rejected++;
+    send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
+             reason);
+    return;
+  }
+  p->batches++;
+  if (b->q_len == 0 && b->credit > 0 && b->learner_live) {
+    int rc = frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, b->in.data, b->in.len);
+    if (rc == 0) {
+      b->credit--;
+      b->forwarded++;
+      return;
+    }
+  }
+  if (b->q_len < b->q_cap && b->q_bytes + b->in.len <= QUEUE_MAX_BYTES) {
+    queued_t *q = &b->queue[(b->q_head + b->q_len) % b->q_cap];
+    q->data = frl_xmalloc(b->in.len);
+    memcpy(q->data, b->in.data, b->in.len);
+    q->len = b->in.len;
+    b->q_len++;
+    b->q_bytes += b->in.len;
+    return;
+  }
+  /* Refuse rather than drop: the actor keeps the batch and resends later. */
+  p->busy++;
+  b->busy++;
+  send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_BUSY,
+           b->learner_live ? "broker queue full (learner is behind)" : "no learner connected");
+}
+
+static void fan_out_params(broker_t *b) {
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *p = &b->peers[i];
+    if (p->live && p->role == FRL_ROLE_ACTOR)
+      frl_send_raw(b->front, p->rid, p->rid_len, b->params, b->params_len);
+  }
+}
+
+static void fan_out_control(broker_t *b, const void *data, size_t len, bool to_learner) {
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *p = &b->peers[i];
+    if (p->live && p->role == FRL_ROLE_ACTOR) frl_send_raw(b->front, p->rid, p->rid_len, data, len);
+  }
+  if (to_learner && b->learner_live)
+    frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, data, len);
+}
+
+static void reply_heartbeat(broker_t *b, void *sock, const uint8_t *rid, size_t rid_len) {
+  frl_heartbeat_t h = {.name = "broker",
+                       .role = FRL_ROLE_OPERATOR,
+                       .params_version = b->params_version,
+                       .time_ns = frl_now_ns(),
+                       .safe_mode = b->estopped};
+  if (frl_msg_encode_heartbeat(b->fb, &h) == 0) frl_send(sock, rid, rid_len, b->fb);
+}
+
+static bool valid_name(const char *s) {
+  if (!s || !*s || strlen(s) > 64) return false;
+  for (; *s; s++)
+    if (*s <= ' ' || *s > '~') return false;
+  return true;
+}
+
+static void on_front_hello(broker_t *b, double now) {
+  const frl_hello_t *h = &b->in.msg.u.hello;
+  const uint8_t *rid = b->in.routing_id;
+  size_t rl = b->in.routing_id_len;
+  char err[400];
+  if (h->schema_hash != frl_schema_hash()) {
+    snprintf(err, sizeof err, "schema mismatch: peer has schema hash 0x%016llx, broker 0x%016llx",
+             (unsigned long long)h->schema_hash, (unsigned long long)frl_schema_hash());
+    frl_warn("refused %s: %s", h->name ? h->name : "(unnamed)", err);
+    send_welcome(b, b->front, rid, rl, false, err);
+    return;
+  }
+  if (!valid_name(h->name)) {
+    send_welcome(b, b->front, rid, rl, false,
+                 "Hello.name must be 1-64 printable characters without spaces");
+    return;
+  }
+  if (h->role == FRL_ROLE_ACTOR && b->task[0] &&
+      (strcmp(h->task ? h->task : "", b->task) != 0 || h->obs_dim != b->obs_dim ||
+       h->act_dim != b->act_dim)) {
+    snprintf(err, sizeof err, "task mismatch: actor runs '%s' (obs %u, act %u), learner '%s' (obs %u, act %u)",
+             h->task ? h->task : "", h->obs_dim, h->act_dim, b->task, b->obs_dim, b->act_dim);
+    frl_warn("refused %s: %s", h->name, err);
+    send_welcome(b, b->front, rid, rl, false, err);
+    return;
+  }
+  if (h->role == FRL_ROLE_LEARNER) {
+    send_welcome(b, b->front, rid, rl, false, "learners connect to the learner endpoint");
+    return;
+  }
+  peer_t *p = peer_by_name(b, h->name);
+  if (!p) {
+    if (b->n_peers == MAX_PEERS) {
+      /* Reuse the slot of a peer that is gone. */
+      for (int i = 0; i < b->n_peers && !p; i++)
+        if (!b->peers[i].live) p = &b->peers[i];
+      if (!p) {
+        send_welcome(b, b->front, rid, rl, false, "broker peer table full (4096 peers)");
+        return;
+      }
+    } else {
+      p = &b->peers[b->n_peers++];
+    }
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", h->name);
+    p->first_seen = now;
+  } else if (p->live && (p->rid_len != rl || memcmp(p->rid, rid, rl) != 0)) {
+    frl_warn("%s said Hello from a new connection; the old one is replaced", p->name);
+  }
+  bool was_live = p->live;
+  memcpy(p->rid, rid, rl);
+  p->rid_len = rl;
+  p->role = h->role;
+  p->live = true;
+  p->last_seen = now;
+  if (!was_live)
+    frl_info("%s %s joined (%d actors live)", h->role == FRL_ROLE_ACTOR ? "actor" : "operator",
+             p->name, live_actors(b));
+  send_welcome(b, b->front, rid, rl, true, NULL);
+  if (h->role == FRL_ROLE_ACTOR) {
+    if (b->params) frl_send_raw(b->front, rid, rl, b->params, b->params_len);
+    if (b->estopped) send_control_to(b, rid, rl, FRL_CONTROL_ESTOP, b->estop_reason);
+  }
+}
+
+static void on_front(broker_t *b, double now) {
+  frl_msg_t *m = &b->in.msg;
+  if (m->type == FRL_MSG_HELLO) {
+    on_front_hello(b, now);
+    return;
+  }
+  peer_t *p = peer_by_rid(b, b->in.routing_id, b->in.routing_id_len);
+  if (!p || !p->live) {
+    /* After a broker restart peers do not know they are strangers: ask for Hello. */
+    if (m->type == FRL_MSG_EXPERIENCE)
+      send_ack(b, b->in.routing_id, b->in.routing_id_len, m->u.experience.actor,
+               m->u.experience.seq, FRL_ACK_BUSY, "not registered: send Hello first");
+    send_welcome(b, b->front, b->in.routing_id, b->in.routing_id_len, false,
+                 FRL_WELCOME_HELLO_AGAIN ": send Hello first");
+    return;
+  }
+  p->last_seen = now;
+  switch (m->type) {
+  case FRL_MSG_EXPERIENCE:
+    on_experience(b, p);
+    break;
+  case FRL_MSG_HEARTBEAT:
+    p->params_version = m->u.heartbeat.params_version;
+    p->outbox = m->u.heartbeat.outbox;
+    p->env_steps = m->u.heartbeat.env_steps;
+    p->shed = m->u.heartbeat.shed;
+    reply_heartbeat(b, b->front, b->in.routing_id, b->in.routing_id_len);
+    break;
+  case FRL_MSG_CONTROL: {
+    const frl_control_t *c = &m->u.control;
+    frl_info("control %d from %s: %s", (int)c->command, p->name, c->reason ? c->reason : "");
+    if (c->command == FRL_CONTROL_ESTOP) {
+      b->estopped = true;
+      snprintf(b->estop_reason, sizeof b->estop_reason, "%s", c->reason ? c->reason : "");
+    } else if (c->command == FRL_CONTROL_RESUME) {
+      b->estopped = false;
+    }
+    fan_out_control(b, b->in.data, b->in.len, true);
+    reply_heartbeat(b, b->front, b->in.routing_id, b->in.routing_id_len);
+    break;
+  }
+  default:
+    frl_warn("%s sent a %s, which actors may not send; ignored", p->name,
+             frl_msg_type_name(m->type));
+    b->bad_messages++;
+    break;
+  }
+}
+
+static void on_back(broker_t *b, double now) {
+  frl_msg_t *m = &b->in.msg;
+  const uint8_t *rid = b->in.routing_id;
+  size_t rl = b->in.routing_id_len;
+  if (m->type == FRL_MSG_HELLO) {
+    const frl_hello_t *h = &m->u.hello;
+    if (h->schema_hash != frl_schema_hash()) {
+      char err[200];
+      snprintf(err, sizeof err, "schema mismatch: learner has schema hash 0x%016llx, broker 0x%016llx",
+               (unsigned long long)h->schema_hash, (unsigned long long)frl_schema_hash());
+      frl_error("refused learner: %s", err);
+      send_welcome(b, b->back, rid, rl, false, err);
+      return;
+    }
+    if (h->role != FRL_ROLE_LEARNER) {
+      send_welcome(b, b->back, rid, rl, false, "only a learner may connect to this endpoint");
+      return;
+    }
+    if (b->learner_live && (b->learner_rid_len != rl || memcmp(b->learner_rid, rid, rl) != 0))
+      frl_warn("a new learner replaces the previous one");
+    memcpy(b->learner_rid, rid, rl);
+    b->learner_rid_len = rl;
+    b->learner_live = true;
+    b->learner_seen = now;
+    b->credit = 0; /* a (re)started learner grants its own credit */
+    snprintf(b->task, sizeof b->task, "%s", h->task ? h->task : "");
+    b->obs_dim = h->obs_dim;
+    b->act_dim = h->act_dim;
+    frl_info("learner joined: task %s (obs %u, act %u)", b->task, b->obs_dim, b->act_dim);
+    send_welcome(b, b->back, rid, rl, true, NULL);
+    return;
+  }
+  if (!b->learner_live || b->learner_rid_len != rl || memcmp(b->learner_rid, rid, rl) != 0) {
+    send_welcome(b, b->back, rid, rl, false, FRL_WELCOME_HELLO_AGAIN ": send Hello first");
+    return;
+  }
+  b->learner_seen = now;
+  switch (m->type) {
+  case FRL_MSG_CREDIT:
+    b->credit += m->u.credit.batches;
+    break;
+  case FRL_MSG_ACK: {
+    const frl_ack_t *a = &m->u.ack;
+    peer_t *p = a->actor ? peer_by_name(b, a->actor) : NULL;
+    if (p && p->live && frl_send_raw(b->front, p->rid, p->rid_len, b->in.data, b->in.len) == 0) {
+      b->acks_routed++;
+    } else {
+      /* The actor is gone or unreachable: it resends after reconnecting and the learner
+       * answers Duplicate, so nothing is lost; counted for the operator. */
+      b->acks_unroutable++;
+    }
+    break;
+  }
+  case FRL_MSG_PARAMS: {
+    void *copy = frl_xmalloc(b->in.len);
+    memcpy(copy, b->in.data, b->in.len);
+    free(b->params);
+    b->params = copy;
+    b->params_len = b->in.len;
+    b->params_version = m->u.params.version;
+    fan_out_params(b);
+    break;
+  }
+  case FRL_MSG_HEARTBEAT:
+    reply_heartbeat(b, b->back, rid, rl);
+    break;
+  case FRL_MSG_CONTROL:
+    frl_info("control %d from the learner: %s", (int)m->u.control.command,
+             m->u.control.reason ? m->u.control.reason : "");
+    fan_out_control(b, b->in.data, b->in.len, false);
+    if (m->u.control.command == FRL_CONTROL_SHUTDOWN) g_stop = SIGTERM;
+    break;
+  default:
+    frl_warn("the learner sent a %s, which is not for the broker; ignored",
+             frl_msg_type_name(m->type));
+    b->bad_messages++;
+    break;
+  }
+}
+
+static void expire_peers(broker_t *b, double now) {
+  double timeout = b->cfg->peer_timeout_s;
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *p = &b->peers[i];
+    if (p->live && now - p->last_seen > timeout) {
+      p->live = false;
+      frl_info("%s %s gone (silent %.1f s; %d actors live)",
+               p->role == FRL_ROLE_ACTOR ? "actor" : "operator", p->name, now - p->last_seen,
+               live_actors(b));
+    }
+  }
+  if (b->learner_live && now - b->learner_seen > timeout) {
+    b->learner_live = false;
+    b->credit = 0;
+    frl_warn("learner gone (silent %.1f s); experience is queued, then refused as busy",
+             now - b->learner_seen);
+  }
+}
+
+/* Drains one socket; bad messages are logged and counted, never fatal. */
+static void drain(broker_t *b, void *sock, bool front, double now) {
+  for (int budget = 0; budget < 4096; budget++) {
+    int rc = frl_recv(sock, true, &b->in);
+    if (rc == 0) return;
+    if (rc < 0) {
+      if (rc == FRL_EPROTO || rc == FRL_ESCHEMA) {
+        b->bad_messages++;
+        peer_t *p = front ? peer_by_rid(b, b->in.routing_id, b->in.routing_id_len) : NULL;
+        if (p) p->rejected++;
+        frl_warn("refused a message from %s: %s", p ? p->name : (front ? "an unknown peer" : "the learner"),
+                 b->in.err);
+        continue;
+      }
+      frl_error("receive failed: %s", frl_strerror(rc));
+      return;
+    }
+    if (front) on_front(b, now);
+    else on_back(b, now);
+  }
+}
+
+static void write_endpoints(const broker_t *b, const char *path, const char *front,
+                            const char *back) {
+  char tmp[300];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    frl_error("--endpoints-file: cannot write %s: %s", tmp, strerror(errno));
+    return;
+  }
+  fprintf(f, "actor_endpoint=%s\nlearner_endpoint=%s\n", front, back);
+  fclose(f);
+  if (rename(tmp, path) != 0) frl_error("--endpoints-file: cannot rename to %s", path);
+}
+
+int frl_broker_main(const frl_config_t *cfg) {
+  broker_t b = {.cfg = cfg};
+  int exit_code = 1;
+  char front_ep[256] = "", back_ep[256] = "";
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  b.ctx = zmq_ctx_new();
+  b.fb = frl_fb_builder_new(1 << 16);
+  frl_inbox_init(&b.in);
+  b.peers = frl_xcalloc(MAX_PEERS, sizeof *b.peers);
+  b.q_cap = cfg->queue_batches > 0 ? cfg->queue_batches : 1;
+  b.queue = frl_xcalloc((size_t)b.q_cap, sizeof *b.queue);
+  if (cfg->queue_batches == 0) b.q_cap = 0;
+  b.front = frl_socket_router(b.ctx, cfg->actor_endpoint, front_ep, sizeof front_ep);
+  if (!b.front) {
+    frl_error("cannot bind actor endpoint %s: %s", cfg->actor_endpoint, zmq_strerror(errno));
+    goto done;
+  }
+  b.back = frl_socket_router(b.ctx, cfg->learner_endpoint, back_ep, sizeof back_ep);
+  if (!b.back) {
+    frl_error("cannot bind learner endpoint %s: %s", cfg->learner_endpoint, zmq_strerror(errno));
+    goto done;
+  }
+  if (cfg->endpoints_file[0]) write_endpoints(&b, cfg->endpoints_file, front_ep, back_ep);
+  frl_info("listening: actors %s, learner %s", front_ep, back_ep);
+
+  double next_tick = frl_now(), next_report = frl_now() + 10;
+  uint64_t last_forwarded = 0;
+  while (!g_stop) {
+    zmq_pollitem_t items[2] = {{b.front, 0, ZMQ_POLLIN, 0}, {b.back, 0, ZMQ_POLLIN, 0}};
+    long wait_ms = (long)((next_tick - frl_now()) * 1000);
+    if (wait_ms < 0) wait_ms = 0;
+    if (b.q_len > 0 && b.credit > 0 && wait_ms > 5) wait_ms = 5;
+    int n = zmq_poll(items, 2, wait_ms);
+    if (n < 0 && zmq_errno() != EINTR) {
+      frl_error("poll failed: %s", zmq_strerror(zmq_errno()));
+      goto done;
+    }
+    double now = frl_now();
+    if (n > 0) {
+      if (items[1].revents & ZMQ_POLLIN) drain(&b, b.back, false, now);
+      if (items[0].revents & ZMQ_POLLIN) drain(&b, b.front, true, now);
+    }
+    pump_queue(&b);
+    if (now >= next_tick) {
+      expire_peers(&b, now);
+      next_tick = now + cfg->heartbeat_s;
+    }
+    if (now >= next_report) {
+      frl_info("%d actors live, learner %s, forwarded %.0f batches/s, queue %d, refused busy %llu, "
+               "rejected %llu, bad messages %llu",
+               live_actors(&b), b.learner_live ? "up" : "DOWN",
+               (double)(b.forwarded - last_forwarded) / 10.0, b.q_len,
+               (unsigned long long)b.busy, (unsigned long long)b.rejected,
+               (unsigned long long)b.bad_messages);
+      last_forwarded = b.forwarded;
+      next_report = now + 10;
+    }
+  }
+  frl_info("stopping: forwarded %llu batches, %d still queued (their actors resend them)",
+           (unsigned long long)b.forwarded, b.q_len);
+  exit_code = 0;
+done:
+  for (int i = 0; i < b.q_len; i++) free(b.queue[(b.q_head + i) % (b.q_cap ? b.q_cap : 1)].data);
+  free(b.queue);
+  free(b.params);
+  free(b.peers);
+  frl_inbox_free(&b.in);
+  frl_fb_builder_destroy(&b.fb);
+  if (b.front) zmq_close(b.front);
+  if (b.back) zmq_close(b.back);
+  zmq_ctx_term(b.ctx);
+  return exit_code;
+}

@@ -1,0 +1,682 @@
+/* learner.c: the learner process. Everything runs on one libuv loop thread: ZeroMQ readiness
+ * arrives through ZMQ_FD (edge-triggered, so every wake-up drains until ZMQ_EVENTS says empty,
+ * and a prepare handle re-checks before the loop blocks, since sending can consume the edge);
+ * training runs in an idle handle in time slices of a few milliseconds so that ingest, acks
+ * and heartbeats are never held up by more than one slice. */
+#include "learner.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+#include <zmq.h>
+
+#include "broker.h"
+#include "common.h"
+#include "dqn.h"
+#include "env.h"
+#include "log.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "replay.h"
+#include "store.h"
+#include "transport.h"
+
+#define RECENT 100
+#define TRAIN_SLICE_S 0.004
+
+typedef struct {
+  const frl_config_t *cfg;
+  uv_loop_t loop;
+  uv_poll_t zpoll;
+  uv_prepare_t prepare;
+  uv_idle_t train;
+  uv_timer_t tick;
+  uv_signal_t sigint, sigterm;
+  bool training_active;
+
+  void *ctx, *sock;
+  frl_fb_builder_t *fb;
+  frl_inbox_t in;
+
+  frl_store_t *store;
+  frl_replay_t *replay;
+  frl_dqn_t *dqn;
+  frl_ratelimit_t rl;
+  frl_rng_t rng;
+  frl_env_t *eval_env;
+  const frl_env_spec_t *spec;
+  float *td_abs;
+  char run_dir[512];
+
+  /* broker session and credit */
+  bool welcomed;
+  double started, last_heard, last_hello, last_heartbeat, lost_since;
+  uint64_t granted, received;
+  uint32_t batch_items; /* largest batch seen, to size credit */
+  bool store_failing;
+  double store_fail_logged, store_probe_at;
+
+  /* progress */
+  uint64_t env_steps, inserted, duplicates, rejected, updates, params_version;
+  double beta, last_loss, last_mean_q, lag_ewma;
+  float recent[RECENT];
+  int n_recent, recent_pos;
+  uint64_t episodes;
+  uint64_t next_eval_at;
+  double last_eval, best_eval;
+  int evals;
+  bool solved;
+  /* rates */
+  double rate_t;
+  uint64_t rate_env, rate_upd;
+  double env_rate, upd_rate, last_progress_print, last_progress_row, last_flush;
+  int exit_code;
+  bool stopping;
+} learner_t;
+
+static void stop(learner_t *l, int code, const char *why);
+
+static double recent_return(const learner_t *l) {
+  if (l->n_recent == 0) return NAN;
+  double s = 0;
+  for (int i = 0; i < l->n_recent; i++) s += l->recent[i];
+  return s / l->n_recent;
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static void send_built(learner_t *l) {
+  int rc = frl_send(l->sock, NULL, 0, l->fb);
+  if (rc != 0 && rc != FRL_EBUSY) frl_debug("send failed: %s", frl_strerror(rc));
+}
+
+static void send_hello(learner_t *l, double now) {
+  frl_send_hello(l->sock, l->fb, FRL_ROLE_LEARNER, "learner", l->cfg->task, -1, 0,
+                 (uint32_t)l->spec->obs_dim, 1);
+  l->last_hello = now;
+}
+
+static void send_ack(learner_t *l, const char *actor, uint64_t seq, frl_ack_status_t st,
+                     const char *reason) {
+  frl_ack_t a = {.actor = actor, .seq = seq, .status = st, .reason = reason};
+  if (frl_msg_encode_ack(l->fb, &a) == 0) send_built(l);
+}
+
+static void publish_params(learner_t *l) {
+  frl_qnet_t *q = frl_dqn_online(l->dqn);
+  size_t n = frl_qnet_n_params(q);
+  const float *data = frl_qnet_params(q);
+  l->params_version++;
+  frl_params_t p = {.version = l->params_version,
+                    .checksum = frl_fnv1a64(data, n * sizeof(float), FRL_FNV_SEED),
+                    .task = l->cfg->task,
+                    .data = data,
+                    .n_data = (uint32_t)n};
+  if (frl_msg_encode_params(l->fb, &p) == 0) send_built(l);
+}
+
+/* Grants the broker credit for as many batches as the rate limiter lets in, up to the window. */
+static void grant_credit(learner_t *l, double now) {
+  if (!l->welcomed || l->stopping) return;
+  uint64_t outstanding = l->granted > l->received ? l->granted - l->received : 0;
+  uint64_t window = (uint64_t)l->cfg->credit_window;
+  if (l->store_failing) {
+    /* Probe with one batch now and then to learn when the store accepts again. */
+    if (outstanding > 0 || now < l->store_probe_at) return;
+    window = 1;
+    l->store_probe_at = now + 2.0;
+  } else {
+    uint64_t room = frl_ratelimit_insert_room(&l->rl);
+    uint64_t per = l->batch_items ? l->batch_items : (uint64_t)l->cfg->batch_transitions;
+    uint64_t fit = room == UINT64_MAX ? window : (room + per - 1) / per;
+    if (fit < window) window = fit;
+  }
+  if (outstanding >= window) return;
+  frl_credit_t c = {.batches = (uint32_t)(window - outstanding)};
+  if (frl_msg_encode_credit(l->fb, &c) == 0 && frl_send(l->sock, NULL, 0, l->fb) == 0)
+    l->granted += c.batches;
+}
+
+/* ---- ingest ----------------------------------------------------------------------------- */
+
+static void start_training(learner_t *l);
+
+static void on_experience(learner_t *l, double now) {
+  const frl_experience_t *x = &l->in.msg.u.experience;
+  l->received++;
+  if (x->count > l->batch_items) l->batch_items = x->count;
+  char err[256] = "";
+  frl_insert_outcome_t outcome;
+  int rc = frl_replay_insert(l->replay, x, frl_wall(), &outcome, err, sizeof err);
+  if (rc == FRL_EDIM || rc == FRL_EPROTO) {
+    l->rejected++;
+    frl_warn("rejected batch %llu from %s: %s", (unsigned long long)x->seq, x->actor, err);
+    send_ack(l, x->actor, x->seq, FRL_ACK_REJECTED, err);
+    return;
+  }
+  if (rc != 0) {
+    /* The store cannot take it (disk full, read-only, I/O): nothing was committed, so the actor
+     * keeps the batch and resends; we stop granting credit until a probe succeeds. */
+    char reason[200];
+    snprintf(reason, sizeof reason, "replay store cannot accept: %s", frl_strerror(rc));
+    if (!l->store_failing || now - l->store_fail_logged > 10) {
+      frl_error("%s (%s/replay.db); holding ingest until it recovers", reason, l->run_dir);
+      l->store_fail_logged = now;
+    }
+    l->store_failing = true;
+    l->store_probe_at = now + 2.0;
+    send_ack(l, x->actor, x->seq, FRL_ACK_BUSY, reason);
+    return;
+  }
+  if (l->store_failing) {
+    frl_info("replay store accepts again");
+    l->store_failing = false;
+  }
+  if (outcome == FRL_INSERT_DUPLICATE) {
+    l->duplicates++;
+    send_ack(l, x->actor, x->seq, FRL_ACK_DUPLICATE, NULL);
+    return;
+  }
+  send_ack(l, x->actor, x->seq, FRL_ACK_OK, NULL);
+  l->inserted += x->count;
+  l->env_steps += x->env_steps;
+  frl_ratelimit_inserted(&l->rl, x->count);
+  for (uint32_t i = 0; i < x->n_policy_version; i++) {
+    double lag = (double)l->params_version - (double)x->policy_version[i];
+    l->lag_ewma += 0.01 * (lag - l->lag_ewma);
+  }
+  for (uint32_t i = 0; i < x->n_episodes; i++) {
+    frl_episode_stat_t e;
+    frl_msg_episode(x, i, &e);
+    l->recent[l->recent_pos] = e.episode_return;
+    l->recent_pos = (l->recent_pos + 1) % RECENT;
+    if (l->n_recent < RECENT) l->n_recent++;
+    l->episodes++;
+  }
+  start_training(l);
+}
+
+static int on_message(learner_t *l, double now) {
+  const frl_msg_t *m = &l->in.msg;
+  l->last_heard = now;
+  switch (m->type) {
+  case FRL_MSG_EXPERIENCE:
+    on_experience(l, now);
+    break;
+  case FRL_MSG_WELCOME:
+    if (m->u.welcome.ok) {
+      if (!l->welcomed) frl_info("connected to the broker");
+      l->welcomed = true;
+      l->lost_since = 0;
+      /* A new broker session: nothing is in flight there any more. */
+      l->granted = l->received = 0;
+      if (l->params_version > 0) {
+        l->params_version--; /* republish the current parameters for the new session */
+        publish_params(l);
+      }
+    } else if (m->u.welcome.error && strncmp(m->u.welcome.error, FRL_WELCOME_HELLO_AGAIN,
+                                             strlen(FRL_WELCOME_HELLO_AGAIN)) == 0) {
+      l->welcomed = false;
+      if (now - l->last_hello > 0.2) send_hello(l, now);
+    } else {
+      frl_error("the broker refused this learner: %s",
+                m->u.welcome.error ? m->u.welcome.error : "(no reason given)");
+      stop(l, FRL_LEARNER_REFUSED, NULL);
+    }
+    break;
+  case FRL_MSG_CONTROL:
+    if (m->u.control.command == FRL_CONTROL_SET_SPI) {
+      double spi = m->u.control.value;
+      if (isfinite(spi) && spi >= 0.01 && spi <= 10000) {
+        frl_ratelimit_set_spi(&l->rl, spi);
+        frl_info("samples per insert set to %g", spi);
+      } else {
+        frl_warn("Control.value: samples per insert %g outside [0.01, 10000]; ignored", spi);
+      }
+    } else if (m->u.control.command == FRL_CONTROL_SHUTDOWN) {
+      stop(l, FRL_LEARNER_STOPPED, "shutdown requested");
+    } else {
+      frl_info("control %d: %s", (int)m->u.control.command,
+               m->u.control.reason ? m->u.control.reason : "");
+    }
+    break;
+  case FRL_MSG_HEARTBEAT:
+    break;
+  default:
+    frl_warn("ignored an unexpected %s from the broker", frl_msg_type_name(m->type));
+    break;
+  }
+  return 0;
+}
+
+static void drain_socket(learner_t *l) {
+  double now = frl_now();
+  for (int i = 0; i < 256 && !l->stopping; i++) {
+    int rc = frl_recv(l->sock, false, &l->in);
+    if (rc == 0) break;
+    if (rc < 0) {
+      if (rc == FRL_EPROTO || rc == FRL_ESCHEMA) {
+        frl_warn("refused a message: %s", l->in.err);
+        continue;
+      }
+      frl_error("receive failed: %s", frl_strerror(rc));
+      break;
+    }
+    on_message(l, now);
+  }
+  grant_credit(l, now);
+}
+
+static bool socket_readable(learner_t *l) {
+  int ev = 0;
+  size_t sz = sizeof ev;
+  return l->sock && zmq_getsockopt(l->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLIN);
+}
+
+static void on_zpoll(uv_poll_t *h, int status, int events) {
+  learner_t *l = h->data;
+  drain_socket(l);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  learner_t *l = h->data;
+  while (!l->stopping && socket_readable(l)) drain_socket(l);
+}
+
+/* ---- training and evaluation ------------------------------------------------------------ */
+
+static void evaluate(learner_t *l) {
+  frl_qnet_t *q = frl_dqn_online(l->dqn);
+  int n = l->cfg->eval_episodes;
+  double sum = 0, sum2 = 0;
+  float obs[FRL_ENV_MAX_DIM];
+  for (int e = 0; e < n; e++) {
+    frl_env_reset(l->eval_env, obs);
+    double ret = 0;
+    for (;;) {
+      float action = (float)frl_qnet_argmax(q, obs);
+      frl_step_t st;
+      frl_env_step(l->eval_env, &action, obs, &st);
+      ret += st.reward;
+      if (st.terminal || st.truncated) break;
+    }
+    sum += ret;
+    sum2 += ret * ret;
+  }
+  double mean = sum / n, var = sum2 / n - mean * mean;
+  double sd = sqrt(var > 0 ? var : 0);
+  l->last_eval = mean;
+  if (l->evals == 0 || mean > l->best_eval) l->best_eval = mean;
+  l->evals++;
+  frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n, frl_wall());
+  frl_info("evaluation at %llu env steps, %llu updates: mean return %.1f ± %.1f over %d episodes",
+           (unsigned long long)l->env_steps, (unsigned long long)l->updates, mean, sd, n);
+  if (mean >= l->cfg->solve_return) {
+    l->solved = true;
+    stop(l, FRL_LEARNER_SOLVED, "solved");
+  }
+}
+
+static void train_slice(learner_t *l) {
+  const frl_config_t *cfg = l->cfg;
+  double t0 = frl_now();
+  uint32_t B = (uint32_t)cfg->batch;
+  while (!l->stopping && frl_ratelimit_can_sample(&l->rl, B) && frl_now() - t0 < TRAIN_SLICE_S) {
+    double frac = (double)l->env_steps / (double)cfg->beta_anneal_steps;
+    l->beta = cfg->beta0 + (1.0 - cfg->beta0) * (frac < 1 ? frac : 1);
+    const frl_replay_sample_t *s;
+    if (frl_replay_sample(l->replay, B, l->beta, &l->rng, &s) != 0) break;
+    frl_dqn_batch_t db = {.B = (int)s->B, .obs = s->obs, .action = s->action_index,
+                          .reward = s->reward, .discount = s->discount, .next_obs = s->next_obs,
+                          .weight = s->weight};
+    frl_dqn_stats_t st;
+    int rc = frl_dqn_update(l->dqn, &db, l->td_abs, &st);
+    if (rc != 0) {
+      frl_error("update failed: %s", frl_strerror(rc));
+      stop(l, FRL_LEARNER_ERROR, NULL);
+      return;
+    }
+    frl_replay_update_priorities(l->replay, s->item_id, l->td_abs, s->B);
+    frl_ratelimit_sampled(&l->rl, s->B);
+    l->updates++;
+    l->last_loss = st.loss;
+    l->last_mean_q = st.mean_q;
+    if (l->updates % (uint64_t)cfg->params_period == 0) publish_params(l);
+  }
+}
+
+static void check_milestones(learner_t *l) {
+  if (l->stopping) return;
+  if (l->updates > 0 && l->env_steps >= l->next_eval_at) {
+    l->next_eval_at = l->env_steps + l->cfg->eval_period;
+    evaluate(l);
+  }
+  if (!l->stopping && l->env_steps >= l->cfg->max_env_steps) {
+    if (l->updates > 0) evaluate(l);
+    if (!l->stopping) stop(l, FRL_LEARNER_UNSOLVED, "environment-step budget spent");
+  }
+}
+
+static void on_train(uv_idle_t *h) {
+  learner_t *l = h->data;
+  train_slice(l);
+  check_milestones(l);
+  if (!l->stopping && !frl_ratelimit_can_sample(&l->rl, (uint64_t)l->cfg->batch)) {
+    uv_idle_stop(&l->train);
+    l->training_active = false;
+  }
+  grant_credit(l, frl_now());
+}
+
+static void start_training(learner_t *l) {
+  check_milestones(l);
+  if (!l->training_active && !l->stopping &&
+      frl_ratelimit_can_sample(&l->rl, (uint64_t)l->cfg->batch)) {
+    uv_idle_start(&l->train, on_train);
+    l->training_active = true;
+  }
+}
+
+/* ---- progress --------------------------------------------------------------------------- */
+
+static void print_progress(learner_t *l, bool final) {
+  if (!l->cfg->progress) return;
+  char line[300];
+  double rr = recent_return(l);
+  char eval[32] = "-";
+  if (l->evals) snprintf(eval, sizeof eval, "%.1f", l->last_eval);
+  snprintf(line, sizeof line,
+           "env %7llu steps %6.0f/s | updates %6llu %5.0f/s | replay %6llu | return %6.1f | "
+           "eval %s | lag %.1f",
+           (unsigned long long)l->env_steps, l->env_rate, (unsigned long long)l->updates,
+           l->upd_rate, (unsigned long long)frl_replay_size(l->replay), isnan(rr) ? 0.0 : rr,
+           eval, l->lag_ewma);
+  if (isatty(STDOUT_FILENO)) {
+    printf("\r%s\033[K%s", line, final ? "\n" : "");
+  } else {
+    printf("%s\n", line);
+  }
+  fflush(stdout);
+}
+
+static void on_tick(uv_timer_t *h) {
+  learner_t *l = h->data;
+  const frl_config_t *cfg = l->cfg;
+  double now = frl_now();
+  if (l->welcomed && now - l->last_heard > cfg->peer_timeout_s) {
+    frl_warn("broker silent for %.1f s; reconnecting", now - l->last_heard);
+    l->welcomed = false;
+    l->lost_since = now;
+  }
+  if (!l->welcomed) {
+    if (now - l->last_hello >= cfg->heartbeat_s) send_hello(l, now);
+    if (l->lost_since > 0 && now - l->lost_since > cfg->connect_timeout_s) {
+      if (l->last_heard == 0) {
+        frl_error("no answer from the broker at %s after %.0f s (is `fleetrl broker` running?)",
+                  cfg->learner_endpoint, cfg->connect_timeout_s);
+        stop(l, FRL_LEARNER_NO_BROKER, NULL);
+        return;
+      }
+      frl_warn("still no broker at %s; retrying", cfg->learner_endpoint);
+      l->lost_since = now;
+    }
+  } else if (now - l->last_heartbeat >= cfg->heartbeat_s) {
+    frl_heartbeat_t hb = {.name = "learner", .role = FRL_ROLE_LEARNER,
+                          .params_version = l->params_version, .env_steps = l->env_steps,
+                          .time_ns = frl_now_ns()};
+    if (frl_msg_encode_heartbeat(l->fb, &hb) == 0) send_built(l);
+    l->last_heartbeat = now;
+  }
+  grant_credit(l, now);
+  if (now - l->rate_t >= 1.0) {
+    double dt = now - l->rate_t;
+    l->env_rate = (double)(l->env_steps - l->rate_env) / dt;
+    l->upd_rate = (double)(l->updates - l->rate_upd) / dt;
+    l->rate_t = now;
+    l->rate_env = l->env_steps;
+    l->rate_upd = l->updates;
+    double every = isatty(STDOUT_FILENO) ? 1.0 : 10.0;
+    if (now - l->last_progress_print >= every) {
+      print_progress(l, false);
+      l->last_progress_print = now;
+    }
+  }
+  if (now - l->last_flush >= 1.0) {
+    int rc = frl_replay_flush(l->replay);
+    if (rc != 0) frl_warn("writing priorities back failed: %s", frl_strerror(rc));
+    l->last_flush = now;
+  }
+  if (now - l->last_progress_row >= 5.0) {
+    frl_store_progress_t p = {.updates = l->updates, .env_steps = l->env_steps,
+                              .replay_size = frl_replay_size(l->replay),
+                              .params_version = l->params_version, .loss = l->last_loss,
+                              .mean_q = l->last_mean_q, .beta = l->beta,
+                              .updates_per_s = l->upd_rate, .env_steps_per_s = l->env_rate,
+                              .recent_return = recent_return(l)};
+    frl_store_log_progress(l->store, &p, frl_wall());
+    l->last_progress_row = now;
+  }
+}
+
+/* ---- stopping --------------------------------------------------------------------------- */
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void stop(learner_t *l, int code, const char *why) {
+  if (l->stopping) return;
+  l->stopping = true;
+  l->exit_code = code;
+  if (why) frl_info("stopping: %s", why);
+  uv_stop(&l->loop);
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  learner_t *l = h->data;
+  frl_info("%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  stop(l, FRL_LEARNER_STOPPED, NULL);
+}
+
+static void write_summary(learner_t *l) {
+  char path[600], tmp[610];
+  snprintf(path, sizeof path, "%s/summary.json", l->run_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    frl_error("cannot write %s: %s", tmp, strerror(errno));
+    return;
+  }
+  double rr = recent_return(l);
+  fprintf(f,
+          "{\n  \"task\": \"%s\",\n  \"env\": \"%s\",\n  \"solved\": %s,\n"
+          "  \"eval_return\": %.3f,\n  \"best_eval_return\": %.3f,\n  \"evaluations\": %d,\n"
+          "  \"eval_episodes\": %d,\n  \"solve_return\": %.3f,\n  \"env_steps\": %llu,\n"
+          "  \"updates\": %llu,\n  \"transitions\": %llu,\n  \"episodes\": %llu,\n"
+          "  \"recent_return\": %.3f,\n  \"params_version\": %llu,\n  \"replay_size\": %llu,\n"
+          "  \"duplicates\": %llu,\n  \"rejected\": %llu,\n  \"wall_seconds\": %.3f,\n"
+          "  \"seed\": %llu,\n  \"exit_code\": %d,\n  \"policy\": \"policy.bin\"\n}\n",
+          l->cfg->task, l->cfg->env, l->solved ? "true" : "false",
+          l->evals ? l->last_eval : 0.0, l->evals ? l->best_eval : 0.0, l->evals,
+          l->cfg->eval_episodes, l->cfg->solve_return, (unsigned long long)l->env_steps,
+          (unsigned long long)l->updates, (unsigned long long)l->inserted,
+          (unsigned long long)l->episodes, isnan(rr) ? 0.0 : rr,
+          (unsigned long long)l->params_version, (unsigned long long)frl_replay_size(l->replay),
+          (unsigned long long)l->duplicates, (unsigned long long)l->rejected,
+          frl_now() - l->started, (unsigned long long)l->cfg->seed, l->exit_code);
+  if (fclose(f) != 0 || rename(tmp, path) != 0)
+    frl_error("cannot write %s: %s", path, strerror(errno));
+}
+
+static void save_policy(learner_t *l) {
+  frl_qnet_t *q = frl_dqn_online(l->dqn);
+  frl_policy_info_t info = {.shape = *frl_qnet_shape(q), .params_version = l->params_version,
+                            .updates = l->updates};
+  snprintf(info.task, sizeof info.task, "%s", l->cfg->task);
+  snprintf(info.env, sizeof info.env, "%s", l->cfg->env);
+  char path[600];
+  snprintf(path, sizeof path, "%s/policy.bin", l->run_dir);
+  int rc = frl_policy_save(path, &info, frl_qnet_params(q), frl_qnet_n_params(q));
+  if (rc != 0) frl_error("cannot write %s: %s", path, frl_strerror(rc));
+}
+
+static int mkdir_p(const char *path) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
+  return 0;
+}
+
+int frl_learner_main(const frl_config_t *cfg) {
+  learner_t *l = frl_xcalloc(1, sizeof *l);
+  l->cfg = cfg;
+  l->exit_code = FRL_LEARNER_ERROR;
+  l->started = frl_now();
+  snprintf(l->run_dir, sizeof l->run_dir, "%s", cfg->run_dir);
+  signal(SIGPIPE, SIG_IGN);
+  frl_inbox_init(&l->in);
+  int rc = mkdir_p(l->run_dir);
+  if (rc != 0) {
+    frl_error("--run-dir: cannot create %s: %s", l->run_dir, frl_strerror(rc));
+    goto out;
+  }
+  rc = frl_env_new(&l->eval_env, cfg->env, cfg->seed * 7777ULL + 99991ULL);
+  if (rc != 0) {
+    frl_error("--env: unknown environment '%s'; known: %s", cfg->env, frl_env_names());
+    goto out;
+  }
+  l->spec = frl_env_spec(l->eval_env);
+  if (l->spec->n_actions <= 0) {
+    frl_error("--env %s has continuous actions; the DQN learner needs a discrete environment",
+              cfg->env);
+    goto out;
+  }
+  char db[600];
+  snprintf(db, sizeof db, "%s/replay.db", l->run_dir);
+  frl_store_config_t sc = {.path = db, .obs_dim = (uint32_t)l->spec->obs_dim, .act_dim = 1,
+                           .discrete = true};
+  rc = frl_store_open(&l->store, &sc);
+  if (rc != 0) {
+    frl_error("cannot open the replay store %s: %s", db, frl_strerror(rc));
+    goto out;
+  }
+  frl_store_set_meta(l->store, "task", cfg->task);
+  frl_store_set_meta(l->store, "env", cfg->env);
+  frl_replay_config_t rcfg = {.capacity = cfg->capacity, .obs_dim = (uint32_t)l->spec->obs_dim,
+                              .act_dim = 1, .n_actions = (uint32_t)l->spec->n_actions,
+                              .alpha = cfg->alpha, .eps = cfg->priority_eps, .prioritized = true,
+                              .max_batch = (uint32_t)cfg->batch};
+  rc = frl_replay_open(&l->replay, &rcfg, l->store);
+  if (rc != 0) {
+    frl_error("cannot build the replay index from %s: %s", db, frl_strerror(rc));
+    goto out;
+  }
+  frl_dqn_config_t dc = {.shape = {.obs_dim = l->spec->obs_dim, .n_actions = l->spec->n_actions,
+                                   .n_hidden = cfg->hidden2 > 0 ? 2 : 1,
+                                   .hidden = {cfg->hidden1, cfg->hidden2},
+                                   .dueling = cfg->dueling},
+                         .batch = cfg->batch, .lr = (float)cfg->lr,
+                         .adam_eps = (float)cfg->adam_eps, .huber_delta = (float)cfg->huber_delta,
+                         .grad_clip = (float)cfg->grad_clip, .double_q = cfg->double_q,
+                         .target_period = cfg->target_period, .seed = cfg->seed};
+  l->dqn = frl_dqn_new(&dc);
+  l->td_abs = frl_xmalloc(sizeof(float) * (size_t)cfg->batch);
+  frl_rng_seed(&l->rng, cfg->seed * 31337ULL + 1);
+  /* The limiter's slack covers the credit window, so actors and learner overlap instead of
+   * taking turns. */
+  double tolerance = cfg->spi * cfg->credit_window * cfg->batch_transitions;
+  if (tolerance < 2.0 * cfg->batch) tolerance = 2.0 * cfg->batch;
+  frl_ratelimit_init(&l->rl, cfg->spi, cfg->min_replay, tolerance);
+  /* Items already in a resumed store count as inserted, so training can use them. */
+  frl_ratelimit_inserted(&l->rl, frl_replay_size(l->replay));
+  l->next_eval_at = cfg->eval_period;
+  l->beta = cfg->beta0;
+
+  l->fb = frl_fb_builder_new(1 << 20);
+  l->ctx = zmq_ctx_new();
+  l->sock = frl_socket_dealer(l->ctx, cfg->learner_endpoint, "learner");
+  if (!l->sock) {
+    frl_error("--learner-endpoint: cannot connect to %s: %s", cfg->learner_endpoint,
+              zmq_strerror(errno));
+    goto out;
+  }
+  int fd;
+  size_t fdsz = sizeof fd;
+  zmq_getsockopt(l->sock, ZMQ_FD, &fd, &fdsz);
+
+  uv_loop_init(&l->loop);
+  uv_poll_init(&l->loop, &l->zpoll, fd);
+  uv_prepare_init(&l->loop, &l->prepare);
+  uv_idle_init(&l->loop, &l->train);
+  uv_timer_init(&l->loop, &l->tick);
+  uv_signal_init(&l->loop, &l->sigint);
+  uv_signal_init(&l->loop, &l->sigterm);
+  l->zpoll.data = l->prepare.data = l->train.data = l->tick.data = l;
+  l->sigint.data = l->sigterm.data = l;
+  uv_poll_start(&l->zpoll, UV_READABLE, on_zpoll);
+  uv_prepare_start(&l->prepare, on_prepare);
+  uint64_t tick_ms = (uint64_t)(cfg->heartbeat_s * 1000 / 2);
+  uv_timer_start(&l->tick, on_tick, 0, tick_ms ? tick_ms : 1);
+  uv_signal_start(&l->sigint, on_signal, SIGINT);
+  uv_signal_start(&l->sigterm, on_signal, SIGTERM);
+
+  frl_info("task %s: env %s, replay %s (%llu items), capacity %u, batch %d, spi %g, budget %llu "
+           "env steps",
+           cfg->task, cfg->env, db, (unsigned long long)frl_replay_size(l->replay), cfg->capacity,
+           cfg->batch, cfg->spi, (unsigned long long)cfg->max_env_steps);
+  l->lost_since = l->started;
+  l->rate_t = l->started;
+  send_hello(l, l->started);
+  uv_run(&l->loop, UV_RUN_DEFAULT);
+
+  print_progress(l, true);
+  /* Orderly end: persist what the run learned, tell the fleet if the run is over. */
+  frl_replay_flush(l->replay);
+  if (l->exit_code == FRL_LEARNER_SOLVED || l->exit_code == FRL_LEARNER_UNSOLVED) {
+    frl_control_t c = {.command = FRL_CONTROL_SHUTDOWN,
+                       .reason = l->solved ? "task solved" : "environment-step budget spent"};
+    if (l->welcomed && frl_msg_encode_control(l->fb, &c) == 0) send_built(l);
+  }
+  save_policy(l);
+  write_summary(l);
+  frl_info("%s after %llu env steps, %llu updates, %.1f s; best evaluation %.1f; summary in "
+           "%s/summary.json",
+           l->solved ? "SOLVED" : "not solved", (unsigned long long)l->env_steps,
+           (unsigned long long)l->updates, frl_now() - l->started, l->best_eval, l->run_dir);
+
+  uv_close((uv_handle_t *)&l->zpoll, close_cb);
+  uv_close((uv_handle_t *)&l->prepare, close_cb);
+  uv_close((uv_handle_t *)&l->train, close_cb);
+  uv_close((uv_handle_t *)&l->tick, close_cb);
+  uv_close((uv_handle_t *)&l->sigint, close_cb);
+  uv_close((uv_handle_t *)&l->sigterm, close_cb);
+  uv_run(&l->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&l->loop);
+out:;
+  int code = l->exit_code;
+  if (l->sock) {
+    /* Give the final messages a moment to leave before the socket closes (linger is 0). */
+    int linger = 500;
+    zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(l->sock);
+  }
+  if (l->ctx) zmq_ctx_term(l->ctx);
+  frl_fb_builder_destroy(&l->fb);
+  frl_inbox_free(&l->in);
+  free(l->td_abs);
+  frl_dqn_destroy(&l->dqn);
+  frl_replay_close(&l->replay);
+  frl_store_close(&l->store);
+  frl_env_destroy(&l->eval_env);
+  free(l);
+  return code;
+}

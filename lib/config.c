@@ -1,0 +1,337 @@
+/* config.c: the flag table (one row per setting: name, groups, type, default, range, help),
+ * task presets, and parsing of environment twins and command-line flags. */
+#include "config.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "log.h"
+
+enum { T_STR, T_INT, T_U32, T_U64, T_DBL, T_BOOL };
+
+typedef struct {
+  const char *name;
+  int groups;
+  int type;
+  size_t off;
+  size_t size;
+  const char *def;
+  double min, max;
+  const char *help;
+} flag_t;
+
+#define C FRL_CFG_COMMON
+#define A FRL_CFG_ACTOR
+#define L FRL_CFG_LEARNER
+#define B FRL_CFG_BROKER
+#define R FRL_CFG_RUN
+#define F(field) offsetof(frl_config_t, field), sizeof(((frl_config_t *)0)->field)
+#define BIG 1e18
+
+static const flag_t g_flags[] = {
+  {"task", C | A | L | R, T_STR, F(task), "cartpole-dqn", 0, 0, "task preset (see list below)"},
+  {"env", A | L | R, T_STR, F(env), "cartpole", 0, 0, "environment (set by the task preset)"},
+  {"log-level", C | A | L | B | R, T_STR, F(log_level), "info", 0, 0, "debug|info|warn|error"},
+  {"actor-endpoint", A | B | R | C, T_STR, F(actor_endpoint), "tcp://127.0.0.1:5555", 0, 0,
+   "broker endpoint for actors and operators (broker: address to bind)"},
+  {"learner-endpoint", L | B | R, T_STR, F(learner_endpoint), "tcp://127.0.0.1:5556", 0, 0,
+   "broker endpoint for the learner (broker: address to bind)"},
+  {"name", A, T_STR, F(name), "", 0, 0, "actor name, unique in the fleet (default actor-<index>)"},
+  {"seed", A | L | R, T_U64, F(seed), "1", 0, BIG, "random seed"},
+  {"heartbeat", A | L | B | R, T_DBL, F(heartbeat_s), "0.5", 0.01, 60, "heartbeat period, s"},
+  {"peer-timeout", A | L | B | R, T_DBL, F(peer_timeout_s), "3", 0.05, 3600,
+   "a peer silent this long is considered gone, s"},
+  {"connect-timeout", A | L | C | R, T_DBL, F(connect_timeout_s), "20", 0.1, 86400,
+   "give up when the broker does not answer for this long, s"},
+
+  {"actor-index", A, T_INT, F(actor_index), "0", 0, 65535, "this actor's index i (exploration)"},
+  {"num-actors", A, T_INT, F(num_actors), "1", 1, 65536, "fleet size N (exploration schedule)"},
+  {"batch-transitions", A | R, T_INT, F(batch_transitions), "32", 1, 65536,
+   "transitions per experience batch"},
+  {"outbox", A | R, T_INT, F(outbox_batches), "64", 1, 100000, "unacknowledged batches kept"},
+  {"resend", A | R, T_DBL, F(resend_s), "2", 0.01, 3600, "resend an unacked batch after, s"},
+  {"eps-base", A | R, T_DBL, F(eps_base), "0.4", 0, 1, "Ape-X epsilon base"},
+  {"eps-alpha", A | R, T_DBL, F(eps_alpha), "7", 0, 100, "Ape-X epsilon exponent"},
+  {"ack-log", A, T_STR, F(ack_log), "", 0, 0, "append 'seq status' for every ack to this file"},
+  {"backpressure", A | R, T_BOOL, F(backpressure), "true", 0, 0,
+   "simulated actors pause while the outbox is full (physical robots shed instead)"},
+
+  {"n-step", A | L | R, T_INT, F(n_step), "3", 1, 100, "n of n-step returns"},
+  {"gamma", A | L | R, T_DBL, F(gamma), "0.99", 0, 1, "discount"},
+  {"hidden1", A | L | R, T_INT, F(hidden1), "128", 1, 8192, "first hidden layer width"},
+  {"hidden2", A | L | R, T_INT, F(hidden2), "128", 0, 8192, "second hidden layer width (0: none)"},
+  {"dueling", A | L | R, T_BOOL, F(dueling), "true", 0, 0, "dueling Q head"},
+  {"double-q", L | R, T_BOOL, F(double_q), "true", 0, 0, "double DQN targets"},
+  {"lr", L | R, T_DBL, F(lr), "5e-4", 1e-7, 1, "Adam learning rate"},
+  {"adam-eps", L | R, T_DBL, F(adam_eps), "1e-8", 1e-12, 1, "Adam epsilon"},
+  {"grad-clip", L | R, T_DBL, F(grad_clip), "10", 0, 1e6, "global gradient-norm clip (0: off)"},
+  {"huber-delta", L | R, T_DBL, F(huber_delta), "1", 1e-6, 1e6, "Huber loss delta"},
+  {"batch", L | R, T_INT, F(batch), "64", 1, 65536, "learner minibatch"},
+  {"target-period", L | R, T_INT, F(target_period), "500", 1, 100000000,
+   "copy online to target network every K updates"},
+  {"capacity", L | R, T_U32, F(capacity), "100000", 16, 100000000, "replay capacity (items)"},
+  {"alpha", L | R, T_DBL, F(alpha), "0.6", 0, 1, "priority exponent"},
+  {"beta", L | R, T_DBL, F(beta0), "0.4", 0, 1, "initial importance-sampling exponent"},
+  {"priority-eps", L | R, T_DBL, F(priority_eps), "1e-3", 1e-9, 1, "priority epsilon"},
+  {"beta-anneal", L | R, T_U64, F(beta_anneal_steps), "100000", 1, BIG,
+   "env steps over which beta anneals to 1"},
+  {"spi", L | R, T_DBL, F(spi), "16", 0.01, 10000, "samples per insert (rate limiter)"},
+  {"min-replay", L | R, T_U32, F(min_replay), "1000", 1, 100000000, "items before training"},
+  {"params-period", L | R, T_INT, F(params_period), "100", 1, 1000000,
+   "publish parameters every K updates"},
+  {"credit", L | R, T_INT, F(credit_window), "8", 1, 10000, "batches in flight to the learner"},
+  {"max-env-steps", L | R, T_U64, F(max_env_steps), "100000", 1, BIG,
+   "stop after this many environment steps"},
+  {"eval-period", L | R, T_U64, F(eval_period), "2000", 100, BIG,
+   "greedy evaluation every this many env steps"},
+  {"eval-episodes", L | R, T_INT, F(eval_episodes), "20", 1, 100000, "episodes per evaluation"},
+  {"solve-return", L | R, T_DBL, F(solve_return), "475", -BIG, BIG,
+   "mean evaluation return that counts as solved"},
+  {"run-dir", L, T_STR, F(run_dir), "runs/learner", 0, 0, "learner run folder"},
+
+  {"queue", B | R, T_INT, F(queue_batches), "256", 0, 1000000,
+   "experience batches the broker queues while the learner has no credit"},
+  {"endpoints-file", B, T_STR, F(endpoints_file), "", 0, 0,
+   "write the bound endpoints to this file (useful with port *)"},
+
+  {"actors", R, T_INT, F(actors), "4", 1, 1024, "actor processes to start"},
+  {"runs", R, T_STR, F(runs_root), "runs", 0, 0, "folder for run folders"},
+  {"run-name", R, T_STR, F(run_name), "", 0, 0, "run folder name (default <task>-<time>)"},
+  {"progress", R | L, T_BOOL, F(progress), "true", 0, 0, "live progress line"},
+};
+
+/* Task presets: settings applied over the defaults, before environment and flags. */
+typedef struct {
+  const char *name;
+  const char *help;
+  const char *settings[24];
+} preset_t;
+
+static const preset_t g_presets[] = {
+  {"cartpole-dqn",
+   "CartPole (500-step limit) with Ape-X DQN: double, dueling, 3-step, prioritized",
+   {"env=cartpole", "solve-return=475", "max-env-steps=100000", NULL}},
+  {"gridworld-dqn",
+   "4x4 grid world from the seed chapter with DQN",
+   {"env=gridworld", "solve-return=9.4", "max-env-steps=30000", "hidden1=64", "hidden2=64",
+    "eval-period=1000", "eval-episodes=5", "min-replay=500", NULL}},
+};
+
+const char *frl_config_presets(void) { return "cartpole-dqn, gridworld-dqn"; }
+
+static const flag_t *find_flag(const char *name, size_t len) {
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_flags); i++)
+    if (strlen(g_flags[i].name) == len && strncmp(g_flags[i].name, name, len) == 0)
+      return &g_flags[i];
+  return NULL;
+}
+
+static void env_name(const flag_t *f, char *out, size_t n) {
+  size_t j = (size_t)snprintf(out, n, "FLEETRL_");
+  for (const char *p = f->name; *p && j + 1 < n; p++)
+    out[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+  out[j] = '\0';
+}
+
+static int parse_bool(const char *v, bool *out) {
+  if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) {
+    *out = true;
+    return 0;
+  }
+  if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) {
+    *out = false;
+    return 0;
+  }
+  return -1;
+}
+
+/* Sets one flag from text; `source` names where the value came from, for the message. */
+static int set_flag(frl_config_t *cfg, const flag_t *f, const char *v, const char *source,
+                    FILE *err) {
+  char *p = (char *)cfg + f->off;
+  if (f->type == T_STR) {
+    if (strlen(v) >= f->size) {
+      fprintf(err, "fleetrl: %s: value is %zu characters, the limit is %zu\n", source,
+              strlen(v), f->size - 1);
+      return FRL_EUSAGE;
+    }
+    memcpy(p, v, strlen(v) + 1);
+    return 0;
+  }
+  if (f->type == T_BOOL) {
+    bool b;
+    if (parse_bool(v, &b) != 0) {
+      fprintf(err, "fleetrl: %s: '%s' is not a boolean (true|false|1|0)\n", source, v);
+      return FRL_EUSAGE;
+    }
+    *(bool *)p = b;
+    return 0;
+  }
+  char *end = NULL;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (end == v || *end != '\0' || errno == ERANGE || !isfinite(d)) {
+    fprintf(err, "fleetrl: %s: '%s' is not a number\n", source, v);
+    return FRL_EUSAGE;
+  }
+  if (f->type != T_DBL && d != floor(d)) {
+    fprintf(err, "fleetrl: %s: '%s' must be an integer\n", source, v);
+    return FRL_EUSAGE;
+  }
+  if (d < f->min || d > f->max) {
+    fprintf(err, "fleetrl: %s: %s is outside the allowed range [%g, %g]\n", source, v, f->min,
+            f->max);
+    return FRL_EUSAGE;
+  }
+  switch (f->type) {
+  case T_INT: *(int *)p = (int)d; break;
+  case T_U32: *(uint32_t *)p = (uint32_t)d; break;
+  case T_U64: *(uint64_t *)p = (uint64_t)strtoull(v, NULL, 10); break;
+  default: *(double *)p = d; break;
+  }
+  return 0;
+}
+
+static const preset_t *find_preset(const char *name) {
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_presets); i++)
+    if (strcmp(g_presets[i].name, name) == 0) return &g_presets[i];
+  return NULL;
+}
+
+static int apply_preset(frl_config_t *cfg, const char *task, FILE *err) {
+  const preset_t *p = find_preset(task);
+  if (!p) {
+    fprintf(err, "fleetrl: --task: unknown task '%s'; known tasks: %s\n", task,
+            frl_config_presets());
+    return FRL_EUSAGE;
+  }
+  for (int i = 0; p->settings[i]; i++) {
+    const char *s = p->settings[i];
+    const char *eq = strchr(s, '=');
+    const flag_t *f = find_flag(s, (size_t)(eq - s));
+    int rc = set_flag(cfg, f, eq + 1, s, err);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+void frl_config_usage(int groups, FILE *out) {
+  fprintf(out, "Flags (each also read from its environment twin FLEETRL_<NAME>):\n");
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_flags); i++) {
+    const flag_t *f = &g_flags[i];
+    if (!(f->groups & groups)) continue;
+    char ev[64];
+    env_name(f, ev, sizeof ev);
+    fprintf(out, "  --%-18s %s (default %s; %s)\n", f->name, f->help,
+            f->def[0] ? f->def : "none", ev);
+  }
+  fprintf(out, "Tasks:\n");
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_presets); i++)
+    fprintf(out, "  %-18s %s\n", g_presets[i].name, g_presets[i].help);
+}
+
+int frl_config_parse(frl_config_t *cfg, int groups, int argc, char **argv, FILE *out, FILE *err) {
+  memset(cfg, 0, sizeof *cfg);
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_flags); i++) {
+    int rc = set_flag(cfg, &g_flags[i], g_flags[i].def, g_flags[i].name, err);
+    if (rc) return rc;
+  }
+  /* The task preset goes first so that environment and flags override it. */
+  const char *task = getenv("FLEETRL_TASK");
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--task") == 0 && i + 1 < argc) task = argv[i + 1];
+    else if (strncmp(argv[i], "--task=", 7) == 0) task = argv[i] + 7;
+  }
+  if (task && (groups & (FRL_CFG_ACTOR | FRL_CFG_LEARNER | FRL_CFG_RUN | FRL_CFG_COMMON))) {
+    int rc = apply_preset(cfg, task, err);
+    if (rc) return rc;
+    snprintf(cfg->task, sizeof cfg->task, "%s", task);
+  } else {
+    int rc = apply_preset(cfg, cfg->task, err);
+    if (rc) return rc;
+  }
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_flags); i++) {
+    const flag_t *f = &g_flags[i];
+    if (!(f->groups & groups)) continue;
+    char ev[64];
+    env_name(f, ev, sizeof ev);
+    const char *v = getenv(ev);
+    if (v && *v) {
+      int rc = set_flag(cfg, f, v, ev, err);
+      if (rc) return rc;
+    }
+  }
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      frl_config_usage(groups, out);
+      return 1;
+    }
+    if (strncmp(a, "--", 2) != 0) {
+      fprintf(err, "fleetrl: unexpected argument '%s' (flags look like --name value)\n", a);
+      return FRL_EUSAGE;
+    }
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const flag_t *f = find_flag(name, len);
+    bool negated = false;
+    if (!f && len > 3 && strncmp(name, "no-", 3) == 0) {
+      f = find_flag(name + 3, len - 3);
+      negated = f && f->type == T_BOOL && !eq;
+      if (!negated) f = NULL;
+    }
+    if (!f || !(f->groups & groups)) {
+      fprintf(err, "fleetrl: unknown flag '--%.*s' for this command (see --help)\n", (int)len,
+              name);
+      return FRL_EUSAGE;
+    }
+    char source[80];
+    snprintf(source, sizeof source, "--%s", f->name);
+    const char *v;
+    if (negated) v = "false";
+    else if (eq) v = eq + 1;
+    else if (f->type == T_BOOL) v = "true";
+    else if (i + 1 < argc) v = argv[++i];
+    else {
+      fprintf(err, "fleetrl: --%s needs a value\n", f->name);
+      return FRL_EUSAGE;
+    }
+    int rc = set_flag(cfg, f, v, source, err);
+    if (rc) return rc;
+  }
+  if (frl_log_level_parse(cfg->log_level) < 0) {
+    fprintf(err, "fleetrl: --log-level: '%s' is not one of debug|info|warn|error\n",
+            cfg->log_level);
+    return FRL_EUSAGE;
+  }
+  if (cfg->name[0] == '\0') snprintf(cfg->name, sizeof cfg->name, "actor-%d", cfg->actor_index);
+  if (cfg->actor_index >= cfg->num_actors && (groups & FRL_CFG_ACTOR)) {
+    fprintf(err, "fleetrl: --actor-index: %d must be below --num-actors %d\n", cfg->actor_index,
+            cfg->num_actors);
+    return FRL_EUSAGE;
+  }
+  return 0;
+}
+
+void frl_config_export(const frl_config_t *cfg) {
+  for (size_t i = 0; i < FRL_ARRAY_LEN(g_flags); i++) {
+    const flag_t *f = &g_flags[i];
+    const char *p = (const char *)cfg + f->off;
+    char ev[64], v[300];
+    env_name(f, ev, sizeof ev);
+    switch (f->type) {
+    case T_STR: snprintf(v, sizeof v, "%s", p); break;
+    case T_BOOL: snprintf(v, sizeof v, "%s", *(const bool *)p ? "true" : "false"); break;
+    case T_INT: snprintf(v, sizeof v, "%d", *(const int *)p); break;
+    case T_U32: snprintf(v, sizeof v, "%u", *(const uint32_t *)p); break;
+    case T_U64: snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    default: snprintf(v, sizeof v, "%.17g", *(const double *)p); break;
+    }
+    setenv(ev, v, 1);
+  }
+}

@@ -1,0 +1,88 @@
+/* config.h: every setting of every subcommand, from (lowest to highest precedence) built-in
+ * defaults, the task preset (--task), FLEETRL_* environment variables, and command-line flags.
+ * Each flag --some-name has the environment twin FLEETRL_SOME_NAME. Values are range-checked at
+ * start; an unknown flag or an out-of-range value is refused with the allowed range. */
+#ifndef FRL_CONFIG_H
+#define FRL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+  /* common */
+  char task[64];            /* preset name, e.g. cartpole-dqn */
+  char env[32];             /* environment name */
+  char log_level[8];
+  char actor_endpoint[160]; /* where actors/operators reach the broker */
+  char learner_endpoint[160]; /* where the learner reaches the broker */
+  char name[64];            /* this peer's name (actors) */
+  uint64_t seed;
+  double heartbeat_s;       /* heartbeat period */
+  double peer_timeout_s;    /* a peer silent this long is gone */
+  double connect_timeout_s; /* give up when the broker never answers */
+
+  /* actor */
+  int actor_index;
+  int num_actors;
+  int batch_transitions;    /* transitions per ExperienceBatch */
+  int outbox_batches;
+  double resend_s;
+  double eps_base, eps_alpha; /* Ape-X: eps_i = eps_base^(1 + eps_alpha * i/(N-1)) */
+  char ack_log[256];        /* optional: append "seq status" per ack (tests, audits) */
+  bool backpressure;        /* simulated actors wait when the outbox is full */
+
+  /* learning */
+  int n_step;
+  double gamma;
+  int hidden1, hidden2;
+  bool dueling, double_q;
+  double lr, adam_eps, grad_clip, huber_delta;
+  int batch;
+  int target_period;
+  uint32_t capacity;
+  double alpha, beta0, priority_eps;
+  uint64_t beta_anneal_steps; /* env steps over which beta goes to 1 */
+  double spi;               /* samples per insert */
+  uint32_t min_replay;
+  int params_period;        /* publish params every K updates */
+  int credit_window;        /* batches the learner lets the broker have in flight */
+  uint64_t max_env_steps;   /* budget; the run stops here */
+  uint64_t eval_period;     /* greedy evaluation every this many env steps */
+  int eval_episodes;
+  double solve_return;      /* mean greedy return that counts as solved */
+  char run_dir[320];        /* learner's run folder (replay.db, summary.json, policy) */
+
+  /* broker */
+  int queue_batches;        /* experience queued while the learner has no credit */
+  char endpoints_file[256]; /* broker writes the bound endpoints here when set */
+
+  /* run */
+  int actors;
+  char runs_root[200];
+  char run_name[96];
+  bool progress;            /* live progress line */
+} frl_config_t;
+
+/* Which flags a subcommand accepts. */
+enum {
+  FRL_CFG_COMMON = 1,
+  FRL_CFG_ACTOR = 2,
+  FRL_CFG_LEARNER = 4,
+  FRL_CFG_BROKER = 8,
+  FRL_CFG_RUN = 16,
+};
+
+/* Fills cfg from defaults, preset, environment and argv[0..argc) for a subcommand using the
+ * flag groups in `groups`. Returns 0, 1 if --help was asked (help printed to out), or
+ * FRL_EUSAGE with a one-line message printed to err. */
+int frl_config_parse(frl_config_t *cfg, int groups, int argc, char **argv, FILE *out, FILE *err);
+/* Prints the flags of `groups` with defaults and environment twins. */
+void frl_config_usage(int groups, FILE *out);
+/* Comma-separated preset names. */
+const char *frl_config_presets(void);
+/* Exports every setting of cfg as its FLEETRL_* environment variable, so that child processes
+ * started with no flags inherit exactly this configuration. */
+void frl_config_export(const frl_config_t *cfg);
+
+#endif

@@ -1,0 +1,55 @@
+/* transport.h: ZeroMQ framing shared by every process. A message on the wire is one frame
+ * holding one FlatBuffers Message (schema/fleetrl.fbs); ROUTER sockets add the peer's routing
+ * id as a first frame. Received payloads are placed in 8-byte-aligned storage, verified and
+ * decoded before anyone reads them. */
+#ifndef FRL_TRANSPORT_H
+#define FRL_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fb.h"
+#include "msg.h"
+
+#define FRL_ROUTING_ID_MAX 256
+
+/* A received message: the decoded view points into `data`, valid until the next receive into
+ * the same frl_inbox_t. */
+typedef struct {
+  uint8_t routing_id[FRL_ROUTING_ID_MAX];
+  size_t routing_id_len;  /* 0 on DEALER sockets */
+  void *data;             /* 8-byte aligned copy of the payload */
+  size_t len, cap;
+  frl_msg_t msg;
+  char err[256];          /* why the last message was refused */
+} frl_inbox_t;
+
+void frl_inbox_init(frl_inbox_t *in);
+void frl_inbox_free(frl_inbox_t *in);
+
+/* Receives one message without blocking. Returns 1 when a valid message is in `in`, 0 when
+ * nothing is waiting, FRL_EPROTO/FRL_ESCHEMA when a message arrived but failed verification
+ * (reason in in->err; the caller reports it and goes on), or -errno on a socket error. With
+ * `router` the first frame is taken as the routing id. Extra frames are refused. */
+int frl_recv(void *sock, bool router, frl_inbox_t *in);
+
+/* Sends bytes as one message, to routing id `rid` on a ROUTER (rid NULL on DEALER). Never
+ * blocks: returns 0, FRL_EBUSY when the peer's queue is at its high-water mark, -EHOSTUNREACH
+ * when a ROUTER does not know rid, or -errno. */
+int frl_send_raw(void *sock, const void *rid, size_t rid_len, const void *data, size_t len);
+/* Sends the message finished in builder b. */
+int frl_send(void *sock, const void *rid, size_t rid_len, const frl_fb_builder_t *b);
+
+/* Socket setup with the options every fleetrl socket uses: linger 0 so close never hangs,
+ * high-water marks, TCP keepalive, reconnect backoff; ROUTERs get ROUTER_MANDATORY so that an
+ * unroutable send is reported instead of silently dropped. Returns NULL with errno set. */
+void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id);
+void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bound_len);
+
+/* Builds and sends a Hello / Heartbeat; convenience for peers. */
+int frl_send_hello(void *sock, frl_fb_builder_t *b, frl_role_t role, const char *name,
+                   const char *task, int actor_index, int num_actors, uint32_t obs_dim,
+                   uint32_t act_dim);
+
+#endif
