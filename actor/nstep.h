@@ -21,10 +21,17 @@ typedef void (*frl_nstep_emit_fn)(void *ctx, const frl_transition_t *t);
 
 typedef struct frl_nstep frl_nstep_t;
 
+#define FRL_NSTEP_MAX_N 1024
+
+/* Creates a builder for n-step returns (1 <= n <= FRL_NSTEP_MAX_N, 0 <= gamma <= 1, dims > 0).
+ * All memory is allocated here; pushes never allocate. Returns NULL only for arguments outside
+ * those ranges. */
 frl_nstep_t *frl_nstep_new(int n, float gamma, int obs_dim, int act_dim);
 void frl_nstep_destroy(frl_nstep_t **self_p);
-/* Adds step (obs, action, reward, next_obs). Emits the transition that became complete, if
- * any; at terminal or truncated it emits every pending transition and clears the window. */
+/* Adds step (obs, action, reward, next_obs); obs and action are copied. Emits the transition
+ * that became complete, if any; at terminal or truncated it emits every pending transition,
+ * oldest first, and clears the window, so an episode of T steps emits exactly T transitions.
+ * Emitted next_obs is always this call's next_obs. terminal wins over truncated. */
 void frl_nstep_push(frl_nstep_t *ns, const float *obs, const float *action, float reward,
                     const float *next_obs, bool terminal, bool truncated, frl_nstep_emit_fn emit,
                     void *ctx);

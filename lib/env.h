@@ -6,7 +6,10 @@
 #define FRL_ENV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "rng.h"
 
 #define FRL_ENV_MAX_DIM 256
 
@@ -29,17 +32,27 @@ typedef struct {
 
 typedef struct frl_env frl_env_t;
 
-/* Implementation table; each environment module defines one. */
+/* Implementation table; each environment module defines one and lists it in env.c's registry.
+ * state is state_size zeroed bytes owned by the frl_env_t. rng is the environment's own
+ * generator (seeded by frl_env_new), for initial states and any stochastic dynamics. The
+ * wrapper in env.c counts steps and sets `truncated` at spec->max_steps, clips continuous
+ * actions and validates discrete ones, so impls only simulate. */
 typedef struct {
   const char *name;
   size_t state_size;
+  /* Fills the spec; name is preset, everything else is zero until the impl sets it. */
   void (*init)(void *state, frl_env_spec_t *spec);
-  void (*reset)(void *state, uint64_t *rng_state, float *obs);
-  void (*step)(void *state, const float *action, float *obs, frl_step_t *out);
+  void (*reset)(void *state, frl_rng_t *rng, float *obs);
+  /* Writes obs[obs_dim] and out->reward/terminal/success/violations (out is zeroed first). */
+  void (*step)(void *state, frl_rng_t *rng, const float *action, float *obs, frl_step_t *out);
+  /* Optional (may be NULL): overwrites the simulated state with n values in the impl's own
+   * layout and writes the matching obs; returns 0 or FRL_EDIM/FRL_EUSAGE. For tests. */
+  int (*set_state)(void *state, const double *s, int n, float *obs);
 } frl_env_impl_t;
 
-/* Creates the named environment, seeded. Returns 0, or FRL_ENOTFOUND with the list of known
- * names logged by the caller via frl_env_names(). */
+/* Creates the named environment with its own generator seeded from seed (same name and seed:
+ * same episodes for the same actions). Returns 0 and *out, or FRL_ENOTFOUND (the caller logs
+ * the known names from frl_env_names()) or FRL_EUSAGE for a NULL name; *out untouched then. */
 int frl_env_new(frl_env_t **out, const char *name, uint64_t seed);
 void frl_env_destroy(frl_env_t **self_p);
 const frl_env_spec_t *frl_env_spec(const frl_env_t *e);
