@@ -336,6 +336,11 @@ int frl_actor_main(const frl_config_t *cfg) {
   }
   frl_info("%s: env %s, epsilon %.4f, %d-step, batches of %d", cfg->name, cfg->env, a.epsilon,
            cfg->n_step, a.cap);
+  /* (actor, seq) must stay unique across restarts of a stateless actor with the same name, so
+   * sequences start at the start time in microseconds: a successor always starts above
+   * anything its predecessor can have sent (far fewer than 10^6 batches per second). */
+  a.seq = (uint64_t)(frl_wall() * 1e6);
+  uint64_t first_seq = a.seq;
   double start = frl_now();
   a.lost_since = start;
   send_hello(&a, start);
@@ -406,7 +411,7 @@ int frl_actor_main(const frl_config_t *cfg) {
   frl_info("%s stopping: %llu env steps, %llu episodes, %llu batches sent, %u unacked, "
            "%llu shed, %llu rejected",
            cfg->name, (unsigned long long)a.env_steps, (unsigned long long)a.episodes_done,
-           (unsigned long long)a.seq, frl_outbox_depth(a.outbox), (unsigned long long)a.shed,
+           (unsigned long long)(a.seq - first_seq), frl_outbox_depth(a.outbox), (unsigned long long)a.shed,
            (unsigned long long)a.rejected);
 done:
   if (a.ack_log) fclose(a.ack_log);

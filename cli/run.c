@@ -165,7 +165,7 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
   int n = 2 + cfg->actors;
   child_t *cs = frl_xcalloc((size_t)n, sizeof *cs);
   child_t *broker = &cs[0], *learner = &cs[1];
-  char epfile[600], front[300], back[300];
+  char epfile[600], front[400], back[400];
   snprintf(epfile, sizeof epfile, "%s/endpoints", cfg->run_dir);
   unlink(epfile);
 
@@ -193,7 +193,7 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
 
   snprintf(learner->role, sizeof learner->role, "learner");
   snprintf(learner->log, sizeof learner->log, "%s/learner.log", logs);
-  char lep[320], rdir[340];
+  char lep[440], rdir[340];
   snprintf(lep, sizeof lep, "--learner-endpoint=%s", back);
   snprintf(rdir, sizeof rdir, "--run-dir=%s", cfg->run_dir);
   const char *largs[] = {lep, rdir, NULL};
@@ -206,7 +206,7 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
     child_t *c = &cs[2 + i];
     snprintf(c->role, sizeof c->role, "actor-%d", i);
     snprintf(c->log, sizeof c->log, "%s/actor-%d.log", logs, i);
-    char aep[320], idx[32], num[32], name[64];
+    char aep[440], idx[32], num[32], name[64];
     snprintf(aep, sizeof aep, "--actor-endpoint=%s", front);
     snprintf(idx, sizeof idx, "--actor-index=%d", i);
     snprintf(num, sizeof num, "--num-actors=%d", cfg->actors);
@@ -248,6 +248,10 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
         tail_log(learner->log, 12);
       }
       break;
+    }
+    if (&cs[i] == broker && ec == 0) {
+      /* The learner asked the fleet to shut down and the broker obliged; the learner follows. */
+      continue;
     }
     if (&cs[i] == broker) {
       frl_error("the broker exited with code %d; its log %s ends with:", ec, broker->log);

@@ -27,14 +27,16 @@ typedef struct {
 typedef struct frl_replay frl_replay_t;
 
 /* Builds the index over the store's newest `capacity` items. The replay does not own the
- * store (the learner does); it must outlive the replay. */
+ * store (the learner does); it must outlive the replay. Returns 0, FRL_EUSAGE for a bad config,
+ * FRL_ECORRUPT when a stored item does not fit the task, or the store's error. */
 int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_store_t *store);
 void frl_replay_close(frl_replay_t **self_p);
 
 typedef enum { FRL_INSERT_OK = 0, FRL_INSERT_DUPLICATE = 1 } frl_insert_outcome_t;
 
 /* Validates a decoded batch against the task (dimensions, action range, finite values,
- * priorities > 0) and stores it: SQLite transaction first, then the in-memory index.
+ * discount in [0, 1], priorities finite and >= 0; priority holds the actor's |delta|) and
+ * stores it: SQLite transaction first, then the in-memory index.
  * Returns 0 with *outcome, FRL_EDIM/FRL_EPROTO with a reason in err (naming field and bound)
  * for an invalid batch (nothing stored), or the store's error (nothing stored). */
 int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now,
@@ -54,7 +56,8 @@ typedef struct {
 } frl_replay_sample_t;
 
 /* Draws B items (stratified: one uniform draw in each of B equal mass segments) with
- * importance exponent beta. Returns FRL_EBUSY when the replay holds no items. */
+ * importance exponent beta. Returns FRL_EBUSY when the replay holds no items, FRL_EUSAGE when
+ * B is 0 or above max_batch or beta is not finite and >= 0. Never allocates. */
 int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
                       const frl_replay_sample_t **out);
 
@@ -63,7 +66,8 @@ int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
 void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, const float *td_abs,
                                   uint32_t B);
 
-/* Writes dirty priorities and sample counts to the store in one transaction. */
+/* Writes dirty priorities and sample counts to the store in one transaction. On error they stay
+ * dirty and the next call retries. frl_replay_close flushes too (best effort). */
 int frl_replay_flush(frl_replay_t *r);
 
 uint64_t frl_replay_size(const frl_replay_t *r);

@@ -21,5 +21,9 @@ double frl_sumtree_min(const frl_sumtree_t *t);
 /* The slot whose prefix-sum interval contains mass in [0, total). Only slots with priority
  * > 0 are ever returned. Undefined when total == 0. */
 uint32_t frl_sumtree_find(const frl_sumtree_t *t, double mass);
+/* frl_sumtree_find for n masses at once (slot[j] for mass[j]); mass is used as scratch and
+ * left holding residuals. Faster than n single finds on large trees (overlapped cache misses).
+ * Same preconditions. */
+void frl_sumtree_find_batch(const frl_sumtree_t *t, double *mass, uint32_t *slot, uint32_t n);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "log.h"
@@ -40,7 +41,7 @@ static const flag_t g_flags[] = {
    "broker endpoint for actors and operators (broker: address to bind)"},
   {"learner-endpoint", L | B | R, T_STR, F(learner_endpoint), "tcp://127.0.0.1:5556", 0, 0,
    "broker endpoint for the learner (broker: address to bind)"},
-  {"name", A, T_STR, F(name), "", 0, 0, "actor name, unique in the fleet (default actor-<index>)"},
+  {"name", A, T_STR, F(name), "", 0, 0, "actor name, unique in the fleet (default <hostname>-<pid>)"},
   {"seed", A | L | R, T_U64, F(seed), "1", 0, BIG, "random seed"},
   {"heartbeat", A | L | B | R, T_DBL, F(heartbeat_s), "0.5", 0.01, 60, "heartbeat period, s"},
   {"peer-timeout", A | L | B | R, T_DBL, F(peer_timeout_s), "3", 0.05, 3600,
@@ -48,7 +49,8 @@ static const flag_t g_flags[] = {
   {"connect-timeout", A | L | C | R, T_DBL, F(connect_timeout_s), "20", 0.1, 86400,
    "give up when the broker does not answer for this long, s"},
 
-  {"actor-index", A, T_INT, F(actor_index), "0", 0, 65535, "this actor's index i (exploration)"},
+  {"actor-index", A, T_INT, F(actor_index), "-1", -1, 65535,
+   "this actor's index i in the exploration schedule (-1: derived from the name)"},
   {"num-actors", A, T_INT, F(num_actors), "1", 1, 65536, "fleet size N (exploration schedule)"},
   {"batch-transitions", A | R, T_INT, F(batch_transitions), "32", 1, 65536,
    "transitions per experience batch"},
@@ -309,7 +311,15 @@ int frl_config_parse(frl_config_t *cfg, int groups, int argc, char **argv, FILE 
             cfg->log_level);
     return FRL_EUSAGE;
   }
-  if (cfg->name[0] == '\0') snprintf(cfg->name, sizeof cfg->name, "actor-%d", cfg->actor_index);
+  if (cfg->name[0] == '\0') {
+    char host[40] = "actor";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(cfg->name, sizeof cfg->name, "%s-%ld", host, (long)getpid());
+  }
+  if (cfg->actor_index < 0)
+    cfg->actor_index = (int)(frl_fnv1a64(cfg->name, strlen(cfg->name), FRL_FNV_SEED) %
+                             (uint64_t)cfg->num_actors);
   if (cfg->actor_index >= cfg->num_actors && (groups & FRL_CFG_ACTOR)) {
     fprintf(err, "fleetrl: --actor-index: %d must be below --num-actors %d\n", cfg->actor_index,
             cfg->num_actors);

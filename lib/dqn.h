@@ -35,19 +35,26 @@ typedef struct {
 } frl_dqn_batch_t;
 
 typedef struct {
-  float loss;
+  float loss;             /* weighted Huber loss, mean over the batch */
   float grad_norm;        /* before clipping */
-  float mean_q;
+  float mean_q;           /* mean of Q(obs, action) over the batch, before the step */
   float mean_abs_td;
 } frl_dqn_stats_t;
 
 typedef struct frl_dqn frl_dqn_t;
 
+/* New learner; the target starts as a copy of the online net. Adam uses beta1 0.9 and
+ * beta2 0.999. Returns NULL, after logging the field and its bound, for an invalid config
+ * (batch outside [1, 32768], lr <= 0, adam_eps < 0, huber_delta <= 0, NaN grad_clip, tau
+ * outside [0, 1], target_period < 1 with tau 0, or an invalid shape). Not thread-safe. */
 frl_dqn_t *frl_dqn_new(const frl_dqn_config_t *cfg);
 void frl_dqn_destroy(frl_dqn_t **self_p);
 
 /* One gradient step. Writes td_abs[B] = |y - Q(obs, action)| (before the update) for priority
- * updates; returns 0, or FRL_EDIM when B > cfg.batch or an action is out of range. */
+ * updates (td_abs and stats may be NULL); returns 0, or FRL_EDIM when B is outside
+ * [1, cfg.batch] or an action is out of range, or -ERANGE when the loss or the gradient is not
+ * finite (NaN/inf in the batch, or a diverged net). On error nothing is updated (parameters,
+ * Adam state, update count, target) and td_abs/stats are not written. Allocation-free. */
 int frl_dqn_update(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *td_abs,
                    frl_dqn_stats_t *stats);
 
@@ -56,13 +63,16 @@ frl_qnet_t *frl_dqn_online(frl_dqn_t *d);
 frl_qnet_t *frl_dqn_target(frl_dqn_t *d);
 uint64_t frl_dqn_updates(const frl_dqn_t *d);
 
-/* Computes targets y[B] for a batch without updating anything (exposed for tests):
+/* Computes targets y[B] for a batch without updating anything (exposed for tests; B must be
+ * in [1, cfg.batch], a programmer error otherwise):
  * y = reward + discount * Q_target(next_obs, argmax_a Q_online(next_obs, a)) when double_q,
  * else reward + discount * max_a Q_target(next_obs, a). */
 void frl_dqn_targets(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *y);
 
 /* Actor-side initial priority (Ape-X): |R + discount * max_a Q(s',a) - Q(s,a)| with one
- * network, for B transitions. Uses q's workspace; B <= its max_batch. */
-void frl_dqn_td_abs(frl_qnet_t *q, const frl_dqn_batch_t *batch, float *td_abs);
+ * network, for B transitions (batch->weight is ignored). Uses q's workspace, no allocation.
+ * Returns 0; FRL_EDIM when B is outside [1, max_batch of q] or an action is out of range
+ * (td_abs not written); -ERANGE when some td_abs is not finite (all entries written). */
+int frl_dqn_td_abs(frl_qnet_t *q, const frl_dqn_batch_t *batch, float *td_abs);
 
 #endif

@@ -10,6 +10,10 @@
 
 #include "rng.h"
 
+/* OpenBLAS's cblas.h includes <complex.h>, whose macro I would break every prototype below;
+ * the kernels name the input dimension I, and fleetrl has no use for complex numbers. */
+#undef I
+
 /* out[B,O] = in[B,I] w[O,I]^T + b[O] */
 void frl_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int I,
                         int O);

@@ -24,24 +24,36 @@ typedef struct {
 
 typedef struct frl_qnet frl_qnet_t;
 
-/* Number of floats in the parameter block for a shape. */
+/* Number of floats in the parameter block for a shape; 0 for an invalid shape. */
 size_t frl_qnet_param_count(const frl_qnet_shape_t *shape);
 
-/* New network with workspace for batches up to max_batch; parameters initialized from rng.
- * The qnet owns its parameter block; frl_qnet_params() exposes it for reading and writing. */
+/* New network with workspace for batches up to max_batch; parameters initialized from rng
+ * (PyTorch's nn.Linear default, layer by layer in block order). The qnet owns its parameter
+ * block; frl_qnet_params() exposes it for reading and writing. Returns NULL, after logging
+ * which field is out of which bound, for an invalid shape or max_batch (config input).
+ * A qnet is not thread-safe: forward, backward and argmax share its workspace. */
 frl_qnet_t *frl_qnet_new(const frl_qnet_shape_t *shape, int max_batch, frl_rng_t *rng);
 void frl_qnet_destroy(frl_qnet_t **self_p);
 const frl_qnet_shape_t *frl_qnet_shape(const frl_qnet_t *q);
 float *frl_qnet_params(frl_qnet_t *q);
 size_t frl_qnet_n_params(const frl_qnet_t *q);
+int frl_qnet_max_batch(const frl_qnet_t *q);
 
 /* q_out[B, A] = Q(obs[B, obs_dim]); B <= max_batch. Keeps activations for backward. */
 void frl_qnet_forward(frl_qnet_t *q, float *q_out, const float *obs, int B);
 /* Backprop dq[B,A] through the LAST forward call; accumulates into grads (same layout and
- * length as the param block). */
+ * length as the param block). B may be smaller than that forward's batch: the first B rows
+ * are backpropagated (the learner runs obs and next_obs as one forward and differentiates
+ * only the obs half). No gradient with respect to the input is computed. */
 void frl_qnet_backward(frl_qnet_t *q, float *grads, const float *dq, int B);
 
-/* Greedy action for one observation (argmax, lowest index on ties). */
+/* Greedy action for one observation (argmax, lowest index on ties; always a valid index,
+ * even if Q has NaNs). Runs a batch-1 forward, which replaces the one backward would use.
+ * Allocation-free; small layers use a plain loop rather than BLAS (call overhead). */
 int frl_qnet_argmax(frl_qnet_t *q, const float *obs);
+
+/* Internal (for dqn.c): a [max_batch, n_actions] output buffer owned by q, so batch
+ * evaluations with one network need no allocation. Any frl_ call on q may overwrite it. */
+float *frl__qnet_scratch(frl_qnet_t *q);
 
 #endif

@@ -1,0 +1,526 @@
+/* replay.c: prioritized experience replay (Schaul et al. 2016; Ape-X, Horgan et al. 2018):
+ * a payload cache of `capacity` slots in memory, indexed by a sum-tree and a min-tree, with
+ * the SQLite store as the system of record. Item ids are issued in order from 1; item i lives
+ * in slot i mod capacity, so the FIFO eviction of the store (ids < newest - capacity + 1) and
+ * the overwrite of slots in memory evict the same items. Sampling and priority updates never
+ * touch SQLite; they mark slots dirty and frl_replay_flush writes them back in one transaction.
+ */
+#include "replay.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "log.h"
+#include "sumtree.h"
+
+/* Largest sample batch a config may ask for (the output arrays are sized by it). */
+#define FRL_REPLAY_MAX_BATCH 65536u
+
+struct frl_replay {
+  frl_replay_config_t cfg;
+  frl_store_t *store;
+  frl_sumtree_t *tree;
+  bool discrete;
+  uint32_t capacity, D, A; /* slots, obs_dim, act_dim */
+
+  /* Per slot. slot_id 0 marks an empty slot (ids start at 1). priority is p in float, the
+   * exact value the store holds, so a rebuilt tree is bit-identical to the live one. */
+  uint64_t *slot_id;
+  float *priority;
+  float *obs, *next_obs; /* [capacity, D] */
+  int32_t *action_index; /* [capacity] discrete tasks */
+  float *action;         /* [capacity, A] continuous tasks */
+  float *reward, *discount;
+  uint32_t *sampled;     /* samples counted since the last flush */
+  uint8_t *dirty;        /* slot is in dirty_list */
+  uint32_t *dirty_list;
+  uint32_t n_dirty;
+
+  uint64_t size;     /* occupied slots */
+  uint64_t next_id;  /* id of the next inserted item */
+  double max_priority;
+
+  float *new_priority; /* [FRL_MSG_MAX_COUNT] priorities of a batch being inserted */
+  /* flush scratch, grown as needed */
+  uint64_t *flush_id;
+  float *flush_priority;
+  uint32_t *flush_sampled;
+  uint32_t flush_cap;
+
+  /* sample output, [max_batch] */
+  frl_replay_sample_t out;
+  uint32_t *out_slot;
+  double *mass;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* p = (|delta| + eps)^alpha (Schaul et al. 2016, eq. 1 with proportional p_i). eps > 0 keeps
+ * every item sampleable even at zero TD error. Rounded to float: the stored precision. */
+static float priority_of(const frl_replay_t *r, double td_abs) {
+  return (float)pow(td_abs + r->cfg.eps, r->cfg.alpha);
+}
+
+static void set_slot_priority(frl_replay_t *r, uint32_t slot, float p) {
+  r->priority[slot] = p;
+  frl_sumtree_set(r->tree, slot, r->cfg.prioritized ? (double)p : 1.0);
+  if (p > r->max_priority) r->max_priority = p;
+}
+
+static void mark_dirty(frl_replay_t *r, uint32_t slot) {
+  if (r->dirty[slot]) return;
+  r->dirty[slot] = 1;
+  r->dirty_list[r->n_dirty++] = slot;
+}
+
+/* Index of the first non-finite float in x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+  size_t i = 0;
+  while (i < n && isfinite(x[i])) i++;
+  return i;
+}
+
+static void episode_at(const frl_experience_t *b, uint32_t i, frl_episode_stat_t *ep) {
+  if (b->episodes_in)
+    *ep = b->episodes_in[i];
+  else
+    frl_msg_episode(b, i, ep);
+}
+
+/* Checks a batch against the task. Shapes give FRL_EDIM, values FRL_EPROTO; err names the
+ * field, the offending index and value, and the bound. */
+static int validate(const frl_replay_t *r, const frl_experience_t *b, char *err, size_t errlen) {
+  const uint32_t n = b->count, D = r->D, A = r->A;
+  size_t name_len = b->actor ? strnlen(b->actor, FRL_MSG_MAX_STRING + 1) : 0;
+  if (name_len == 0) {
+    set_err(err, errlen, "ExperienceBatch.actor: missing or empty");
+    return FRL_EPROTO;
+  }
+  if (name_len > FRL_MSG_MAX_STRING) {
+    set_err(err, errlen, "ExperienceBatch.actor: longer than %u bytes", FRL_MSG_MAX_STRING);
+    return FRL_EPROTO;
+  }
+  if (n > FRL_MSG_MAX_COUNT) {
+    set_err(err, errlen, "ExperienceBatch.count: %u, limit %u", n, FRL_MSG_MAX_COUNT);
+    return FRL_EPROTO;
+  }
+  if (b->obs_dim != D) {
+    set_err(err, errlen, "ExperienceBatch.obs_dim: %u, task has obs_dim %u", b->obs_dim, D);
+    return FRL_EDIM;
+  }
+  if (b->act_dim != A) {
+    set_err(err, errlen, "ExperienceBatch.act_dim: %u, task has act_dim %u", b->act_dim, A);
+    return FRL_EDIM;
+  }
+  if (r->discrete) {
+    if (b->n_action_index != n || (n && !b->action_index)) {
+      set_err(err, errlen, "ExperienceBatch.action_index: %u ints, expected count = %u "
+              "(discrete task)", b->n_action_index, n);
+      return FRL_EDIM;
+    }
+    if (b->n_action != 0) {
+      set_err(err, errlen, "ExperienceBatch.action: %u floats, expected 0 (discrete task)",
+              b->n_action);
+      return FRL_EDIM;
+    }
+  } else {
+    if ((uint64_t)b->n_action != (uint64_t)n * A || (n && !b->action)) {
+      set_err(err, errlen, "ExperienceBatch.action: %u floats, expected count*act_dim = %llu "
+              "(continuous task)", b->n_action, (unsigned long long)n * A);
+      return FRL_EDIM;
+    }
+    if (b->n_action_index != 0) {
+      set_err(err, errlen, "ExperienceBatch.action_index: %u ints, expected 0 (continuous "
+              "task)", b->n_action_index);
+      return FRL_EDIM;
+    }
+  }
+  if (n && (!b->obs || !b->next_obs || !b->reward || !b->discount)) {
+    set_err(err, errlen, "ExperienceBatch.%s: missing, expected %u values",
+            !b->obs ? "obs" : !b->next_obs ? "next_obs" : !b->reward ? "reward" : "discount", n);
+    return FRL_EDIM;
+  }
+  if ((b->n_priority != 0 && b->n_priority != n) || (b->n_priority && !b->priority)) {
+    set_err(err, errlen, "ExperienceBatch.priority: %u floats, expected 0 or count = %u",
+            b->n_priority, n);
+    return FRL_EDIM;
+  }
+  if ((b->n_policy_version != 0 && b->n_policy_version != n) ||
+      (b->n_policy_version && !b->policy_version)) {
+    set_err(err, errlen, "ExperienceBatch.policy_version: %u values, expected 0 or count = %u",
+            b->n_policy_version, n);
+    return FRL_EDIM;
+  }
+  if (b->n_episodes > FRL_MSG_MAX_EPISODES || (b->n_episodes && !b->episodes_in &&
+                                               !b->episodes_vec)) {
+    set_err(err, errlen, "ExperienceBatch.episodes: %u, limit %u", b->n_episodes,
+            FRL_MSG_MAX_EPISODES);
+    return FRL_EPROTO;
+  }
+
+  size_t i;
+  if ((i = first_nonfinite(b->obs, (size_t)n * D)) < (size_t)n * D) {
+    set_err(err, errlen, "ExperienceBatch.obs[%zu][%zu]: %g, must be finite", i / D, i % D,
+            (double)b->obs[i]);
+    return FRL_EPROTO;
+  }
+  if ((i = first_nonfinite(b->next_obs, (size_t)n * D)) < (size_t)n * D) {
+    set_err(err, errlen, "ExperienceBatch.next_obs[%zu][%zu]: %g, must be finite", i / D, i % D,
+            (double)b->next_obs[i]);
+    return FRL_EPROTO;
+  }
+  if ((i = first_nonfinite(b->reward, n)) < n) {
+    set_err(err, errlen, "ExperienceBatch.reward[%zu]: %g, must be finite", i,
+            (double)b->reward[i]);
+    return FRL_EPROTO;
+  }
+  for (i = 0; i < n; i++) {
+    float d = b->discount[i];
+    if (!(d >= 0.0f && d <= 1.0f)) {
+      set_err(err, errlen, "ExperienceBatch.discount[%zu]: %g, must be in [0, 1]", i, (double)d);
+      return FRL_EPROTO;
+    }
+  }
+  if (r->discrete) {
+    for (i = 0; i < n; i++) {
+      int32_t a = b->action_index[i];
+      if (a < 0 || (uint32_t)a >= r->cfg.n_actions) {
+        set_err(err, errlen, "ExperienceBatch.action_index[%zu]: %d, must be in [0, %u)", i, a,
+                r->cfg.n_actions);
+        return FRL_EPROTO;
+      }
+    }
+  } else if ((i = first_nonfinite(b->action, (size_t)n * A)) < (size_t)n * A) {
+    set_err(err, errlen, "ExperienceBatch.action[%zu][%zu]: %g, must be finite", i / A, i % A,
+            (double)b->action[i]);
+    return FRL_EPROTO;
+  }
+  for (i = 0; i < b->n_priority; i++) {
+    float p = b->priority[i];
+    if (!(isfinite(p) && p >= 0.0f)) {
+      set_err(err, errlen, "ExperienceBatch.priority[%zu]: %g, must be finite and >= 0", i,
+              (double)p);
+      return FRL_EPROTO;
+    }
+  }
+  for (uint32_t e = 0; e < b->n_episodes; e++) {
+    frl_episode_stat_t ep;
+    episode_at(b, e, &ep);
+    if (!isfinite(ep.episode_return)) {
+      set_err(err, errlen, "ExperienceBatch.episodes[%u].episode_return: %g, must be finite", e,
+              (double)ep.episode_return);
+      return FRL_EPROTO;
+    }
+  }
+  return 0;
+}
+
+/* Writes item id into its slot (payload, priority); the slot's previous item, if any, is the
+ * one FIFO eviction just removed from the store. */
+static void place(frl_replay_t *r, uint64_t id, const float *obs, int32_t action_index,
+                  const float *action, float reward, float discount, const float *next_obs,
+                  float p) {
+  const uint32_t slot = (uint32_t)(id % r->capacity), D = r->D, A = r->A;
+  if (r->slot_id[slot] == 0) r->size++;
+  r->slot_id[slot] = id;
+  memcpy(r->obs + (size_t)slot * D, obs, D * sizeof(float));
+  memcpy(r->next_obs + (size_t)slot * D, next_obs, D * sizeof(float));
+  if (r->discrete)
+    r->action_index[slot] = action_index;
+  else
+    memcpy(r->action + (size_t)slot * A, action, A * sizeof(float));
+  r->reward[slot] = reward;
+  r->discount[slot] = discount;
+  /* A pending count belonged to the evicted item, whose row is gone. If the slot is still in
+   * the dirty list, the next flush rewrites the new item's own values: harmless. */
+  r->sampled[slot] = 0;
+  set_slot_priority(r, slot, p);
+}
+
+/* Rebuild from the store (frl_store_scan_items callback). The file is untrusted, since users
+ * can edit it while the learner is down: values are checked as strictly as incoming batches. */
+static int rebuild_item(void *ctx, uint64_t id, const float *obs, int32_t action_index,
+                        const float *action, float reward, float discount, const float *next_obs,
+                        float priority) {
+  frl_replay_t *r = ctx;
+  const char *bad = NULL;
+  if (first_nonfinite(obs, r->D) < r->D) bad = "obs";
+  else if (first_nonfinite(next_obs, r->D) < r->D) bad = "next_obs";
+  else if (!isfinite(reward)) bad = "reward";
+  else if (!(discount >= 0.0f && discount <= 1.0f)) bad = "discount";
+  else if (r->discrete && (action_index < 0 || (uint32_t)action_index >= r->cfg.n_actions))
+    bad = "action";
+  else if (!r->discrete && first_nonfinite(action, r->A) < r->A) bad = "action_vec";
+  if (bad) {
+    frl_error("replay: stored item %llu has an invalid %s (non-finite, or out of range for "
+              "the task)", (unsigned long long)id, bad);
+    return FRL_ECORRUPT;
+  }
+  /* A missing or unusable priority (NULL, negative, inf: possible after a manual edit) gets
+   * the running max once all items are loaded; mark it with -1 meanwhile. */
+  bool usable = isfinite(priority) && priority >= 0.0f;
+  place(r, id, obs, action_index, action, reward, discount, next_obs, usable ? priority : 0.0f);
+  if (!usable) r->priority[id % r->capacity] = -1.0f;
+  return 0;
+}
+
+static int rebuild(frl_replay_t *r) {
+  uint64_t max_id = 0;
+  int err = frl_store_max_item_id(r->store, &max_id);
+  if (err) return err;
+  uint64_t min_id = max_id >= r->capacity ? max_id - r->capacity + 1 : 1;
+  if (max_id > 0 && (err = frl_store_scan_items(r->store, min_id, rebuild_item, r))) return err;
+  uint64_t fixed = 0;
+  for (uint32_t slot = 0; slot < r->capacity; slot++) {
+    if (r->slot_id[slot] && r->priority[slot] < 0.0f) {
+      set_slot_priority(r, slot, (float)r->max_priority);
+      mark_dirty(r, slot);
+      fixed++;
+    }
+  }
+  if (fixed)
+    frl_warn("replay: %llu stored items had no usable priority; gave them the max %g",
+             (unsigned long long)fixed, r->max_priority);
+  r->next_id = max_id + 1;
+  return 0;
+}
+
+static int check_config(const frl_replay_config_t *c) {
+  const char *what = NULL;
+  if (c->capacity == 0 || c->capacity > (1u << 31)) what = "capacity must be in 1..2^31";
+  else if (c->obs_dim == 0 || c->obs_dim > FRL_MSG_MAX_DIM) what = "obs_dim out of range";
+  else if (c->act_dim == 0 || c->act_dim > FRL_MSG_MAX_DIM) what = "act_dim out of range";
+  else if (c->n_actions > 0 && c->act_dim != 1) what = "discrete tasks need act_dim 1";
+  else if (c->n_actions > INT32_MAX) what = "n_actions too large";
+  else if (!(isfinite(c->alpha) && c->alpha >= 0.0)) what = "alpha must be finite and >= 0";
+  else if (!(isfinite(c->eps) && c->eps > 0.0)) what = "eps must be finite and > 0";
+  else if (c->max_batch == 0 || c->max_batch > FRL_REPLAY_MAX_BATCH)
+    what = "max_batch must be in 1..65536";
+  if (!what) return 0;
+  frl_error("replay: bad config: %s", what);
+  return FRL_EUSAGE;
+}
+
+int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_store_t *store) {
+  int err = check_config(cfg);
+  if (err) return err;
+  frl_replay_t *r = frl_xcalloc(1, sizeof *r);
+  const size_t C = cfg->capacity, D = cfg->obs_dim, A = cfg->act_dim, B = cfg->max_batch;
+  r->cfg = *cfg;
+  r->store = store;
+  r->discrete = cfg->n_actions > 0;
+  r->capacity = cfg->capacity;
+  r->D = cfg->obs_dim;
+  r->A = cfg->act_dim;
+  /* Schaul et al. give the first transition p_1 = 1; after that new items get the largest
+   * priority seen so far. */
+  r->max_priority = 1.0;
+  r->tree = frl_sumtree_new(cfg->capacity);
+  r->slot_id = frl_xcalloc(C, sizeof *r->slot_id);
+  r->priority = frl_xcalloc(C, sizeof *r->priority);
+  r->obs = frl_xcalloc(C * D, sizeof *r->obs);
+  r->next_obs = frl_xcalloc(C * D, sizeof *r->next_obs);
+  if (r->discrete)
+    r->action_index = frl_xcalloc(C, sizeof *r->action_index);
+  else
+    r->action = frl_xcalloc(C * A, sizeof *r->action);
+  r->reward = frl_xcalloc(C, sizeof *r->reward);
+  r->discount = frl_xcalloc(C, sizeof *r->discount);
+  r->sampled = frl_xcalloc(C, sizeof *r->sampled);
+  r->dirty = frl_xcalloc(C, sizeof *r->dirty);
+  r->dirty_list = frl_xcalloc(C, sizeof *r->dirty_list);
+  r->new_priority = frl_xcalloc(FRL_MSG_MAX_COUNT, sizeof *r->new_priority);
+  r->out.item_id = frl_xcalloc(B, sizeof *r->out.item_id);
+  r->out.weight = frl_xcalloc(B, sizeof *r->out.weight);
+  r->out.obs = frl_xcalloc(B * D, sizeof *r->out.obs);
+  r->out.next_obs = frl_xcalloc(B * D, sizeof *r->out.next_obs);
+  if (r->discrete)
+    r->out.action_index = frl_xcalloc(B, sizeof *r->out.action_index);
+  else
+    r->out.action = frl_xcalloc(B * A, sizeof *r->out.action);
+  r->out.reward = frl_xcalloc(B, sizeof *r->out.reward);
+  r->out.discount = frl_xcalloc(B, sizeof *r->out.discount);
+  r->out_slot = frl_xcalloc(B, sizeof *r->out_slot);
+  r->mass = frl_xcalloc(B, sizeof *r->mass);
+  if ((err = rebuild(r))) goto fail;
+  *out = r;
+  return 0;
+fail:
+  r->n_dirty = 0; /* nothing to write back from a failed open */
+  frl_replay_close(&r);
+  return err;
+}
+
+void frl_replay_close(frl_replay_t **self_p) {
+  if (!self_p || !*self_p) return;
+  frl_replay_t *r = *self_p;
+  if (r->n_dirty) {
+    int err = frl_replay_flush(r);
+    if (err)
+      frl_warn("replay: final flush failed (%s); the last priority updates are lost",
+               frl_strerror(err));
+  }
+  frl_sumtree_destroy(&r->tree);
+  free(r->slot_id);
+  free(r->priority);
+  free(r->obs);
+  free(r->next_obs);
+  free(r->action_index);
+  free(r->action);
+  free(r->reward);
+  free(r->discount);
+  free(r->sampled);
+  free(r->dirty);
+  free(r->dirty_list);
+  free(r->new_priority);
+  free(r->flush_id);
+  free(r->flush_priority);
+  free(r->flush_sampled);
+  free(r->out.item_id);
+  free(r->out.weight);
+  free(r->out.obs);
+  free(r->out.next_obs);
+  free(r->out.action_index);
+  free(r->out.action);
+  free(r->out.reward);
+  free(r->out.discount);
+  free(r->out_slot);
+  free(r->mass);
+  free(r);
+  *self_p = NULL;
+}
+
+int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now,
+                      frl_insert_outcome_t *outcome, char *err, size_t errlen) {
+  int rc = validate(r, batch, err, errlen);
+  if (rc) return rc;
+  const uint32_t n = batch->count, D = r->D, A = r->A;
+  /* Items without an actor priority get the running max, so that every new transition is
+   * sampled soon at least once (Schaul et al. 2016, Alg. 1 line 6). Giving them a constant
+   * 1.0 instead, as an earlier version did, starves them once priorities exceed 1 and
+   * over-samples them once priorities fall below it. */
+  const float p_new = (float)r->max_priority;
+  for (uint32_t i = 0; i < n; i++)
+    r->new_priority[i] = batch->n_priority ? priority_of(r, batch->priority[i]) : p_new;
+  const uint64_t first = r->next_id;
+  /* After this batch the replay holds ids first+n-capacity .. first+n-1. */
+  const int64_t evict_below = (int64_t)(first + n) - (int64_t)r->capacity;
+  bool duplicate = false;
+  rc = frl_store_insert_batch(r->store, batch, first, r->new_priority, evict_below, now,
+                              &duplicate);
+  if (rc) {
+    set_err(err, errlen, "replay store: %s", frl_strerror(rc));
+    return rc;
+  }
+  if (duplicate) {
+    *outcome = FRL_INSERT_DUPLICATE;
+    return 0;
+  }
+  /* Only the newest capacity items of an oversized batch survive; skip the others. */
+  const uint32_t skip = n > r->capacity ? n - r->capacity : 0;
+  for (uint32_t i = skip; i < n; i++) {
+    place(r, first + i, batch->obs + (size_t)i * D,
+          r->discrete ? batch->action_index[i] : -1,
+          r->discrete ? NULL : batch->action + (size_t)i * A, batch->reward[i],
+          batch->discount[i], batch->next_obs + (size_t)i * D, r->new_priority[i]);
+  }
+  r->next_id = first + n;
+  *outcome = FRL_INSERT_OK;
+  return 0;
+}
+
+int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
+                      const frl_replay_sample_t **out) {
+  if (r->size == 0) return FRL_EBUSY;
+  if (B == 0 || B > r->cfg.max_batch || !(isfinite(beta) && beta >= 0.0)) return FRL_EUSAGE;
+  const uint32_t D = r->D, A = r->A;
+  /* Stratified: one uniform draw in each of B equal slices of the total mass (Schaul et al.
+   * 2016, appendix B.2.1), which lowers the variance of the batch composition. */
+  const double total = frl_sumtree_total(r->tree);
+  const double segment = total / B;
+  for (uint32_t j = 0; j < B; j++) r->mass[j] = ((double)j + frl_rng_uniform(rng)) * segment;
+  frl_sumtree_find_batch(r->tree, r->mass, r->out_slot, B);
+
+  /* w_i = (N P(i))^-beta / max_j w_j with P(i) = p_i / total; the largest weight belongs to
+   * the smallest priority, so the normalised weight is (p_i / p_min)^-beta, exactly 1 for
+   * the least likely item and never above 1. */
+  const double p_min = frl_sumtree_min(r->tree);
+  frl_replay_sample_t *s = &r->out;
+  s->B = B;
+  for (uint32_t j = 0; j < B; j++) {
+    const uint32_t slot = r->out_slot[j];
+    s->item_id[j] = r->slot_id[slot];
+    s->weight[j] =
+        r->cfg.prioritized ? (float)pow(frl_sumtree_get(r->tree, slot) / p_min, -beta) : 1.0f;
+    s->reward[j] = r->reward[slot];
+    s->discount[j] = r->discount[slot];
+    memcpy(s->obs + (size_t)j * D, r->obs + (size_t)slot * D, D * sizeof(float));
+    memcpy(s->next_obs + (size_t)j * D, r->next_obs + (size_t)slot * D, D * sizeof(float));
+    if (r->discrete)
+      s->action_index[j] = r->action_index[slot];
+    else
+      memcpy(s->action + (size_t)j * A, r->action + (size_t)slot * A, A * sizeof(float));
+  }
+  *out = s;
+  return 0;
+}
+
+void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, const float *td_abs,
+                                  uint32_t B) {
+  for (uint32_t j = 0; j < B; j++) {
+    const uint64_t id = item_id[j];
+    const uint32_t slot = (uint32_t)(id % r->capacity);
+    /* The item may have been evicted (and its slot reused) since it was sampled. */
+    if (id == 0 || r->slot_id[slot] != id) continue;
+    if (r->sampled[slot] < UINT32_MAX) r->sampled[slot]++;
+    /* A non-finite TD error (a diverging network) must not poison the tree's sums; the item
+     * keeps its old priority. */
+    const float td = td_abs[j];
+    if (isfinite(td) && td >= 0.0f) set_slot_priority(r, slot, priority_of(r, td));
+    mark_dirty(r, slot);
+  }
+}
+
+int frl_replay_flush(frl_replay_t *r) {
+  const uint32_t n = r->n_dirty;
+  if (n == 0) return 0;
+  if (n > r->flush_cap) {
+    r->flush_id = frl_xrealloc(r->flush_id, n * sizeof *r->flush_id);
+    r->flush_priority = frl_xrealloc(r->flush_priority, n * sizeof *r->flush_priority);
+    r->flush_sampled = frl_xrealloc(r->flush_sampled, n * sizeof *r->flush_sampled);
+    r->flush_cap = n;
+  }
+  for (uint32_t k = 0; k < n; k++) {
+    const uint32_t slot = r->dirty_list[k];
+    r->flush_id[k] = r->slot_id[slot];
+    r->flush_priority[k] = r->priority[slot];
+    r->flush_sampled[k] = r->sampled[slot];
+  }
+  int err = frl_store_update_items(r->store, r->flush_id, r->flush_priority, r->flush_sampled, n);
+  if (err) return err; /* still dirty: the next flush retries */
+  for (uint32_t k = 0; k < n; k++) {
+    const uint32_t slot = r->dirty_list[k];
+    r->dirty[slot] = 0;
+    r->sampled[slot] = 0;
+  }
+  r->n_dirty = 0;
+  return 0;
+}
+
+uint64_t frl_replay_size(const frl_replay_t *r) { return r->size; }
+
+uint64_t frl_replay_inserted_total(const frl_replay_t *r) { return r->next_id - 1; }
+
+double frl_replay_max_priority(const frl_replay_t *r) { return r->max_priority; }

@@ -1,0 +1,741 @@
+/* store.c: the SQLite system of record of a run (replay items, actors, batch dedup records,
+ * episodes, learner progress, evaluations, metadata).
+ *
+ * Schema (user-facing: people query this file with sqlite3 while training runs; every time is
+ * Unix seconds as REAL, every vector a BLOB of little-endian float32):
+ *
+ *   meta(key TEXT PRIMARY KEY, value TEXT)
+ *       run metadata; the store itself writes store_schema_version, created_at, obs_dim,
+ *       act_dim, action_type ('discrete' | 'continuous').
+ *   actors(actor_id INTEGER PRIMARY KEY, name TEXT UNIQUE, first_seen, last_seen,
+ *          batches, transitions, env_steps)
+ *       one row per actor name ever seen; counters cover accepted (non-duplicate) batches.
+ *   batches(actor_id, seq, received_at, transitions, first_item_id, env_steps,
+ *           PRIMARY KEY(actor_id, seq)) WITHOUT ROWID
+ *       the exactly-once record: a batch is accepted at most once per (actor, seq). Rows are
+ *       kept when their items are evicted, so a late resend is still recognised.
+ *   items(item_id INTEGER PRIMARY KEY, actor_id, batch_seq, inserted_at, policy_version,
+ *         priority, times_sampled, action, reward, discount, action_vec, obs, next_obs)
+ *       the replay contents, newest `capacity` transitions. priority is the sampling priority
+ *       p = (|delta| + eps)^alpha; action is the index (discrete tasks, else NULL), action_vec
+ *       the float32 vector (continuous tasks, else NULL); reward is the n-step return and
+ *       discount gamma^k (0 at a terminal). priority and times_sampled are written back by the
+ *       learner's periodic flush. Small columns come before the blobs so that the summary
+ *       queries (priority, times_sampled) never follow a large row's overflow pages.
+ *   episodes(episode_id INTEGER PRIMARY KEY, actor_id, ended_at, episode_return, length,
+ *            success, truncated, violations, policy_version)
+ *   training(at, updates, env_steps, replay_size, loss, mean_q, beta, updates_per_s,
+ *            env_steps_per_s, recent_return, params_version)
+ *   evaluations(at, updates, env_steps, mean_return, std_return, episodes)
+ *   views: actor_summary, priority_summary, policy_lag, returns_by_minute (see SCHEMA_SQL).
+ *
+ * Ingest path: one BEGIN IMMEDIATE .. COMMIT per batch holding the dedup insert, the item rows
+ * (one reused prepared statement, blobs bound SQLITE_STATIC straight from the decoded message,
+ * no per-row allocation), the episodes, the actor counters and the FIFO eviction, which is a
+ * rowid range delete (item_id < evict_below) and so walks only the leftmost leaves of the items
+ * b-tree; freed pages are reused by later inserts, so the file stays bounded.
+ *
+ * WAL: journal_mode=WAL lets readers run while we write; synchronous=NORMAL syncs only at
+ * checkpoints (a power loss can drop the last commits, never corrupt the file; actors resend
+ * unacknowledged batches, so nothing is lost). The WAL is kept bounded by our own wal hook,
+ * which replaces wal_autocheckpoint: after a commit that leaves >= FRL_STORE_CKPT_PAGES in the
+ * WAL it runs a PASSIVE checkpoint (never waits for readers, never blocks ingest), and
+ * journal_size_limit truncates the file back when the WAL is restarted. A reader that holds
+ * one read transaction open for a long time pins the WAL, which then grows; the hook warns
+ * (at most once a minute) so the operator knows why the -wal file is large. */
+#include "store.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "log.h"
+
+#define FRL_STORE_SCHEMA_VERSION 1
+#define FRL_STORE_CKPT_PAGES 4096             /* 16 MiB of 4 KiB pages */
+#define FRL_STORE_WAL_LIMIT (64LL << 20)      /* journal_size_limit, bytes */
+#define FRL_STORE_WAL_WARN_PAGES (4 * 16384)  /* 256 MiB of 4 KiB pages */
+#define FRL_STORE_BUSY_MS 5000
+
+static const char SCHEMA_SQL[] =
+    "CREATE TABLE IF NOT EXISTS meta(\n"
+    "  key TEXT PRIMARY KEY,\n"
+    "  value TEXT\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS actors(\n"
+    "  actor_id INTEGER PRIMARY KEY,\n"
+    "  name TEXT NOT NULL UNIQUE,\n"
+    "  first_seen REAL NOT NULL,\n"
+    "  last_seen REAL NOT NULL,\n"
+    "  batches INTEGER NOT NULL DEFAULT 0,\n"
+    "  transitions INTEGER NOT NULL DEFAULT 0,\n"
+    "  env_steps INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS batches(\n"
+    "  actor_id INTEGER NOT NULL REFERENCES actors(actor_id),\n"
+    "  seq INTEGER NOT NULL,\n"
+    "  received_at REAL NOT NULL,\n"
+    "  transitions INTEGER NOT NULL,\n"
+    "  first_item_id INTEGER NOT NULL,\n"
+    "  env_steps INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(actor_id, seq)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE IF NOT EXISTS items(\n"
+    "  item_id INTEGER PRIMARY KEY,\n"
+    "  actor_id INTEGER NOT NULL REFERENCES actors(actor_id),\n"
+    "  batch_seq INTEGER NOT NULL,\n"
+    "  inserted_at REAL NOT NULL,\n"
+    "  policy_version INTEGER,\n"
+    "  priority REAL,\n"
+    "  times_sampled INTEGER NOT NULL DEFAULT 0,\n"
+    "  action INTEGER,\n"
+    "  reward REAL NOT NULL,\n"
+    "  discount REAL NOT NULL,\n"
+    "  action_vec BLOB,\n"
+    "  obs BLOB NOT NULL,\n"
+    "  next_obs BLOB NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS episodes(\n"
+    "  episode_id INTEGER PRIMARY KEY,\n"
+    "  actor_id INTEGER NOT NULL REFERENCES actors(actor_id),\n"
+    "  ended_at REAL NOT NULL,\n"
+    "  episode_return REAL,\n"
+    "  length INTEGER NOT NULL,\n"
+    "  success INTEGER NOT NULL,\n"
+    "  truncated INTEGER NOT NULL,\n"
+    "  violations INTEGER NOT NULL,\n"
+    "  policy_version INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS training(\n"
+    "  at REAL NOT NULL,\n"
+    "  updates INTEGER NOT NULL,\n"
+    "  env_steps INTEGER NOT NULL,\n"
+    "  replay_size INTEGER NOT NULL,\n"
+    "  loss REAL,\n"
+    "  mean_q REAL,\n"
+    "  beta REAL,\n"
+    "  updates_per_s REAL,\n"
+    "  env_steps_per_s REAL,\n"
+    "  recent_return REAL,\n"
+    "  params_version INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS evaluations(\n"
+    "  at REAL NOT NULL,\n"
+    "  updates INTEGER NOT NULL,\n"
+    "  env_steps INTEGER NOT NULL,\n"
+    "  mean_return REAL,\n"
+    "  std_return REAL,\n"
+    "  episodes INTEGER NOT NULL\n"
+    ");\n"
+    /* Aggregate first, join after: items has no index on actor_id (it would slow every
+     * insert), so a per-actor correlated subquery would scan items once per actor. */
+    "CREATE VIEW IF NOT EXISTS actor_summary AS\n"
+    "SELECT a.actor_id, a.name, a.first_seen, a.last_seen, a.batches, a.transitions,\n"
+    "       a.env_steps, COALESCE(i.items, 0) AS items_in_replay, i.mean_priority,\n"
+    "       i.max_priority, i.mean_times_sampled, COALESCE(e.episodes, 0) AS episodes,\n"
+    "       e.mean_return\n"
+    "FROM actors a\n"
+    "LEFT JOIN (SELECT actor_id, COUNT(*) AS items, AVG(priority) AS mean_priority,\n"
+    "                  MAX(priority) AS max_priority, AVG(times_sampled) AS mean_times_sampled\n"
+    "           FROM items GROUP BY actor_id) i ON i.actor_id = a.actor_id\n"
+    "LEFT JOIN (SELECT actor_id, COUNT(*) AS episodes, AVG(episode_return) AS mean_return\n"
+    "           FROM episodes GROUP BY actor_id) e ON e.actor_id = a.actor_id;\n"
+    "CREATE VIEW IF NOT EXISTS priority_summary AS\n"
+    "SELECT COUNT(*) AS items, MIN(item_id) AS oldest_item_id, MAX(item_id) AS newest_item_id,\n"
+    "       SUM(priority) AS total_priority, AVG(priority) AS mean_priority,\n"
+    "       MIN(priority) AS min_priority, MAX(priority) AS max_priority,\n"
+    "       AVG(times_sampled) AS mean_times_sampled, MAX(times_sampled) AS max_times_sampled,\n"
+    "       SUM(times_sampled = 0) AS never_sampled\n"
+    "FROM items;\n"
+    "CREATE VIEW IF NOT EXISTS policy_lag AS\n"
+    "SELECT a.actor_id, a.name, v.current_version, l.items,\n"
+    "       v.current_version - l.mean_version AS mean_lag,\n"
+    "       v.current_version - l.oldest_version AS max_lag,\n"
+    "       v.current_version - l.newest_version AS min_lag\n"
+    "FROM (SELECT actor_id, COUNT(*) AS items, AVG(policy_version) AS mean_version,\n"
+    "             MIN(policy_version) AS oldest_version, MAX(policy_version) AS newest_version\n"
+    "      FROM items WHERE policy_version IS NOT NULL GROUP BY actor_id) l\n"
+    "JOIN actors a ON a.actor_id = l.actor_id\n"
+    "CROSS JOIN (SELECT MAX(params_version) AS current_version FROM training) v;\n"
+    "CREATE VIEW IF NOT EXISTS returns_by_minute AS\n"
+    "SELECT CAST(ended_at / 60 AS INTEGER) * 60 AS minute_start,\n"
+    "       datetime(CAST(ended_at / 60 AS INTEGER) * 60, 'unixepoch') AS minute_utc,\n"
+    "       COUNT(*) AS episodes, AVG(episode_return) AS mean_return,\n"
+    "       MIN(episode_return) AS min_return, MAX(episode_return) AS max_return,\n"
+    "       AVG(length) AS mean_length, SUM(success) AS successes\n"
+    "FROM episodes GROUP BY 1 ORDER BY 1;\n";
+
+struct frl_store {
+  sqlite3 *db;
+  frl_store_config_t cfg;
+  char *path;
+  double wal_warned_at; /* frl_now() of the last "WAL is large" warning */
+  sqlite3_stmt *begin, *commit, *rollback;
+  sqlite3_stmt *actor_find, *actor_add, *actor_count;
+  sqlite3_stmt *batch_add, *item_add, *episode_add, *evict;
+  sqlite3_stmt *item_update, *item_max, *item_scan;
+  sqlite3_stmt *progress_add, *eval_add, *meta_set, *meta_get;
+};
+
+/* Logs SQLite's own message and maps the result code for callers: a full disk and a read-only
+ * file are conditions an operator acts on, everything else is "SQLite failed". */
+static int sql_error(frl_store_t *s, int rc, const char *what) {
+  int primary = rc & 0xff;
+  int sys = sqlite3_system_errno(s->db);
+  frl_error("store %s: %s: %s (sqlite code %d)", s->path, what, sqlite3_errmsg(s->db), rc);
+  if (primary == SQLITE_FULL) return -ENOSPC;
+  if (primary == SQLITE_READONLY) return -EROFS;
+  if (primary == SQLITE_IOERR && sys == ENOSPC) return -ENOSPC;
+  if (primary == SQLITE_NOMEM) return -ENOMEM;
+  return FRL_ESQL;
+}
+
+/* Steps a statement that returns no rows (or whose rows we ignore) and resets it. */
+static int run(frl_store_t *s, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st);
+  int err = 0;
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) err = sql_error(s, rc, what);
+  sqlite3_reset(st);
+  return err;
+}
+
+static int exec(frl_store_t *s, const char *sql, const char *what) {
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : sql_error(s, rc, what);
+}
+
+static int prepare(frl_store_t *s, sqlite3_stmt **st, const char *sql) {
+  int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+  return rc == SQLITE_OK ? 0 : sql_error(s, rc, sql);
+}
+
+/* Undoes the open transaction, if SQLite has not already rolled it back itself (it does so
+ * on SQLITE_FULL and some I/O errors). */
+static void rollback(frl_store_t *s) {
+  if (!sqlite3_get_autocommit(s->db)) {
+    int rc = sqlite3_step(s->rollback);
+    if (rc != SQLITE_DONE) frl_error("store %s: rollback: %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_reset(s->rollback);
+  }
+}
+
+static void bind_real_or_null(sqlite3_stmt *st, int col, double v) {
+  if (isfinite(v))
+    sqlite3_bind_double(st, col, v);
+  else
+    sqlite3_bind_null(st, col);
+}
+
+/* Replaces wal_autocheckpoint (installing a hook disables it): see the file comment. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages) {
+  frl_store_t *s = ctx;
+  if (pages < FRL_STORE_CKPT_PAGES) return SQLITE_OK;
+  int log_frames = 0, done_frames = 0;
+  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+  if (log_frames >= FRL_STORE_WAL_WARN_PAGES && done_frames < log_frames) {
+    double now = frl_now();
+    if (s->wal_warned_at == 0.0 || now - s->wal_warned_at > 60.0) {
+      s->wal_warned_at = now;
+      frl_warn("store %s: the WAL holds %d pages and only %d could be checkpointed: a reader "
+               "has kept a read transaction open for long (an idle BEGIN in a sqlite3 "
+               "session?); the -wal file grows until it ends",
+               s->path, log_frames, done_frames);
+    }
+  }
+  return SQLITE_OK;
+}
+
+/* Reads meta.value for key into text (empty string when absent: *found false). */
+static int meta_get(frl_store_t *s, const char *key, bool *found, char *text, size_t len) {
+  *found = false;
+  text[0] = '\0';
+  sqlite3_bind_text(s->meta_get, 1, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s->meta_get);
+  int err = 0;
+  if (rc == SQLITE_ROW) {
+    const unsigned char *v = sqlite3_column_text(s->meta_get, 0);
+    *found = true;
+    snprintf(text, len, "%s", v ? (const char *)v : "");
+  } else if (rc != SQLITE_DONE) {
+    err = sql_error(s, rc, "reading meta");
+  }
+  sqlite3_reset(s->meta_get);
+  return err;
+}
+
+/* Records the task's shape in a new store, or checks it against an existing one: items of
+ * another shape would be misread as this task's observations. */
+static int check_dims(frl_store_t *s) {
+  char want[3][32], have[64];
+  snprintf(want[0], sizeof want[0], "%u", s->cfg.obs_dim);
+  snprintf(want[1], sizeof want[1], "%u", s->cfg.act_dim);
+  snprintf(want[2], sizeof want[2], "%s", s->cfg.discrete ? "discrete" : "continuous");
+  static const char *keys[] = {"obs_dim", "act_dim", "action_type"};
+  int err;
+  bool found;
+  for (int k = 0; k < 3; k++) {
+    if ((err = meta_get(s, keys[k], &found, have, sizeof have))) return err;
+    if (found && strcmp(have, want[k]) != 0) {
+      frl_error("store %s: made for %s = %s, this run has %s; use another file", s->path,
+                keys[k], have, want[k]);
+      return FRL_EDIM;
+    }
+    if (!found && (err = frl_store_set_meta(s, keys[k], want[k]))) return err;
+  }
+  if ((err = meta_get(s, "created_at", &found, have, sizeof have))) return err;
+  if (!found) {
+    snprintf(have, sizeof have, "%.3f", frl_wall());
+    if ((err = frl_store_set_meta(s, "created_at", have))) return err;
+    snprintf(have, sizeof have, "%d", FRL_STORE_SCHEMA_VERSION);
+    if ((err = frl_store_set_meta(s, "store_schema_version", have))) return err;
+  }
+  return 0;
+}
+
+/* Reads PRAGMA user_version: 0 for a new file, FRL_STORE_SCHEMA_VERSION for ours. */
+static int check_version(frl_store_t *s) {
+  sqlite3_stmt *st = NULL;
+  int err = prepare(s, &st, "PRAGMA user_version");
+  if (err) return err;
+  int rc = sqlite3_step(st);
+  int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  if (rc != SQLITE_ROW) err = sql_error(s, rc, "PRAGMA user_version");
+  sqlite3_finalize(st);
+  if (err) return err;
+  if (version > FRL_STORE_SCHEMA_VERSION) {
+    frl_error("store %s: schema version %lld is newer than this build's %d", s->path,
+              (long long)version, FRL_STORE_SCHEMA_VERSION);
+    return FRL_ESCHEMA;
+  }
+  return 0;
+}
+
+static int configure(frl_store_t *s) {
+  int err;
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_timeout(s->db, FRL_STORE_BUSY_MS);
+  /* journal_mode answers with the mode actually in effect: a file system without shared
+   * memory support keeps the rollback journal, which still works, only without concurrent
+   * readers during writes. */
+  sqlite3_stmt *st = NULL;
+  if ((err = prepare(s, &st, "PRAGMA journal_mode=WAL"))) return err;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *mode = (const char *)sqlite3_column_text(st, 0);
+    if (!mode || strcmp(mode, "wal") != 0)
+      frl_warn("store %s: journal_mode is %s, not wal: readers will block ingest", s->path,
+               mode ? mode : "?");
+  } else {
+    err = sql_error(s, rc, "PRAGMA journal_mode=WAL");
+  }
+  sqlite3_finalize(st);
+  if (err) return err;
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-65536;",
+           (long long)FRL_STORE_WAL_LIMIT);
+  if ((err = exec(s, sql, "setting pragmas"))) return err;
+  if (s->cfg.max_bytes) {
+    uint64_t pages = s->cfg.max_bytes / 4096;
+    if (pages < 8) pages = 8;
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%llu;", (unsigned long long)pages);
+    if ((err = exec(s, sql, "PRAGMA max_page_count"))) return err;
+  }
+  sqlite3_wal_hook(s->db, wal_hook, s);
+  return 0;
+}
+
+static int prepare_all(frl_store_t *s) {
+  struct {
+    sqlite3_stmt **st;
+    const char *sql;
+  } list[] = {
+      {&s->begin, "BEGIN IMMEDIATE"},
+      {&s->commit, "COMMIT"},
+      {&s->rollback, "ROLLBACK"},
+      {&s->actor_find, "SELECT actor_id FROM actors WHERE name = ?1"},
+      {&s->actor_add, "INSERT INTO actors(name, first_seen, last_seen) VALUES(?1, ?2, ?2)"},
+      {&s->actor_count, "UPDATE actors SET last_seen = ?1, batches = batches + 1,"
+                        " transitions = transitions + ?2, env_steps = env_steps + ?3"
+                        " WHERE actor_id = ?4"},
+      {&s->batch_add, "INSERT INTO batches(actor_id, seq, received_at, transitions,"
+                      " first_item_id, env_steps) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                      " ON CONFLICT(actor_id, seq) DO NOTHING"},
+      {&s->item_add, "INSERT INTO items(item_id, actor_id, batch_seq, inserted_at,"
+                     " policy_version, priority, action, reward, discount, action_vec, obs,"
+                     " next_obs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
+      {&s->episode_add, "INSERT INTO episodes(actor_id, ended_at, episode_return, length,"
+                        " success, truncated, violations, policy_version)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"},
+      {&s->evict, "DELETE FROM items WHERE item_id < ?1"},
+      {&s->item_update, "UPDATE items SET priority = ?1, times_sampled = times_sampled + ?2"
+                        " WHERE item_id = ?3"},
+      {&s->item_max, "SELECT MAX(item_id) FROM items"},
+      {&s->item_scan, "SELECT item_id, action, action_vec, reward, discount, obs, next_obs,"
+                      " priority FROM items WHERE item_id >= ?1 ORDER BY item_id"},
+      {&s->progress_add, "INSERT INTO training(at, updates, env_steps, replay_size, loss,"
+                         " mean_q, beta, updates_per_s, env_steps_per_s, recent_return,"
+                         " params_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+      {&s->eval_add, "INSERT INTO evaluations(at, updates, env_steps, mean_return, std_return,"
+                     " episodes) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&s->meta_set, "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
+      {&s->meta_get, "SELECT value FROM meta WHERE key = ?1"},
+  };
+  for (size_t i = 0; i < FRL_ARRAY_LEN(list); i++) {
+    int err = prepare(s, list[i].st, list[i].sql);
+    if (err) return err;
+  }
+  return 0;
+}
+
+int frl_store_open(frl_store_t **out, const frl_store_config_t *cfg) {
+  int err = 0;
+  frl_store_t *s = NULL;
+  if (!cfg || !cfg->path || cfg->obs_dim == 0 || cfg->obs_dim > FRL_MSG_MAX_DIM ||
+      cfg->act_dim == 0 || cfg->act_dim > FRL_MSG_MAX_DIM || (cfg->discrete && cfg->act_dim != 1)) {
+    frl_error("store: bad config (obs_dim and act_dim must be in 1..%u, act_dim 1 for discrete "
+              "tasks)", FRL_MSG_MAX_DIM);
+    return FRL_EUSAGE;
+  }
+  s = frl_xcalloc(1, sizeof *s);
+  s->cfg = *cfg;
+  s->path = frl_xstrdup(cfg->path);
+  s->cfg.path = s->path;
+  int rc = sqlite3_open_v2(s->path, &s->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                               SQLITE_OPEN_URI, NULL);
+  if (rc != SQLITE_OK) {
+    if (!s->db) {
+      frl_error("store %s: cannot open: out of memory", s->path);
+      err = -ENOMEM;
+    } else {
+      err = sql_error(s, rc, "opening");
+    }
+    goto fail;
+  }
+  if ((err = configure(s))) goto fail;
+  if ((err = check_version(s))) goto fail;
+  if ((err = exec(s, "BEGIN IMMEDIATE", "creating the schema"))) goto fail;
+  if ((err = exec(s, SCHEMA_SQL, "creating the schema"))) goto fail_txn;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version=%d", FRL_STORE_SCHEMA_VERSION);
+  if ((err = exec(s, sql, "setting user_version"))) goto fail_txn;
+  if ((err = prepare_all(s))) goto fail_txn;
+  if ((err = check_dims(s))) goto fail_txn;
+  if ((err = exec(s, "COMMIT", "creating the schema"))) goto fail_txn;
+  *out = s;
+  return 0;
+fail_txn:
+  if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+  frl_store_close(&s);
+  return err;
+}
+
+void frl_store_close(frl_store_t **self_p) {
+  if (!self_p || !*self_p) return;
+  frl_store_t *s = *self_p;
+  sqlite3_stmt **all[] = {&s->begin,      &s->commit,    &s->rollback,   &s->actor_find,
+                          &s->actor_add,  &s->actor_count, &s->batch_add, &s->item_add,
+                          &s->episode_add, &s->evict,    &s->item_update, &s->item_max,
+                          &s->item_scan,  &s->progress_add, &s->eval_add, &s->meta_set,
+                          &s->meta_get};
+  for (size_t i = 0; i < FRL_ARRAY_LEN(all); i++) sqlite3_finalize(*all[i]);
+  if (s->db) {
+    /* The last connection to close checkpoints and removes the WAL; a reader still open keeps
+     * it, which is fine. */
+    if (sqlite3_close(s->db) != SQLITE_OK)
+      frl_error("store %s: close: %s", s->path, sqlite3_errmsg(s->db));
+  }
+  free(s->path);
+  free(s);
+  *self_p = NULL;
+}
+
+/* Finds the actor's id, creating the row inside the caller's transaction. */
+static int actor_id(frl_store_t *s, const char *name, int name_len, double now, int64_t *out) {
+  sqlite3_bind_text(s->actor_find, 1, name, name_len, SQLITE_STATIC);
+  int rc = sqlite3_step(s->actor_find);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(s->actor_find, 0);
+    sqlite3_reset(s->actor_find);
+    return 0;
+  }
+  int err = rc == SQLITE_DONE ? 0 : sql_error(s, rc, "looking up the actor");
+  sqlite3_reset(s->actor_find);
+  if (err) return err;
+  sqlite3_bind_text(s->actor_add, 1, name, name_len, SQLITE_STATIC);
+  sqlite3_bind_double(s->actor_add, 2, now);
+  if ((err = run(s, s->actor_add, "adding the actor"))) return err;
+  *out = sqlite3_last_insert_rowid(s->db);
+  return 0;
+}
+
+static void episode_at(const frl_experience_t *b, uint32_t i, frl_episode_stat_t *ep) {
+  if (b->episodes_in)
+    *ep = b->episodes_in[i];
+  else
+    frl_msg_episode(b, i, ep);
+}
+
+/* The store trusts the replay's value checks but not the shape of what it is handed, since a
+ * wrong shape here would read past the message buffer. */
+static int check_batch(frl_store_t *s, const frl_experience_t *b, int *name_len) {
+  size_t len = b->actor ? strnlen(b->actor, FRL_MSG_MAX_STRING + 1) : 0;
+  if (len == 0 || len > FRL_MSG_MAX_STRING) {
+    frl_error("store %s: batch actor name missing or longer than %u bytes", s->path,
+              FRL_MSG_MAX_STRING);
+    return FRL_EPROTO;
+  }
+  *name_len = (int)len;
+  uint64_t n = b->count;
+  bool actions_ok = s->cfg.discrete ? (b->action_index && b->n_action_index == n) || n == 0
+                                    : (b->action && b->n_action == n * s->cfg.act_dim) || n == 0;
+  if (b->obs_dim != s->cfg.obs_dim || b->act_dim != s->cfg.act_dim || b->count > FRL_MSG_MAX_COUNT ||
+      !actions_ok || (n && (!b->obs || !b->next_obs || !b->reward || !b->discount)) ||
+      (b->n_policy_version && (b->n_policy_version != n || !b->policy_version)) ||
+      b->n_episodes > FRL_MSG_MAX_EPISODES || (b->n_episodes && !b->episodes_in && !b->episodes_vec)) {
+    frl_error("store %s: batch shape does not match the store (obs_dim %u act_dim %u)", s->path,
+              s->cfg.obs_dim, s->cfg.act_dim);
+    return FRL_EDIM;
+  }
+  return 0;
+}
+
+int frl_store_insert_batch(frl_store_t *s, const frl_experience_t *batch, uint64_t first_item_id,
+                           const float *priority, int64_t evict_below, double now, bool *duplicate) {
+  int name_len = 0;
+  int err = check_batch(s, batch, &name_len);
+  if (err) return err;
+  const uint32_t n = batch->count, D = s->cfg.obs_dim, A = s->cfg.act_dim;
+  const int obs_bytes = (int)(D * sizeof(float)), act_bytes = (int)(A * sizeof(float));
+  /* Sequence numbers and versions are unsigned 64-bit on the wire; SQLite integers are signed.
+   * The cast keeps them distinct (values >= 2^63 read back negative), which is all dedup needs. */
+  const sqlite3_int64 seq = (sqlite3_int64)batch->seq;
+  int64_t actor = 0;
+
+  if ((err = run(s, s->begin, "BEGIN"))) return err;
+  if ((err = actor_id(s, batch->actor, name_len, now, &actor))) goto fail;
+
+  /* Dedup and the batch record in one statement: the primary key conflict is the test. */
+  sqlite3_stmt *st = s->batch_add;
+  sqlite3_bind_int64(st, 1, actor);
+  sqlite3_bind_int64(st, 2, seq);
+  sqlite3_bind_double(st, 3, now);
+  sqlite3_bind_int64(st, 4, n);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)first_item_id);
+  sqlite3_bind_int64(st, 6, batch->env_steps);
+  if ((err = run(s, st, "recording the batch"))) goto fail;
+  if (sqlite3_changes(s->db) == 0) {
+    rollback(s);
+    *duplicate = true;
+    return 0;
+  }
+
+  /* Items: the per-batch columns are bound once; bindings survive sqlite3_reset. */
+  st = s->item_add;
+  sqlite3_bind_int64(st, 2, actor);
+  sqlite3_bind_int64(st, 3, seq);
+  sqlite3_bind_double(st, 4, now);
+  const bool have_version = batch->n_policy_version == n && batch->policy_version;
+  if (!have_version) sqlite3_bind_null(st, 5);
+  if (!priority) sqlite3_bind_null(st, 6);
+  if (s->cfg.discrete)
+    sqlite3_bind_null(st, 10);
+  else
+    sqlite3_bind_null(st, 7);
+  for (uint32_t i = 0; i < n; i++) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(first_item_id + i));
+    if (have_version) sqlite3_bind_int64(st, 5, (sqlite3_int64)batch->policy_version[i]);
+    if (priority) sqlite3_bind_double(st, 6, priority[i]);
+    if (s->cfg.discrete)
+      sqlite3_bind_int(st, 7, batch->action_index[i]);
+    else
+      sqlite3_bind_blob(st, 10, batch->action + (size_t)i * A, act_bytes, SQLITE_STATIC);
+    sqlite3_bind_double(st, 8, batch->reward[i]);
+    sqlite3_bind_double(st, 9, batch->discount[i]);
+    sqlite3_bind_blob(st, 11, batch->obs + (size_t)i * D, obs_bytes, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 12, batch->next_obs + (size_t)i * D, obs_bytes, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+      err = sql_error(s, rc, "inserting an item");
+      sqlite3_reset(st);
+      goto fail;
+    }
+    sqlite3_reset(st);
+  }
+  /* Drop the pointers into the caller's message now rather than keep them bound. */
+  sqlite3_clear_bindings(st);
+
+  st = s->episode_add;
+  for (uint32_t e = 0; e < batch->n_episodes; e++) {
+    frl_episode_stat_t ep;
+    episode_at(batch, e, &ep);
+    sqlite3_bind_int64(st, 1, actor);
+    sqlite3_bind_double(st, 2, now);
+    bind_real_or_null(st, 3, ep.episode_return);
+    sqlite3_bind_int64(st, 4, ep.length);
+    sqlite3_bind_int(st, 5, ep.success ? 1 : 0);
+    sqlite3_bind_int(st, 6, ep.truncated ? 1 : 0);
+    sqlite3_bind_int64(st, 7, ep.violations);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)ep.policy_version);
+    if ((err = run(s, st, "inserting an episode"))) goto fail;
+  }
+
+  st = s->actor_count;
+  sqlite3_bind_double(st, 1, now);
+  sqlite3_bind_int64(st, 2, n);
+  sqlite3_bind_int64(st, 3, batch->env_steps);
+  sqlite3_bind_int64(st, 4, actor);
+  if ((err = run(s, st, "updating the actor's counters"))) goto fail;
+
+  if (evict_below > 1) {
+    sqlite3_bind_int64(s->evict, 1, evict_below);
+    if ((err = run(s, s->evict, "evicting old items"))) goto fail;
+  }
+  if ((err = run(s, s->commit, "COMMIT"))) goto fail;
+  *duplicate = false;
+  return 0;
+fail:
+  sqlite3_clear_bindings(s->item_add);
+  rollback(s);
+  return err;
+}
+
+int frl_store_update_items(frl_store_t *s, const uint64_t *item_id, const float *priority,
+                           const uint32_t *times_sampled_delta, uint32_t n) {
+  if (n == 0) return 0;
+  int err = run(s, s->begin, "BEGIN");
+  if (err) return err;
+  sqlite3_stmt *st = s->item_update;
+  for (uint32_t i = 0; i < n; i++) {
+    bind_real_or_null(st, 1, priority[i]);
+    sqlite3_bind_int64(st, 2, times_sampled_delta ? times_sampled_delta[i] : 0);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)item_id[i]);
+    if ((err = run(s, st, "updating an item"))) goto fail;
+  }
+  if ((err = run(s, s->commit, "COMMIT"))) goto fail;
+  return 0;
+fail:
+  rollback(s);
+  return err;
+}
+
+/* Copies a float blob into an aligned buffer (SQLite's column pointers are not guaranteed to
+ * be 4-byte aligned), checking its size against the store's dimension. */
+static int blob_floats(frl_store_t *s, sqlite3_stmt *st, int col, float *dst, uint32_t dim,
+                       const char *field, uint64_t id) {
+  const void *p = sqlite3_column_blob(st, col);
+  int bytes = sqlite3_column_bytes(st, col);
+  if (!p || bytes != (int)(dim * sizeof(float))) {
+    frl_error("store %s: items.%s of item %llu is %d bytes, expected %u (dim %u float32)",
+              s->path, field, (unsigned long long)id, bytes, (unsigned)(dim * sizeof(float)), dim);
+    return FRL_ECORRUPT;
+  }
+  memcpy(dst, p, (size_t)bytes);
+  return 0;
+}
+
+int frl_store_scan_items(frl_store_t *s, uint64_t min_item_id, frl_store_item_fn fn, void *ctx) {
+  const uint32_t D = s->cfg.obs_dim, A = s->cfg.act_dim;
+  float *obs = frl_xmalloc(D * sizeof *obs);
+  float *next_obs = frl_xmalloc(D * sizeof *next_obs);
+  float *action = frl_xmalloc(A * sizeof *action);
+  sqlite3_stmt *st = s->item_scan;
+  int err = 0, rc;
+  sqlite3_bind_int64(st, 1, min_item_id > INT64_MAX ? INT64_MAX : (sqlite3_int64)min_item_id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0);
+    int32_t action_index = -1;
+    const float *act = NULL;
+    if (id <= 0) {
+      frl_error("store %s: items.item_id %lld is not positive", s->path, (long long)id);
+      err = FRL_ECORRUPT;
+      goto done;
+    }
+    if (s->cfg.discrete) {
+      int64_t a = sqlite3_column_int64(st, 1);
+      if (sqlite3_column_type(st, 1) != SQLITE_INTEGER || a < 0 || a > INT32_MAX) {
+        frl_error("store %s: items.action of item %lld is not an action index", s->path,
+                  (long long)id);
+        err = FRL_ECORRUPT;
+        goto done;
+      }
+      action_index = (int32_t)a;
+    } else {
+      if ((err = blob_floats(s, st, 2, action, A, "action_vec", (uint64_t)id))) goto done;
+      act = action;
+    }
+    if ((err = blob_floats(s, st, 5, obs, D, "obs", (uint64_t)id))) goto done;
+    if ((err = blob_floats(s, st, 6, next_obs, D, "next_obs", (uint64_t)id))) goto done;
+    float priority =
+        sqlite3_column_type(st, 7) == SQLITE_NULL ? NAN : (float)sqlite3_column_double(st, 7);
+    err = fn(ctx, (uint64_t)id, obs, action_index, act, (float)sqlite3_column_double(st, 3),
+             (float)sqlite3_column_double(st, 4), next_obs, priority);
+    if (err) goto done;
+  }
+  if (rc != SQLITE_DONE) err = sql_error(s, rc, "scanning items");
+done:
+  sqlite3_reset(st);
+  free(action);
+  free(next_obs);
+  free(obs);
+  return err;
+}
+
+int frl_store_max_item_id(frl_store_t *s, uint64_t *out) {
+  int rc = sqlite3_step(s->item_max);
+  int err = 0;
+  if (rc == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(s->item_max, 0); /* NULL (empty) reads as 0 */
+    *out = id > 0 ? (uint64_t)id : 0;
+  } else {
+    err = sql_error(s, rc, "reading the largest item_id");
+  }
+  sqlite3_reset(s->item_max);
+  return err;
+}
+
+int frl_store_log_progress(frl_store_t *s, const frl_store_progress_t *p, double now) {
+  sqlite3_stmt *st = s->progress_add;
+  sqlite3_bind_double(st, 1, now);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)p->updates);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)p->env_steps);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)p->replay_size);
+  bind_real_or_null(st, 5, p->loss);
+  bind_real_or_null(st, 6, p->mean_q);
+  bind_real_or_null(st, 7, p->beta);
+  bind_real_or_null(st, 8, p->updates_per_s);
+  bind_real_or_null(st, 9, p->env_steps_per_s);
+  bind_real_or_null(st, 10, p->recent_return);
+  sqlite3_bind_int64(st, 11, (sqlite3_int64)p->params_version);
+  return run(s, st, "logging progress");
+}
+
+int frl_store_log_eval(frl_store_t *s, uint64_t updates, uint64_t env_steps, double mean_return,
+                       double std_return, uint32_t episodes, double now) {
+  sqlite3_stmt *st = s->eval_add;
+  sqlite3_bind_double(st, 1, now);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)updates);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)env_steps);
+  bind_real_or_null(st, 4, mean_return);
+  bind_real_or_null(st, 5, std_return);
+  sqlite3_bind_int64(st, 6, episodes);
+  return run(s, st, "logging an evaluation");
+}
+
+int frl_store_set_meta(frl_store_t *s, const char *key, const char *value) {
+  sqlite3_stmt *st = s->meta_set;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+  if (value)
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, 2);
+  int err = run(s, st, "setting meta");
+  sqlite3_clear_bindings(st);
+  return err;
+}

@@ -1,0 +1,123 @@
+"""The whole path on loopback: broker, learner and two actors as separate processes; one actor
+is SIGKILLed mid-run; training continues and every acknowledged batch is in SQLite once."""
+import os
+import signal
+
+from harness import Fleet, Failure, run_tests, wait_until
+
+
+def acked(fleet, name):
+    """Sequences the actor saw acknowledged (ok or duplicate), from its ack log. A torn last
+    line (killed mid-write) is ignored."""
+    seqs = set()
+    try:
+        for line in open(fleet.ack_log(name)):
+            parts = line.split()
+            if len(parts) == 2 and line.endswith("\n"):
+                seqs.add(int(parts[0]))
+    except FileNotFoundError:
+        pass
+    return seqs
+
+
+def test_kill_actor_exactly_once():
+    f = Fleet("kill")
+    f.start_broker()
+    # A budget well beyond the test so the learner keeps going until we stop it.
+    f.start_learner("--max-env-steps=100000000", "--min-replay=200", "--eval-period=100000000")
+    f.start_actor(0, 2)
+    f.start_actor(1, 2)
+
+    def batches(name):
+        r = f.query("SELECT count(*) FROM batches JOIN actors USING(actor_id) WHERE name=?", name)
+        return r[0][0] if r else 0
+
+    wait_until(lambda: batches("actor-0") >= 20 and batches("actor-1") >= 20, 60,
+               "both actors' batches in SQLite")
+
+    def sampled():
+        r = f.query("SELECT coalesce(sum(times_sampled), 0) FROM items")
+        return r[0][0] if r else 0
+
+    wait_until(lambda: sampled() > 0, 60, "training to sample items")
+    f.procs["actor-1"].send_signal(signal.SIGKILL)
+    f.procs["actor-1"].wait(10)
+    killed_at = batches("actor-1")
+    before_a0, before_sampled = batches("actor-0"), sampled()
+    # Training continues with the surviving actor.
+    wait_until(lambda: batches("actor-0") >= before_a0 + 30, 60, "actor-0 to keep delivering")
+    wait_until(lambda: sampled() > before_sampled + 1000, 60, "training to continue")
+    if f.procs["learner"].poll() is not None or f.procs["broker"].poll() is not None:
+        raise Failure("learner or broker died after the actor was killed")
+    # Stop the survivor first so its last acks are on disk, then the learner.
+    f.stop("actor-0")
+    rc = f.stop("learner")
+    if rc not in (5,):
+        raise Failure(f"learner exit code {rc} after SIGTERM, expected 5 (stopped); log:\n"
+                      + f.tail("learner"))
+    f.stop("broker")
+    con = f.db()
+    for name in ("actor-0", "actor-1"):
+        seqs = acked(f, name)
+        if not seqs:
+            raise Failure(f"{name} logged no acks")
+        rows = dict(con.execute(
+            "SELECT b.seq, b.transitions FROM batches b JOIN actors USING(actor_id) WHERE name=?",
+            (name,)).fetchall())
+        missing = [s for s in seqs if s not in rows]
+        if missing:
+            raise Failure(f"{name}: {len(missing)} acked batches not in SQLite, e.g. {missing[:3]}")
+        items = dict(con.execute(
+            "SELECT i.batch_seq, count(*) FROM items i JOIN actors USING(actor_id) WHERE name=? "
+            "GROUP BY i.batch_seq", (name,)).fetchall())
+        wrong = [s for s in seqs if items.get(s, 0) != rows[s]]
+        if wrong:
+            s = wrong[0]
+            raise Failure(f"{name}: batch {s} has {items.get(s, 0)} items, expected {rows[s]}")
+    dup = con.execute("SELECT actor_id, batch_seq, count(DISTINCT item_id) c FROM items "
+                      "GROUP BY actor_id, batch_seq HAVING c > (SELECT transitions FROM batches b "
+                      "WHERE b.actor_id = items.actor_id AND b.seq = items.batch_seq)").fetchall()
+    if dup:
+        raise Failure(f"batches with more items than transitions: {dup[:3]}")
+    ok = con.execute("PRAGMA integrity_check").fetchone()[0]
+    if ok != "ok":
+        raise Failure(f"integrity_check: {ok}")
+    print(f"  actor-1 killed after {killed_at} batches; acked: actor-0 {len(acked(f, 'actor-0'))},"
+          f" actor-1 {len(acked(f, 'actor-1'))}; all in SQLite exactly once")
+
+
+def test_unknown_flag_is_one_clear_line():
+    import subprocess
+    from harness import BIN
+    p = subprocess.run([BIN, "learner", "--learning-rate", "1"], capture_output=True, text=True,
+                       timeout=20)
+    if p.returncode != 2 or "unknown flag '--learning-rate'" not in p.stderr:
+        raise Failure(f"exit {p.returncode}, stderr {p.stderr!r}")
+    p = subprocess.run([BIN, "learner", "--lr", "5"], capture_output=True, text=True, timeout=20)
+    if p.returncode != 2 or "--lr: 5 is outside the allowed range" not in p.stderr:
+        raise Failure(f"exit {p.returncode}, stderr {p.stderr!r}")
+    env = dict(os.environ, FLEETRL_BATCH="0")
+    p = subprocess.run([BIN, "learner"], capture_output=True, text=True, timeout=20, env=env)
+    if p.returncode != 2 or "FLEETRL_BATCH: 0 is outside the allowed range [1, 65536]" not in p.stderr:
+        raise Failure(f"exit {p.returncode}, stderr {p.stderr!r}")
+
+
+def test_missing_broker_is_one_clear_line():
+    f = Fleet("nobroker", env={"FLEETRL_CONNECT_TIMEOUT": "1"})
+    f.front = "tcp://127.0.0.1:9"  # nothing listens on the discard port
+    p = f.start_actor(0, 1)
+    rc = p.wait(20)
+    log = open(f.log("actor-0")).read()
+    if rc != 3 or "no answer from the broker at tcp://127.0.0.1:9" not in log:
+        raise Failure(f"actor exit {rc}, log:\n{log}")
+    f.back = "tcp://127.0.0.1:9"
+    p = f.start_learner()
+    rc = p.wait(20)
+    log = open(f.log("learner")).read()
+    if rc != 3 or "no answer from the broker at tcp://127.0.0.1:9" not in log:
+        raise Failure(f"learner exit {rc}, log:\n{log}")
+
+
+if __name__ == "__main__":
+    run_tests([test_unknown_flag_is_one_clear_line, test_missing_broker_is_one_clear_line,
+               test_kill_actor_exactly_once])

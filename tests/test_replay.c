@@ -1,0 +1,623 @@
+/* test_replay.c: prioritized replay over a real SQLite store: validation messages, payload
+ * round trip, FIFO eviction, dedup, priority formula and the running max, importance weights
+ * against the closed form, the sampling distribution (chi-square), priority updates for
+ * evicted ids, flush, and a rebuild after reopen that samples identically. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "replay.h"
+#include "store.h"
+
+#define OBS 4
+#define MAXN 64
+#define ALPHA 0.6
+#define EPS 0.01
+
+typedef struct {
+  char dir[64];
+  char path[96];
+  frl_store_t *store;
+  frl_replay_t *replay;
+  frl_replay_config_t cfg;
+} fixture_t;
+
+typedef struct {
+  float obs[MAXN * OBS], next_obs[MAXN * OBS], reward[MAXN], discount[MAXN], td[MAXN];
+  int32_t action[MAXN];
+  float action_vec[MAXN * 2];
+  frl_episode_stat_t ep[2];
+  frl_experience_t b;
+} batch_t;
+
+/* Every payload field of item `id` is a function of id, so a sample can be checked alone. */
+static float obs_of(uint64_t id, uint32_t k) { return (float)id * 10.0f + (float)k; }
+static int32_t action_of(uint64_t id) { return (int32_t)(id % 3 == 0); }
+static float reward_of(uint64_t id) { return 0.5f * (float)id; }
+static float discount_of(uint64_t id) { return id % 4 == 0 ? 0.0f : 0.99f; }
+
+/* A discrete batch of count items for ids first.. (the ids the replay will issue).
+ * td NULL: no actor priorities. */
+static void make_batch(batch_t *t, const char *actor, uint64_t seq, uint64_t first, uint32_t count,
+                       const float *td) {
+  memset(t, 0, sizeof *t);
+  for (uint32_t i = 0; i < count; i++) {
+    uint64_t id = first + i;
+    for (uint32_t k = 0; k < OBS; k++) {
+      t->obs[i * OBS + k] = obs_of(id, k);
+      t->next_obs[i * OBS + k] = -obs_of(id, k);
+    }
+    t->action[i] = action_of(id);
+    t->reward[i] = reward_of(id);
+    t->discount[i] = discount_of(id);
+    if (td) t->td[i] = td[i];
+  }
+  t->ep[0] = (frl_episode_stat_t){.episode_return = 12.0f, .length = 12};
+  t->b = (frl_experience_t){.actor = actor,
+                            .seq = seq,
+                            .count = count,
+                            .obs_dim = OBS,
+                            .act_dim = 1,
+                            .obs = t->obs,
+                            .action_index = t->action,
+                            .n_action_index = count,
+                            .reward = t->reward,
+                            .discount = t->discount,
+                            .next_obs = t->next_obs,
+                            .priority = td ? t->td : NULL,
+                            .n_priority = td ? count : 0,
+                            .n_episodes = 1,
+                            .episodes_in = t->ep,
+                            .env_steps = count};
+}
+
+static frl_replay_config_t default_config(uint32_t capacity) {
+  return (frl_replay_config_t){.capacity = capacity, .obs_dim = OBS, .act_dim = 1, .n_actions = 2,
+                               .alpha = ALPHA, .eps = EPS, .prioritized = true, .max_batch = 256};
+}
+
+static void open_all(fixture_t *f, const frl_replay_config_t *cfg) {
+  frl_store_config_t sc = {.path = f->path, .obs_dim = cfg->obs_dim, .act_dim = cfg->act_dim,
+                           .discrete = cfg->n_actions > 0};
+  assert_int_equal(frl_store_open(&f->store, &sc), 0);
+  f->cfg = *cfg;
+  assert_int_equal(frl_replay_open(&f->replay, cfg, f->store), 0);
+}
+
+static void close_all(fixture_t *f) {
+  frl_replay_close(&f->replay);
+  frl_store_close(&f->store);
+}
+
+static int setup(void **state) {
+  fixture_t *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/test_replay_XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  snprintf(f->path, sizeof f->path, "%s/replay.db", f->dir);
+  frl_replay_config_t cfg = default_config(1000);
+  open_all(f, &cfg);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  close_all(f);
+  static const char *suffix[] = {"", "-wal", "-shm"};
+  char p[128];
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+    unlink(p);
+  }
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+static void reopen(fixture_t *f, const frl_replay_config_t *cfg) {
+  close_all(f);
+  open_all(f, cfg);
+}
+
+/* Inserts count items with the next ids; returns the outcome. */
+static frl_insert_outcome_t insert(fixture_t *f, const char *actor, uint64_t seq, uint32_t count,
+                                   const float *td) {
+  batch_t t;
+  make_batch(&t, actor, seq, frl_replay_inserted_total(f->replay) + 1, count, td);
+  frl_insert_outcome_t outcome = FRL_INSERT_DUPLICATE;
+  char err[256] = "";
+  int rc = frl_replay_insert(f->replay, &t.b, 1000.0, &outcome, err, sizeof err);
+  if (rc) fail_msg("insert: %s (%s)", err, frl_strerror(rc));
+  return outcome;
+}
+
+static void check_payload(const fixture_t *f, const frl_replay_sample_t *s) {
+  for (uint32_t j = 0; j < s->B; j++) {
+    uint64_t id = s->item_id[j];
+    for (uint32_t k = 0; k < f->cfg.obs_dim; k++) {
+      assert_true(s->obs[j * f->cfg.obs_dim + k] == obs_of(id, k));
+      assert_true(s->next_obs[j * f->cfg.obs_dim + k] == -obs_of(id, k));
+    }
+    if (f->cfg.n_actions) assert_int_equal(s->action_index[j], action_of(id));
+    assert_true(s->reward[j] == reward_of(id));
+    assert_true(s->discount[j] == discount_of(id));
+  }
+}
+
+static double q_real(const fixture_t *f, const char *sql) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(db));
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  double v = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+static void exec_sql(const fixture_t *f, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* chi-square 0.999 quantile, Wilson-Hilferty (see test_sumtree.c). */
+static double chi2_quantile_999(double k) {
+  const double z = 3.090232306167813;
+  double c = 2.0 / (9.0 * k);
+  double t = 1.0 - c + z * sqrt(c);
+  return k * t * t * t;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef void (*mutate_fn)(batch_t *t);
+static void m_obs_dim(batch_t *t) { t->b.obs_dim = 5; }
+static void m_act_dim(batch_t *t) { t->b.act_dim = 2; }
+static void m_action_high(batch_t *t) { t->action[3] = 2; }
+static void m_action_negative(batch_t *t) { t->action[0] = -1; }
+static void m_obs_nan(batch_t *t) { t->obs[2 * OBS + 1] = NAN; }
+static void m_next_obs_inf(batch_t *t) { t->next_obs[3] = INFINITY; }
+static void m_reward_nan(batch_t *t) { t->reward[4] = NAN; }
+static void m_discount_high(batch_t *t) { t->discount[1] = 1.5f; }
+static void m_discount_negative(batch_t *t) { t->discount[2] = -0.25f; }
+static void m_priority_negative(batch_t *t) {
+  t->b.priority = t->td;
+  t->b.n_priority = t->b.count;
+  t->td[0] = -1.0f;
+}
+static void m_priority_nan(batch_t *t) {
+  t->b.priority = t->td;
+  t->b.n_priority = t->b.count;
+  t->td[2] = NAN;
+}
+static void m_priority_count(batch_t *t) {
+  t->b.priority = t->td;
+  t->b.n_priority = 3;
+}
+static void m_action_vec_on_discrete(batch_t *t) {
+  t->b.action = t->action_vec;
+  t->b.n_action = t->b.count;
+}
+static void m_no_action_index(batch_t *t) {
+  t->b.action_index = NULL;
+  t->b.n_action_index = 0;
+}
+static void m_no_actor(batch_t *t) { t->b.actor = NULL; }
+static void m_episode_nan(batch_t *t) { t->ep[0].episode_return = NAN; }
+
+static void test_validation_messages(void **state) {
+  fixture_t *f = *state;
+  static const struct {
+    mutate_fn mutate;
+    int code;
+    const char *message;
+  } cases[] = {
+      {m_obs_dim, FRL_EDIM, "ExperienceBatch.obs_dim: 5, task has obs_dim 4"},
+      {m_act_dim, FRL_EDIM, "ExperienceBatch.act_dim: 2, task has act_dim 1"},
+      {m_action_high, FRL_EPROTO, "ExperienceBatch.action_index[3]: 2, must be in [0, 2)"},
+      {m_action_negative, FRL_EPROTO, "ExperienceBatch.action_index[0]: -1, must be in [0, 2)"},
+      {m_obs_nan, FRL_EPROTO, "ExperienceBatch.obs[2][1]: nan, must be finite"},
+      {m_next_obs_inf, FRL_EPROTO, "ExperienceBatch.next_obs[0][3]: inf, must be finite"},
+      {m_reward_nan, FRL_EPROTO, "ExperienceBatch.reward[4]: nan, must be finite"},
+      {m_discount_high, FRL_EPROTO, "ExperienceBatch.discount[1]: 1.5, must be in [0, 1]"},
+      {m_discount_negative, FRL_EPROTO, "ExperienceBatch.discount[2]: -0.25, must be in [0, 1]"},
+      {m_priority_negative, FRL_EPROTO, "ExperienceBatch.priority[0]: -1, must be finite and >= 0"},
+      {m_priority_nan, FRL_EPROTO, "ExperienceBatch.priority[2]: nan, must be finite and >= 0"},
+      {m_priority_count, FRL_EDIM, "ExperienceBatch.priority: 3 floats, expected 0 or count = 5"},
+      {m_action_vec_on_discrete, FRL_EDIM,
+       "ExperienceBatch.action: 5 floats, expected 0 (discrete task)"},
+      {m_no_action_index, FRL_EDIM,
+       "ExperienceBatch.action_index: 0 ints, expected count = 5 (discrete task)"},
+      {m_no_actor, FRL_EPROTO, "ExperienceBatch.actor: missing or empty"},
+      {m_episode_nan, FRL_EPROTO, "ExperienceBatch.episodes[0].episode_return: nan, must be finite"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    batch_t t;
+    make_batch(&t, "actor-1", c + 1, 1, 5, NULL);
+    cases[c].mutate(&t);
+    char err[256] = "";
+    frl_insert_outcome_t outcome = FRL_INSERT_OK;
+    int rc = frl_replay_insert(f->replay, &t.b, 1000.0, &outcome, err, sizeof err);
+    assert_int_equal(rc, cases[c].code);
+    assert_string_equal(err, cases[c].message);
+  }
+  /* Nothing was stored, in memory or on disk. */
+  assert_int_equal(frl_replay_size(f->replay), 0);
+  assert_int_equal(frl_replay_inserted_total(f->replay), 0);
+  uint64_t max_id = 1;
+  assert_int_equal(frl_store_max_item_id(f->store, &max_id), 0);
+  assert_int_equal(max_id, 0);
+  /* The unmutated batch is fine. */
+  assert_int_equal(insert(f, "actor-1", 100, 5, NULL), FRL_INSERT_OK);
+}
+
+static void test_sample_payload_and_errors(void **state) {
+  fixture_t *f = *state;
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 1);
+  const frl_replay_sample_t *s = NULL;
+  assert_int_equal(frl_replay_sample(f->replay, 32, 0.4, &rng, &s), FRL_EBUSY);
+  for (uint64_t seq = 1; seq <= 3; seq++) assert_int_equal(insert(f, "a", seq, 50, NULL), FRL_INSERT_OK);
+  assert_int_equal(frl_replay_size(f->replay), 150);
+  assert_int_equal(frl_replay_sample(f->replay, 0, 0.4, &rng, &s), FRL_EUSAGE);
+  assert_int_equal(frl_replay_sample(f->replay, 257, 0.4, &rng, &s), FRL_EUSAGE);
+  assert_int_equal(frl_replay_sample(f->replay, 256, NAN, &rng, &s), FRL_EUSAGE);
+  for (int k = 0; k < 20; k++) {
+    assert_int_equal(frl_replay_sample(f->replay, 256, 0.4, &rng, &s), 0);
+    assert_int_equal(s->B, 256);
+    assert_null(s->action);
+    for (uint32_t j = 0; j < s->B; j++) {
+      assert_true(s->item_id[j] >= 1 && s->item_id[j] <= 150);
+      assert_true(s->weight[j] == 1.0f); /* all priorities equal */
+    }
+    check_payload(f, s);
+  }
+}
+
+static void test_fifo_eviction(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(8);
+  reopen(f, &cfg);
+  for (uint64_t seq = 1; seq <= 4; seq++) insert(f, "a", seq, 5, NULL);
+  assert_int_equal(frl_replay_size(f->replay), 8);
+  assert_int_equal(frl_replay_inserted_total(f->replay), 20);
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 2);
+  int seen[21] = {0};
+  for (int k = 0; k < 50; k++) {
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 16, 0.4, &rng, &s), 0);
+    check_payload(f, s);
+    for (uint32_t j = 0; j < s->B; j++) {
+      assert_true(s->item_id[j] >= 13 && s->item_id[j] <= 20);
+      seen[s->item_id[j]]++;
+    }
+  }
+  for (int id = 13; id <= 20; id++) assert_true(seen[id] > 0);
+  assert_true(q_real(f, "SELECT MIN(item_id) FROM items") == 13);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items") == 8);
+  /* A batch larger than the capacity keeps only its newest items. */
+  insert(f, "a", 5, 12, NULL);
+  assert_int_equal(frl_replay_size(f->replay), 8);
+  assert_true(q_real(f, "SELECT MIN(item_id) FROM items") == 25);
+  const frl_replay_sample_t *s = NULL;
+  assert_int_equal(frl_replay_sample(f->replay, 64, 0.4, &rng, &s), 0);
+  for (uint32_t j = 0; j < s->B; j++) assert_true(s->item_id[j] >= 25 && s->item_id[j] <= 32);
+  check_payload(f, s);
+}
+
+static void test_dedup(void **state) {
+  fixture_t *f = *state;
+  batch_t t;
+  make_batch(&t, "actor-7", 9, 1, 5, NULL);
+  frl_insert_outcome_t outcome;
+  char err[128];
+  assert_int_equal(frl_replay_insert(f->replay, &t.b, 1.0, &outcome, err, sizeof err), 0);
+  assert_int_equal(outcome, FRL_INSERT_OK);
+  assert_int_equal(frl_replay_insert(f->replay, &t.b, 2.0, &outcome, err, sizeof err), 0);
+  assert_int_equal(outcome, FRL_INSERT_DUPLICATE);
+  assert_int_equal(frl_replay_size(f->replay), 5);
+  assert_int_equal(frl_replay_inserted_total(f->replay), 5);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items") == 5);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM episodes") == 1);
+}
+
+/* p = (|delta| + eps)^alpha for actor priorities; the first items without one get 1 (p_1 of
+ * Schaul et al.), later ones the running max, whatever it is. */
+static void test_priorities_and_running_max(void **state) {
+  fixture_t *f = *state;
+  insert(f, "a", 1, 2, NULL);
+  assert_true(frl_replay_max_priority(f->replay) == 1.0);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 1") == 1.0);
+  const float td[3] = {0.0f, 2.5f, 10.0f};
+  insert(f, "a", 2, 3, td);
+  for (int i = 0; i < 3; i++) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT priority FROM items WHERE item_id = %d", 3 + i);
+    assert_true(q_real(f, sql) == (double)(float)pow(td[i] + EPS, ALPHA));
+  }
+  const double pmax = (float)pow(10.0 + EPS, ALPHA);
+  assert_true(frl_replay_max_priority(f->replay) == pmax);
+  insert(f, "a", 3, 2, NULL);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 6") == pmax);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 7") == pmax);
+  /* The max only rises: updates to small priorities leave it. */
+  uint64_t ids[1] = {5};
+  float small[1] = {0.0f};
+  frl_replay_update_priorities(f->replay, ids, small, 1);
+  assert_true(frl_replay_max_priority(f->replay) == pmax);
+}
+
+/* 50 items with known priorities: the sampled frequencies follow p_i / sum p (chi-square),
+ * and each weight equals the closed form (N P(i))^-beta / max_j (N P(j))^-beta. */
+static void test_distribution_and_weights(void **state) {
+  fixture_t *f = *state;
+  enum { N = 50 };
+  float td[N];
+  double p[N], total = 0;
+  for (int i = 0; i < N; i++) {
+    td[i] = 0.05f * (float)(i * i % 37) + 0.1f;
+    p[i] = (float)pow(td[i] + EPS, ALPHA);
+    total += p[i];
+  }
+  insert(f, "a", 1, N, td);
+  const double beta = 0.4;
+  double wmax = 0;
+  for (int i = 0; i < N; i++) wmax = fmax(wmax, pow(N * p[i] / total, -beta));
+  long count[N] = {0};
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 3);
+  const int batches = 400, B = 128;
+  for (int k = 0; k < batches; k++) {
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, B, beta, &rng, &s), 0);
+    for (int j = 0; j < B; j++) {
+      int i = (int)s->item_id[j] - 1;
+      assert_true(i >= 0 && i < N);
+      count[i]++;
+      double w = pow(N * p[i] / total, -beta) / wmax;
+      assert_true(fabs(s->weight[j] - w) <= 1e-6 * w);
+      assert_true(s->weight[j] <= 1.0f);
+    }
+  }
+  double chi2 = 0, chi2_uniform = 0;
+  const double draws = (double)batches * B;
+  for (int i = 0; i < N; i++) {
+    double e = draws * p[i] / total, eu = draws / N;
+    chi2 += (count[i] - e) * (count[i] - e) / e;
+    chi2_uniform += (count[i] - eu) * (count[i] - eu) / eu;
+  }
+  assert_true(chi2 < chi2_quantile_999(N - 1));
+  assert_true(chi2_uniform > chi2_quantile_999(N - 1));
+}
+
+static void test_uniform_mode(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(1000);
+  cfg.prioritized = false;
+  reopen(f, &cfg);
+  enum { N = 40 };
+  float td[N];
+  for (int i = 0; i < N; i++) td[i] = (float)(i * i);
+  insert(f, "a", 1, N, td);
+  long count[N] = {0};
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 4);
+  for (int k = 0; k < 200; k++) {
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 100, 1.0, &rng, &s), 0);
+    for (uint32_t j = 0; j < s->B; j++) {
+      assert_true(s->weight[j] == 1.0f);
+      count[s->item_id[j] - 1]++;
+    }
+  }
+  double chi2 = 0, e = 200.0 * 100 / N;
+  for (int i = 0; i < N; i++) chi2 += (count[i] - e) * (count[i] - e) / e;
+  assert_true(chi2 < chi2_quantile_999(N - 1));
+  /* Priorities are still kept for the store (and a later prioritized run). */
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 40") ==
+              (double)(float)pow(39.0 * 39.0 + EPS, ALPHA));
+}
+
+static void test_update_priorities_and_flush(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(8);
+  reopen(f, &cfg);
+  insert(f, "a", 1, 5, NULL); /* ids 1..5 */
+  insert(f, "a", 2, 5, NULL); /* ids 6..10: 1 and 2 evicted, their slots hold 9 and 10 */
+  const uint64_t ids[5] = {1, 9, 12345, 9, 4};
+  const float td[5] = {100.0f, 0.0f, 50.0f, 0.0f, NAN};
+  frl_replay_update_priorities(f->replay, ids, td, 5);
+  /* The evicted id and the never-issued one changed nothing, nor raised the max. */
+  assert_true(frl_replay_max_priority(f->replay) == 1.0);
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  const double p0 = (float)pow(EPS, ALPHA);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 9") == p0);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 9") == 2);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 10") == 1.0);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 10") == 0);
+  /* A NaN TD error counts the sample but keeps the priority. */
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 4") == 1.0);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 4") == 1);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 3);
+  /* Nothing dirty: a second flush writes nothing. */
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 3);
+
+  /* Sample/update rounds: the store's counts add up to the updates made. */
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 5);
+  long updates = 0;
+  for (int k = 0; k < 30; k++) {
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 16, 0.5, &rng, &s), 0);
+    float tds[16];
+    uint64_t sampled[16];
+    for (uint32_t j = 0; j < s->B; j++) {
+      tds[j] = (float)(s->item_id[j] % 5);
+      sampled[j] = s->item_id[j];
+    }
+    frl_replay_update_priorities(f->replay, sampled, tds, s->B);
+    updates += s->B;
+    if (k % 10 == 9) assert_int_equal(frl_replay_flush(f->replay), 0);
+  }
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 3 + updates);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 7") ==
+              (double)(float)pow(2.0 + EPS, ALPHA));
+}
+
+/* Close and reopen: the rebuilt index has the same size, ids, priorities and so the same
+ * samples for the same seed; a smaller capacity keeps the newest items. */
+static void test_rebuild_identical(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(64);
+  reopen(f, &cfg);
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 6);
+  for (uint64_t seq = 1; seq <= 10; seq++) {
+    float td[10];
+    for (int i = 0; i < 10; i++) td[i] = (float)frl_rng_uniform(&rng) * 3.0f;
+    insert(f, seq % 2 ? "a" : "b", seq, 10, seq % 3 ? td : NULL);
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 8, 0.5, &rng, &s), 0);
+    float tds[8];
+    uint64_t ids[8];
+    for (int j = 0; j < 8; j++) {
+      ids[j] = s->item_id[j];
+      tds[j] = (float)frl_rng_uniform(&rng);
+    }
+    frl_replay_update_priorities(f->replay, ids, tds, 8);
+  }
+  /* No explicit flush: closing the replay writes the dirty entries back. */
+  enum { B = 200 };
+  uint64_t ids[B];
+  float weights[B];
+  frl_rng_seed(&rng, 77);
+  const frl_replay_sample_t *s = NULL;
+  assert_int_equal(frl_replay_sample(f->replay, B, 0.7, &rng, &s), 0);
+  memcpy(ids, s->item_id, sizeof ids);
+  memcpy(weights, s->weight, sizeof weights);
+  uint64_t size = frl_replay_size(f->replay), total = frl_replay_inserted_total(f->replay);
+  assert_int_equal(size, 64);
+  assert_int_equal(total, 100);
+
+  reopen(f, &cfg);
+  assert_int_equal(frl_replay_size(f->replay), size);
+  assert_int_equal(frl_replay_inserted_total(f->replay), total);
+  frl_rng_seed(&rng, 77);
+  assert_int_equal(frl_replay_sample(f->replay, B, 0.7, &rng, &s), 0);
+  for (int j = 0; j < B; j++) {
+    assert_int_equal(s->item_id[j], ids[j]);
+    assert_true(s->weight[j] == weights[j]);
+  }
+  check_payload(f, s);
+  /* Ids continue where they stopped. */
+  insert(f, "a", 11, 3, NULL);
+  assert_int_equal(frl_replay_inserted_total(f->replay), 103);
+  assert_true(q_real(f, "SELECT MAX(item_id) FROM items") == 103);
+
+  cfg.capacity = 32;
+  reopen(f, &cfg);
+  assert_int_equal(frl_replay_size(f->replay), 32);
+  for (int k = 0; k < 10; k++) {
+    assert_int_equal(frl_replay_sample(f->replay, 64, 0.7, &rng, &s), 0);
+    for (uint32_t j = 0; j < s->B; j++) assert_true(s->item_id[j] >= 72 && s->item_id[j] <= 103);
+    check_payload(f, s);
+  }
+}
+
+static void test_rebuild_checks_stored_values(void **state) {
+  fixture_t *f = *state;
+  insert(f, "a", 1, 10, NULL);
+  frl_replay_config_t cfg = default_config(1000);
+  /* A priority removed by hand gets the max; an impossible discount is refused. */
+  close_all(f);
+  exec_sql(f, "UPDATE items SET priority = NULL WHERE item_id = 3");
+  open_all(f, &cfg);
+  assert_int_equal(frl_replay_size(f->replay), 10);
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 3") == 1.0);
+  close_all(f);
+  exec_sql(f, "UPDATE items SET discount = 2.0 WHERE item_id = 4");
+  frl_store_config_t sc = {.path = f->path, .obs_dim = OBS, .act_dim = 1, .discrete = true};
+  assert_int_equal(frl_store_open(&f->store, &sc), 0);
+  assert_int_equal(frl_replay_open(&f->replay, &cfg, f->store), FRL_ECORRUPT);
+  assert_null(f->replay);
+  frl_replay_config_t bad = cfg;
+  bad.eps = 0.0;
+  assert_int_equal(frl_replay_open(&f->replay, &bad, f->store), FRL_EUSAGE);
+  bad = cfg;
+  bad.max_batch = 0;
+  assert_int_equal(frl_replay_open(&f->replay, &bad, f->store), FRL_EUSAGE);
+}
+
+static void test_continuous_task(void **state) {
+  fixture_t *f = *state;
+  close_all(f);
+  unlink(f->path);
+  frl_replay_config_t cfg = default_config(100);
+  cfg.act_dim = 2;
+  cfg.n_actions = 0;
+  open_all(f, &cfg);
+  batch_t t;
+  make_batch(&t, "a", 1, 1, 6, NULL);
+  t.b.action_index = NULL;
+  t.b.n_action_index = 0;
+  t.b.act_dim = 2;
+  for (int i = 0; i < 12; i++) t.action_vec[i] = 0.25f * (float)i;
+  t.b.action = t.action_vec;
+  t.b.n_action = 12;
+  frl_insert_outcome_t outcome;
+  char err[256] = "";
+  t.action_vec[2] = NAN;
+  assert_int_equal(frl_replay_insert(f->replay, &t.b, 1.0, &outcome, err, sizeof err), FRL_EPROTO);
+  assert_string_equal(err, "ExperienceBatch.action[1][0]: nan, must be finite");
+  t.action_vec[2] = 0.5f;
+  assert_int_equal(frl_replay_insert(f->replay, &t.b, 1.0, &outcome, err, sizeof err), 0);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE action IS NULL AND length(action_vec) = 8") ==
+              6);
+  for (int pass = 0; pass < 2; pass++) {
+    frl_rng_t rng;
+    frl_rng_seed(&rng, 8);
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 32, 0.4, &rng, &s), 0);
+    assert_null(s->action_index);
+    for (uint32_t j = 0; j < s->B; j++) {
+      uint64_t i = s->item_id[j] - 1;
+      assert_true(s->action[2 * j] == 0.25f * (float)(2 * i));
+      assert_true(s->action[2 * j + 1] == 0.25f * (float)(2 * i + 1));
+    }
+    check_payload(f, s);
+    reopen(f, &cfg); /* the second pass checks the rebuilt vectors */
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_validation_messages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sample_payload_and_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fifo_eviction, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_priorities_and_running_max, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_distribution_and_weights, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_uniform_mode, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_update_priorities_and_flush, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rebuild_identical, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rebuild_checks_stored_values, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_continuous_task, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
