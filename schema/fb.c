@@ -87,8 +87,8 @@ void frl_fb_builder_set_dedup(frl_fb_builder_t *b, bool on) { b->dedup = on; }
 
 int frl_fb_builder_error(const frl_fb_builder_t *b) { return b->err; }
 
-/* Makes room for n more bytes, keeping the data at the end of the (moved) memory. */
-static int reserve(frl_fb_builder_t *b, size_t n) {
+/* Grows the memory so n more bytes fit, keeping the data at the end of the moved memory. */
+static int grow(frl_fb_builder_t *b, size_t n) {
   if (b->err) return b->err;
   if (n > b->max_size - b->size) return b->err = -EMSGSIZE;
   if (b->cap - b->size >= n) return 0;
@@ -102,19 +102,23 @@ static int reserve(frl_fb_builder_t *b, size_t n) {
   return 0;
 }
 
+/* Makes room for n more bytes. The test is inline because it runs for every field. */
+static inline int reserve(frl_fb_builder_t *b, size_t n) {
+  if (!b->err && b->cap - b->size >= n && n <= b->max_size - b->size) return 0;
+  return grow(b, n);
+}
+
 /* Pointer to the byte at end offset off (the first byte of an object whose offset is off). */
 static inline uint8_t *at(frl_fb_builder_t *b, size_t off) { return b->mem + b->cap - off; }
 
 /* Pads with zeros so that after writing `then` more bytes the end offset is a multiple of
  * align (a power of two), and reserves room for the padding and those bytes. */
-static int prep(frl_fb_builder_t *b, size_t align, size_t then) {
-  if (b->err) return b->err;
+static inline int prep(frl_fb_builder_t *b, size_t align, size_t then) {
   if (align > b->minalign) b->minalign = align;
   size_t pad = (0 - (b->size + then)) & (align - 1);
   int rc = reserve(b, pad + then);
   if (rc) return rc;
-  b->size += pad;
-  memset(at(b, b->size), 0, pad);
+  for (size_t i = 0; i < pad; i++) *at(b, ++b->size) = 0; /* at most 7 bytes */
   return 0;
 }
 

@@ -479,7 +479,7 @@ static long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-/* 40 MiB of items through a 16 MiB checkpoint threshold, with a reader querying in between
+/* 32 MiB of items through a 16 MiB checkpoint threshold, with a reader querying in between
  * as a user would: the WAL must not grow past about one threshold plus one batch. */
 static void test_wal_bounded(void **state) {
   fixture_t *f = *state;
@@ -496,7 +496,7 @@ static void test_wal_bounded(void **state) {
   snprintf(wal, sizeof wal, "%s-wal", f->path);
   long max_wal = 0;
   uint64_t next = 1;
-  for (uint64_t seq = 1; seq <= 40 * 1024 * 1024 / (ROWS * 4096); seq++) {
+  for (uint64_t seq = 1; seq <= 32 * 1024 * 1024 / (ROWS * 4096); seq++) {
     b.seq = seq;
     bool dup = true;
     assert_int_equal(frl_store_insert_batch(s, &b, next, NULL, (int64_t)next - 2000, 1.0, &dup),
