@@ -108,10 +108,10 @@ test: deps
 	@echo "all tests passed"
 
 unit-tests: $(TESTS) $(BIN)
-	$(Q)FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_unit.sh $(TESTS)
+	$(Q)PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_unit.sh $(TESTS)
 
 integration-tests: $(BIN)
-	$(Q)FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_integration.sh
+	$(Q)PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_integration.sh
 
 # --- run: the main job, CartPole with Ape-X DQN, everything on this host ------------------------
 run: deps

@@ -384,6 +384,14 @@ static void test_rejects_bad_batches(void **state) {
   obs[2] = INFINITY;
   b.obs = obs;
   assert_int_equal(frl_dqn_update(d, &b, td, &st), -ERANGE);
+  obs[2] = NAN; /* ReLU must not zero a NaN away into a finite, silently wrong Q */
+  assert_int_equal(frl_dqn_update(d, &b, td, &st), -ERANGE);
+  b = tiny_batch();
+  float next[6];
+  memcpy(next, tiny_next, sizeof next);
+  next[0] = NAN; /* a non-terminal row: the bootstrap is NaN */
+  b.next_obs = next;
+  assert_int_equal(frl_dqn_update(d, &b, td, &st), -ERANGE);
 
   assert_memory_equal(before, frl_qnet_params(frl_dqn_online(d)), bytes);
   assert_int_equal(frl_dqn_updates(d), 0);

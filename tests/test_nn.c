@@ -173,7 +173,7 @@ typedef void (*act_fwd_t)(float *, const float *, int);
 typedef void (*act_bwd_t)(float *, const float *, const float *, int);
 
 static void check_activation(const char *name, act_fwd_t fwd, act_bwd_t bwd, uint64_t seed) {
-  enum { N = 40 };
+  enum { N = 43 }; /* four-wide blocks and a scalar tail */
   float x[N], y[N], G[N], din[N], tmp[N];
   frl_rng_t rng;
   frl_rng_seed(&rng, seed);
@@ -201,9 +201,12 @@ static void check_activation(const char *name, act_fwd_t fwd, act_bwd_t bwd, uin
 }
 
 static void test_relu(void **state) {
-  float x[4] = {-2.0f, -0.0f, 0.5f, 3.0f}, y[4];
-  frl_relu_forward(y, x, 4);
-  assert_true(y[0] == 0.0f && y[1] == 0.0f && y[2] == 0.5f && y[3] == 3.0f);
+  float x[6] = {-2.0f, -0.0f, 0.5f, 3.0f, NAN, -1.0f}, y[6];
+  frl_relu_forward(y, x, 6);
+  assert_true(y[0] == 0.0f && y[1] == 0.0f && y[2] == 0.5f && y[3] == 3.0f && y[5] == 0.0f);
+  assert_true(isnan(y[4])); /* NaN propagates, as in PyTorch, so poisoned inputs stay visible */
+  frl_relu_forward(y, x + 1, 5); /* the vector block then the tail both see the NaN */
+  assert_true(isnan(y[3]));
   check_activation("relu din", frl_relu_forward, frl_relu_backward, 21);
 }
 
@@ -381,10 +384,11 @@ static void test_adam_two_steps(void **state) {
    *   theta1 = theta0 - lr (m1/(1-b1)) / (sqrt(v1/(1-b2)) + eps) = theta0 - lr g1/(|g1| + eps)
    *   m2 = b1 m1 + (1-b1) g2,       v2 = b2 v1 + (1-b2) g2^2
    *   theta2 = theta1 - lr (m2/(1-b1^2)) / (sqrt(v2/(1-b2^2)) + eps) */
-  enum { N = 4 };
+  enum { N = 6 }; /* a four-wide block and a scalar tail */
   const double lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-3;
-  const float g1[N] = {1.0f, -2.0f, 0.5f, 0.0f}, g2[N] = {0.5f, 1.0f, -1.0f, 3.0f};
-  float p[N] = {0.1f, -0.2f, 0.3f, 1.0f};
+  const float g1[N] = {1.0f, -2.0f, 0.5f, 0.0f, -0.25f, 4.0f};
+  const float g2[N] = {0.5f, 1.0f, -1.0f, 3.0f, 0.125f, -4.0f};
+  float p[N] = {0.1f, -0.2f, 0.3f, 1.0f, -0.7f, 0.0f};
   double want[N];
   for (int k = 0; k < N; k++) {
     double t1 = p[k] - lr * g1[k] / (fabs((double)g1[k]) + eps);
