@@ -126,8 +126,8 @@ static void pump_queue(broker_t *b) {
 static void on_experience(broker_t *b, peer_t *p) {
   const frl_experience_t *x = &b->in.msg.u.experience;
   if (!x->actor || strcmp(x->actor, p->name) != 0) {
-    char reason[FRL_MSG_MAX_STRING + 64];
-    snprintf(reason, sizeof reason, "ExperienceBatch.actor '%s' is not the sender '%s'",
+    char reason[FRL_MSG_MAX_STRING]; /* a reason longer than the wire allows is cut */
+    snprintf(reason, sizeof reason, "ExperienceBatch.actor '%.64s' is not the sender '%s'",
              x->actor ? x->actor : "", p->name);
     frl_warn("refused batch from %s: %s", p->name, reason);
     p->rejected++;

@@ -170,7 +170,7 @@ static int set_flag(frl_config_t *cfg, const flag_t *f, const char *v, const cha
       fprintf(err, "fleetrl: %s: '%s' is not a boolean (true|false|1|0)\n", source, v);
       return FRL_EUSAGE;
     }
-    *(bool *)p = b;
+    memcpy(p, &b, sizeof b);
     return 0;
   }
   char *end = NULL;
@@ -189,11 +189,26 @@ static int set_flag(frl_config_t *cfg, const flag_t *f, const char *v, const cha
             f->max);
     return FRL_EUSAGE;
   }
+  /* Fields are reached by offset; memcpy keeps the typed stores well-defined. */
   switch (f->type) {
-  case T_INT: *(int *)p = (int)d; break;
-  case T_U32: *(uint32_t *)p = (uint32_t)d; break;
-  case T_U64: *(uint64_t *)p = (uint64_t)strtoull(v, NULL, 10); break;
-  default: *(double *)p = d; break;
+  case T_INT: {
+    int x = (int)d;
+    memcpy(p, &x, sizeof x);
+    break;
+  }
+  case T_U32: {
+    uint32_t x = (uint32_t)d;
+    memcpy(p, &x, sizeof x);
+    break;
+  }
+  case T_U64: {
+    uint64_t x = (uint64_t)strtoull(v, NULL, 10);
+    memcpy(p, &x, sizeof x);
+    break;
+  }
+  default:
+    memcpy(p, &d, sizeof d);
+    break;
   }
   return 0;
 }
@@ -334,13 +349,18 @@ void frl_config_export(const frl_config_t *cfg) {
     const char *p = (const char *)cfg + f->off;
     char ev[64], v[300];
     env_name(f, ev, sizeof ev);
+    bool b;
+    int iv;
+    uint32_t u32;
+    uint64_t u64;
+    double d;
     switch (f->type) {
     case T_STR: snprintf(v, sizeof v, "%s", p); break;
-    case T_BOOL: snprintf(v, sizeof v, "%s", *(const bool *)p ? "true" : "false"); break;
-    case T_INT: snprintf(v, sizeof v, "%d", *(const int *)p); break;
-    case T_U32: snprintf(v, sizeof v, "%u", *(const uint32_t *)p); break;
-    case T_U64: snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    default: snprintf(v, sizeof v, "%.17g", *(const double *)p); break;
+    case T_BOOL: memcpy(&b, p, sizeof b); snprintf(v, sizeof v, "%s", b ? "true" : "false"); break;
+    case T_INT: memcpy(&iv, p, sizeof iv); snprintf(v, sizeof v, "%d", iv); break;
+    case T_U32: memcpy(&u32, p, sizeof u32); snprintf(v, sizeof v, "%u", u32); break;
+    case T_U64: memcpy(&u64, p, sizeof u64); snprintf(v, sizeof v, "%llu", (unsigned long long)u64); break;
+    default: memcpy(&d, p, sizeof d); snprintf(v, sizeof v, "%.17g", d); break;
     }
     setenv(ev, v, 1);
   }

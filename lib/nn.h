@@ -23,6 +23,7 @@ void frl_linear_backward(float *din, float *dw, float *db, const float *dout, co
 /* PyTorch's nn.Linear default: w and b uniform in [-1/sqrt(I), 1/sqrt(I)]. */
 void frl_linear_init(float *w, float *b, int I, int O, frl_rng_t *rng);
 
+/* out = max(in, 0), NaN passing through as in PyTorch. out may alias in. */
 void frl_relu_forward(float *out, const float *in, int N);
 /* din = dout * (out > 0); out is the forward output. din may alias dout. */
 void frl_relu_backward(float *din, const float *dout, const float *out, int N);
@@ -44,7 +45,8 @@ float frl_huber_loss(float *dpred, const float *pred, const float *target, const
 float frl_mse_loss(float *dpred, const float *pred, const float *target, const float *w, int B,
                    int D);
 
-/* Scales g[N] so its L2 norm is at most max_norm; returns the norm before clipping. */
+/* Scales g[N] so its L2 norm is at most max_norm; returns the norm before clipping.
+ * max_norm <= 0 only measures. A non-finite norm leaves g unscaled (the caller decides). */
 float frl_clip_grad_norm(float *g, size_t N, float max_norm);
 
 /* Adam (Kingma & Ba 2015) with bias correction. State m, v are owned by the struct. */
@@ -55,9 +57,11 @@ typedef struct {
   float *m, *v;
 } frl_adam_t;
 
+/* Zeroed moments, t = 0. Never returns NULL (allocation failure aborts). */
 frl_adam_t *frl_adam_new(size_t n, float lr, float beta1, float beta2, float eps);
 void frl_adam_destroy(frl_adam_t **self_p);
-/* params[n] -= lr * mhat / (sqrt(vhat) + eps) */
+/* t += 1; m, v updated from grads; params[n] -= lr * mhat / (sqrt(vhat) + eps) with
+ * mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t). params, grads, m, v must not overlap. */
 void frl_adam_step(frl_adam_t *a, float *params, const float *grads);
 
 #endif

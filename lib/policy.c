@@ -66,7 +66,7 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
   if (fread(&version, 4, 1, f) != 1 || version != FRL_POLICY_VERSION ||
       fread(&hlen, 4, 1, f) != 1 || hlen != sizeof h || fread(&h, sizeof h, 1, f) != 1) {
     snprintf(err, errlen, "%s: unsupported policy file version %u (this build reads %u)", path,
-             version, FRL_POLICY_VERSION);
+             version, (unsigned)FRL_POLICY_VERSION);
     goto fail;
   }
   h.task[sizeof h.task - 1] = '\0';

@@ -64,6 +64,7 @@ static void check_linear_forward(int B, int I, int O, uint64_t seed) {
   fill_uniform(b, (size_t)O, -1, 1, &rng);
   for (int pass = 0; pass < 2; pass++) {
     const float *bias = pass == 0 ? b : NULL;
+    for (int k = 0; k < B * O; k++) y[k] = NAN; /* output is overwritten, never read */
     frl_linear_forward(y, x, w, bias, B, I, O);
     for (int r = 0; r < B; r++)
       for (int o = 0; o < O; o++) {
@@ -99,7 +100,7 @@ static void check_linear_backward(int B, int I, int O, uint64_t seed) {
    * overwritten. */
   for (size_t k = 0; k < nw; k++) dw[k] = 0.25f;
   for (int o = 0; o < O; o++) db[o] = -0.5f;
-  for (size_t k = 0; k < nx; k++) din[k] = 1e30f;
+  for (size_t k = 0; k < nx; k++) din[k] = NAN; /* BLAS beta = 0 must not read it */
   frl_linear_backward(din, dw, db, G, x, w, B, I, O);
 
   const float h = 1e-2f; /* L is linear in each argument: central differences are exact up to
@@ -369,6 +370,11 @@ static void test_clip_grad_norm(void **state) {
   float n3 = frl_clip_grad_norm(g, 4, 0.0f);
   expect_close("clip disabled", 0, n3, 6.5, 1e-6, 1e-6);
   assert_true(g[3] == 6.0f);
+  /* Seven entries: a four-wide block and a tail that holds the largest one. */
+  float g7[7] = {1, 2, 2, 0, 0, 0, 4};
+  expect_close("clip norm 7", 0, frl_clip_grad_norm(g7, 7, 2.5f), 5.0, 1e-6, 1e-6);
+  expect_close("clip g7 tail", 6, g7[6], 2.0, 1e-6, 1e-6);
+  expect_close("clip g7 block", 1, g7[1], 1.0, 1e-6, 1e-6);
   /* Many tiny entries: 10^6 entries of 1e-3 have norm exactly 1. */
   size_t N = 1000000;
   float *big = malloc(N * sizeof *big);
