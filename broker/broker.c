@@ -127,7 +127,7 @@ static void on_experience(broker_t *b, peer_t *p) {
   const frl_experience_t *x = &b->in.msg.u.experience;
   if (!x->actor || strcmp(x->actor, p->name) != 0) {
     char reason[FRL_MSG_MAX_STRING]; /* a reason longer than the wire allows is cut */
-    snprintf(reason, sizeof reason, "ExperienceBatch.actor '%.64s' is not the sender '%s'",
+    snprintf(reason, sizeof reason, "ExperienceBatch.actor '%.64s' is not the sender '%.64s'",
              x->actor ? x->actor : "", p->name);
     frl_warn("refused batch from %s: %s", p->name, reason);
     p->rejected++;
