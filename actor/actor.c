@@ -81,7 +81,8 @@ static bool seal_batch(actor_t *a) {
     return false;
   frl_dqn_batch_t db = {.B = a->count, .obs = a->obs, .action = a->action, .reward = a->reward,
                         .discount = a->discount, .next_obs = a->next_obs};
-  if (a->count > 0) frl_dqn_td_abs(a->q, &db, a->priority);
+  /* Without usable initial priorities the learner gives the batch its running max. */
+  bool have_priority = a->count > 0 && frl_dqn_td_abs(a->q, &db, a->priority) == 0;
   frl_experience_t x = {.actor = a->cfg->name,
                         .seq = a->seq + 1,
                         .count = (uint32_t)a->count,
@@ -93,8 +94,8 @@ static bool seal_batch(actor_t *a) {
                         .reward = a->reward,
                         .discount = a->discount,
                         .next_obs = a->next_obs,
-                        .priority = a->priority,
-                        .n_priority = (uint32_t)a->count,
+                        .priority = have_priority ? a->priority : NULL,
+                        .n_priority = have_priority ? (uint32_t)a->count : 0,
                         .policy_version = a->version,
                         .n_policy_version = (uint32_t)a->count,
                         .n_episodes = (uint32_t)a->n_episodes,
@@ -309,6 +310,10 @@ int frl_actor_main(const frl_config_t *cfg) {
                             .dueling = cfg->dueling};
   a.cap = cfg->batch_transitions;
   a.q = frl_qnet_new(&shape, a.cap, &a.rng);
+  if (!a.q) {
+    frl_error("cannot build the Q-network (see the message above); check --hidden1/--hidden2");
+    goto done;
+  }
   a.ns = frl_nstep_new(cfg->n_step, (float)cfg->gamma, a.spec->obs_dim, 1);
   a.outbox = frl_outbox_new((uint32_t)cfg->outbox_batches, (size_t)256 << 20);
   size_t od = (size_t)a.spec->obs_dim;

@@ -62,7 +62,7 @@ typedef struct {
   double store_fail_logged, store_probe_at;
 
   /* progress */
-  uint64_t env_steps, inserted, duplicates, rejected, updates, params_version;
+  uint64_t env_steps, inserted, duplicates, rejected, updates, params_version, skipped_updates;
   double beta, last_loss, last_mean_q, lag_ewma;
   float recent[RECENT];
   int n_recent, recent_pos;
@@ -336,13 +336,28 @@ static void train_slice(learner_t *l) {
                           .weight = s->weight};
     frl_dqn_stats_t st;
     int rc = frl_dqn_update(l->dqn, &db, l->td_abs, &st);
+    frl_ratelimit_sampled(&l->rl, s->B);
+    if (rc == -ERANGE) {
+      /* A non-finite loss or gradient: the update was not applied. Skip the batch, count it;
+       * if it keeps happening the network has diverged and the run must stop. */
+      l->skipped_updates++;
+      if (l->skipped_updates % 100 == 1)
+        frl_warn("skipped %llu updates with a non-finite loss or gradient",
+                 (unsigned long long)l->skipped_updates);
+      if (l->skipped_updates > 1000 && l->skipped_updates > l->updates / 10) {
+        frl_error("the network diverged: %llu of %llu updates were not finite",
+                  (unsigned long long)l->skipped_updates, (unsigned long long)l->updates);
+        stop(l, FRL_LEARNER_ERROR, NULL);
+        return;
+      }
+      continue;
+    }
     if (rc != 0) {
       frl_error("update failed: %s", frl_strerror(rc));
       stop(l, FRL_LEARNER_ERROR, NULL);
       return;
     }
     frl_replay_update_priorities(l->replay, s->item_id, l->td_abs, s->B);
-    frl_ratelimit_sampled(&l->rl, s->B);
     l->updates++;
     l->last_loss = st.loss;
     l->last_mean_q = st.mean_q;
@@ -589,6 +604,10 @@ int frl_learner_main(const frl_config_t *cfg) {
                          .grad_clip = (float)cfg->grad_clip, .double_q = cfg->double_q,
                          .target_period = cfg->target_period, .seed = cfg->seed};
   l->dqn = frl_dqn_new(&dc);
+  if (!l->dqn) {
+    frl_error("cannot build the DQN learner (see the message above)");
+    goto out;
+  }
   l->td_abs = frl_xmalloc(sizeof(float) * (size_t)cfg->batch);
   frl_rng_seed(&l->rng, cfg->seed * 31337ULL + 1);
   /* The limiter's slack covers the credit window, so actors and learner overlap instead of

@@ -27,18 +27,13 @@ struct frl_replay {
   bool discrete;
   uint32_t capacity, D, A; /* slots, obs_dim, act_dim */
 
-  /* The payload of slot i is one record at rec + i * stride: a record_t, then obs[D],
-   * next_obs[D] and, for continuous tasks, action[A], padded to whole 64-byte cache lines, so
-   * that gathering a sample costs one cache miss per item (CartPole: exactly one line) rather
-   * than one per field. */
+  /* Slot i is one record at rec + i * stride: a record_t, then obs[D], next_obs[D] and, for
+   * continuous tasks, action[A], padded to whole 64-byte cache lines, so that gathering a
+   * sample or updating a priority costs one cache miss per item (CartPole: exactly one line)
+   * rather than one per field. */
   unsigned char *rec;
   size_t stride;
-  /* priority is p in float, the exact value the store holds, so a rebuilt tree is
-   * bit-identical to the live one. */
-  float *priority;
-  uint32_t *sampled;     /* samples counted since the last flush */
-  uint8_t *dirty;        /* slot is in dirty_list */
-  uint32_t *dirty_list;
+  uint64_t *dirty;       /* bitmap: priority or count changed since the last flush */
   uint32_t n_dirty;
 
   uint64_t size;     /* occupied slots */
@@ -47,6 +42,7 @@ struct frl_replay {
 
   float *new_priority; /* [FRL_MSG_MAX_COUNT] priorities of a batch being inserted */
   /* flush scratch, grown as needed */
+  uint32_t *flush_slot;
   uint64_t *flush_id;
   float *flush_priority;
   uint32_t *flush_sampled;
@@ -59,10 +55,14 @@ struct frl_replay {
 };
 
 typedef struct {
-  uint64_t id; /* 0: empty slot (ids start at 1) */
+  uint64_t id;      /* 0: empty slot (ids start at 1) */
   float reward, discount;
   int32_t action_index;
-  float unused;
+  /* p in float, the exact value the store holds, so that a rebuilt tree is bit-identical to
+   * the live one; -1 while a rebuild has not assigned it yet. */
+  float priority;
+  uint32_t sampled; /* samples counted since the last flush */
+  uint32_t unused;
 } record_t;
 
 static inline record_t *record(const frl_replay_t *r, uint32_t slot) {
@@ -90,15 +90,16 @@ static float priority_of(const frl_replay_t *r, double td_abs) {
 }
 
 static void set_slot_priority(frl_replay_t *r, uint32_t slot, float p) {
-  r->priority[slot] = p;
+  record(r, slot)->priority = p;
   frl_sumtree_set(r->tree, slot, r->cfg.prioritized ? (double)p : 1.0);
   if (p > r->max_priority) r->max_priority = p;
 }
 
 static void mark_dirty(frl_replay_t *r, uint32_t slot) {
-  if (r->dirty[slot]) return;
-  r->dirty[slot] = 1;
-  r->dirty_list[r->n_dirty++] = slot;
+  uint64_t bit = 1ull << (slot % 64);
+  if (r->dirty[slot / 64] & bit) return;
+  r->dirty[slot / 64] |= bit;
+  r->n_dirty++;
 }
 
 /* Index of the first non-finite float in x[0..n), or n. */
@@ -259,9 +260,9 @@ static void place(frl_replay_t *r, uint64_t id, const float *obs, int32_t action
   memcpy(f, obs, D * sizeof(float));
   memcpy(f + D, next_obs, D * sizeof(float));
   if (!r->discrete) memcpy(f + 2 * D, action, A * sizeof(float));
-  /* A pending count belonged to the evicted item, whose row is gone. If the slot is still in
-   * the dirty list, the next flush rewrites the new item's own values: harmless. */
-  r->sampled[slot] = 0;
+  /* A pending count belonged to the evicted item, whose row is gone. If the slot is still
+   * marked dirty, the next flush rewrites the new item's own values: harmless. */
+  h->sampled = 0;
   set_slot_priority(r, slot, p);
 }
 
@@ -288,7 +289,7 @@ static int rebuild_item(void *ctx, uint64_t id, const float *obs, int32_t action
    * the running max once all items are loaded; mark it with -1 meanwhile. */
   bool usable = isfinite(priority) && priority >= 0.0f;
   place(r, id, obs, action_index, action, reward, discount, next_obs, usable ? priority : 0.0f);
-  if (!usable) r->priority[id % r->capacity] = -1.0f;
+  if (!usable) record(r, (uint32_t)(id % r->capacity))->priority = -1.0f;
   return 0;
 }
 
@@ -300,7 +301,7 @@ static int rebuild(frl_replay_t *r) {
   if (max_id > 0 && (err = frl_store_scan_items(r->store, min_id, rebuild_item, r))) return err;
   uint64_t fixed = 0;
   for (uint32_t slot = 0; slot < r->capacity; slot++) {
-    if (record(r, slot)->id && r->priority[slot] < 0.0f) {
+    if (record(r, slot)->id && record(r, slot)->priority < 0.0f) {
       set_slot_priority(r, slot, (float)r->max_priority);
       mark_dirty(r, slot);
       fixed++;
@@ -353,10 +354,7 @@ int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_stor
     abort();
   }
   memset(r->rec, 0, C * r->stride);
-  r->priority = frl_xcalloc(C, sizeof *r->priority);
-  r->sampled = frl_xcalloc(C, sizeof *r->sampled);
-  r->dirty = frl_xcalloc(C, sizeof *r->dirty);
-  r->dirty_list = frl_xcalloc(C, sizeof *r->dirty_list);
+  r->dirty = frl_xcalloc((C + 63) / 64, sizeof *r->dirty);
   r->new_priority = frl_xcalloc(FRL_MSG_MAX_COUNT, sizeof *r->new_priority);
   r->out.item_id = frl_xcalloc(B, sizeof *r->out.item_id);
   r->out.weight = frl_xcalloc(B, sizeof *r->out.weight);
@@ -390,11 +388,9 @@ void frl_replay_close(frl_replay_t **self_p) {
   }
   frl_sumtree_destroy(&r->tree);
   free(r->rec);
-  free(r->priority);
-  free(r->sampled);
   free(r->dirty);
-  free(r->dirty_list);
   free(r->new_priority);
+  free(r->flush_slot);
   free(r->flush_id);
   free(r->flush_priority);
   free(r->flush_sampled);
@@ -496,12 +492,15 @@ int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
 
 void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, const float *td_abs,
                                   uint32_t B) {
+  /* Fetch all records first: their misses then overlap instead of stalling one by one. */
+  for (uint32_t j = 0; j < B; j++) __builtin_prefetch(record(r, (uint32_t)(item_id[j] % r->capacity)));
   for (uint32_t j = 0; j < B; j++) {
     const uint64_t id = item_id[j];
     const uint32_t slot = (uint32_t)(id % r->capacity);
+    record_t *h = record(r, slot);
     /* The item may have been evicted (and its slot reused) since it was sampled. */
-    if (id == 0 || record(r, slot)->id != id) continue;
-    if (r->sampled[slot] < UINT32_MAX) r->sampled[slot]++;
+    if (id == 0 || h->id != id) continue;
+    if (h->sampled < UINT32_MAX) h->sampled++;
     /* A non-finite TD error (a diverging network) must not poison the tree's sums; the item
      * keeps its old priority. */
     const float td = td_abs[j];
@@ -514,23 +513,39 @@ int frl_replay_flush(frl_replay_t *r) {
   const uint32_t n = r->n_dirty;
   if (n == 0) return 0;
   if (n > r->flush_cap) {
+    r->flush_slot = frl_xrealloc(r->flush_slot, n * sizeof *r->flush_slot);
     r->flush_id = frl_xrealloc(r->flush_id, n * sizeof *r->flush_id);
     r->flush_priority = frl_xrealloc(r->flush_priority, n * sizeof *r->flush_priority);
     r->flush_sampled = frl_xrealloc(r->flush_sampled, n * sizeof *r->flush_sampled);
     r->flush_cap = n;
   }
-  for (uint32_t k = 0; k < n; k++) {
-    const uint32_t slot = r->dirty_list[k];
-    r->flush_id[k] = record(r, slot)->id;
-    r->flush_priority[k] = r->priority[slot];
-    r->flush_sampled[k] = r->sampled[slot];
+  /* Walk the ring from the oldest slot, so the updates reach SQLite in item_id order: each
+   * b-tree page is then modified once and in order (ids in the ring increase from slot
+   * next_id mod capacity, wrapping around). */
+  uint32_t k = 0;
+  const uint32_t start = (uint32_t)(r->next_id % r->capacity);
+  for (uint32_t i = 0; i < r->capacity && k < n;) {
+    uint32_t slot = start + i;
+    if (slot >= r->capacity) slot -= r->capacity;
+    if (slot % 64 == 0 && r->dirty[slot / 64] == 0) {
+      i += FRL_MIN(64u, r->capacity - slot); /* a clean word: skip its slots at once */
+      continue;
+    }
+    i++;
+    if (!(r->dirty[slot / 64] >> (slot % 64) & 1)) continue;
+    const record_t *h = record(r, slot);
+    r->flush_slot[k] = slot;
+    r->flush_id[k] = h->id;
+    r->flush_priority[k] = h->priority;
+    r->flush_sampled[k] = h->sampled;
+    k++;
   }
-  int err = frl_store_update_items(r->store, r->flush_id, r->flush_priority, r->flush_sampled, n);
+  int err = frl_store_update_items(r->store, r->flush_id, r->flush_priority, r->flush_sampled, k);
   if (err) return err; /* still dirty: the next flush retries */
-  for (uint32_t k = 0; k < n; k++) {
-    const uint32_t slot = r->dirty_list[k];
-    r->dirty[slot] = 0;
-    r->sampled[slot] = 0;
+  for (uint32_t j = 0; j < k; j++) {
+    const uint32_t slot = r->flush_slot[j];
+    r->dirty[slot / 64] &= ~(1ull << (slot % 64));
+    record(r, slot)->sampled = 0;
   }
   r->n_dirty = 0;
   return 0;

@@ -105,10 +105,14 @@ static double group_sum(const double *g) {
   return p[FANOUT - 1];
 }
 
+/* Pairwise, and with comparisons rather than fmin(), which is a library call without
+ * -ffast-math; no NaN ever reaches the tree. */
 static double group_min(const double *g) {
-  double m = g[0];
-  for (int k = 1; k < FANOUT; k++) m = fmin(m, g[k]);
-  return m;
+  double a = g[0] < g[1] ? g[0] : g[1], b = g[2] < g[3] ? g[2] : g[3];
+  double c = g[4] < g[5] ? g[4] : g[5], d = g[6] < g[7] ? g[6] : g[7];
+  a = a < b ? a : b;
+  c = c < d ? c : d;
+  return a < c ? a : c;
 }
 
 void frl_sumtree_set(frl_sumtree_t *t, uint32_t slot, double priority) {

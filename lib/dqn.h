@@ -48,6 +48,7 @@ typedef struct frl_dqn frl_dqn_t;
  * (batch outside [1, 32768], lr <= 0, adam_eps < 0, huber_delta <= 0, NaN grad_clip, tau
  * outside [0, 1], target_period < 1 with tau 0, or an invalid shape). Not thread-safe. */
 frl_dqn_t *frl_dqn_new(const frl_dqn_config_t *cfg);
+/* Frees d and both networks; accepts NULL and sets *self_p to NULL. */
 void frl_dqn_destroy(frl_dqn_t **self_p);
 
 /* One gradient step. Writes td_abs[B] = |y - Q(obs, action)| (before the update) for priority
@@ -58,9 +59,12 @@ void frl_dqn_destroy(frl_dqn_t **self_p);
 int frl_dqn_update(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *td_abs,
                    frl_dqn_stats_t *stats);
 
-/* The online network (parameters to publish; greedy evaluation). */
+/* The online network (parameters to publish; greedy evaluation) and the target network,
+ * both owned by d. Using one for a forward between updates is fine (it only overwrites its
+ * workspace); writing its parameters changes what the next update starts from. */
 frl_qnet_t *frl_dqn_online(frl_dqn_t *d);
 frl_qnet_t *frl_dqn_target(frl_dqn_t *d);
+/* Number of successful frl_dqn_update calls. */
 uint64_t frl_dqn_updates(const frl_dqn_t *d);
 
 /* Computes targets y[B] for a batch without updating anything (exposed for tests; B must be

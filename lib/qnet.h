@@ -33,7 +33,10 @@ size_t frl_qnet_param_count(const frl_qnet_shape_t *shape);
  * which field is out of which bound, for an invalid shape or max_batch (config input).
  * A qnet is not thread-safe: forward, backward and argmax share its workspace. */
 frl_qnet_t *frl_qnet_new(const frl_qnet_shape_t *shape, int max_batch, frl_rng_t *rng);
+/* Frees q and its blocks; accepts NULL and sets *self_p to NULL. */
 void frl_qnet_destroy(frl_qnet_t **self_p);
+/* Accessors: the shape (owned by q), the parameter block (owned by q, n_params floats, valid
+ * until destroy), and the batch limit given to frl_qnet_new. */
 const frl_qnet_shape_t *frl_qnet_shape(const frl_qnet_t *q);
 float *frl_qnet_params(frl_qnet_t *q);
 size_t frl_qnet_n_params(const frl_qnet_t *q);
