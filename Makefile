@@ -53,6 +53,8 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 SCHEMA_HASH_H := $(BUILD)/gen/schema_hash.h
 
+.SECONDARY:
+
 .PHONY: all test unit-tests integration-tests run deps check-deps bench clean cppcheck
 
 all: check-deps $(BIN) $(TESTS)

@@ -461,7 +461,7 @@ static void on_tick(uv_timer_t *h) {
       l->last_progress_print = now;
     }
   }
-  if (now - l->last_flush >= 1.0) {
+  if (now - l->last_flush >= cfg->flush_s) {
     int rc = frl_replay_flush(l->replay);
     if (rc != 0) frl_warn("writing priorities back failed: %s", frl_strerror(rc));
     l->last_flush = now;

@@ -38,7 +38,7 @@ struct frl_replay {
 
   uint64_t size;     /* occupied slots */
   uint64_t next_id;  /* id of the next inserted item */
-  double max_priority;
+  double max_priority; /* largest p set so far, 0 before any */
 
   float *new_priority; /* [FRL_MSG_MAX_COUNT] priorities of a batch being inserted */
   /* flush scratch, grown as needed */
@@ -83,10 +83,21 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* p = (|delta| + eps)^alpha (Schaul et al. 2016, eq. 1 with proportional p_i). eps > 0 keeps
- * every item sampleable even at zero TD error. Rounded to float: the stored precision. */
+/* p = (|delta| + eps)^alpha: the numerator p_i^alpha of Schaul et al. 2016, eq. 1, with the
+ * proportional p_i = |delta_i| + eps; eps > 0 keeps every item sampleable even at zero TD
+ * error. Rounded to float: the stored precision. */
 static float priority_of(const frl_replay_t *r, double td_abs) {
   return (float)pow(td_abs + r->cfg.eps, r->cfg.alpha);
+}
+
+/* Items without an actor priority get the running max, so that every new transition is
+ * sampled soon at least once (Schaul et al. 2016, Alg. 1 line 6, with p_1 = 1 before any
+ * priority exists). Giving them a constant 1.0 instead, as an earlier version did, starves them
+ * once priorities exceed 1 and over-samples them while priorities are below it. The max is
+ * monotone, as in Schaul et al. and most implementations; after a restart it is the max of the
+ * stored items. */
+static float new_item_priority(const frl_replay_t *r) {
+  return r->max_priority > 0.0 ? (float)r->max_priority : 1.0f;
 }
 
 static void set_slot_priority(frl_replay_t *r, uint32_t slot, float p) {
@@ -302,14 +313,14 @@ static int rebuild(frl_replay_t *r) {
   uint64_t fixed = 0;
   for (uint32_t slot = 0; slot < r->capacity; slot++) {
     if (record(r, slot)->id && record(r, slot)->priority < 0.0f) {
-      set_slot_priority(r, slot, (float)r->max_priority);
+      set_slot_priority(r, slot, new_item_priority(r));
       mark_dirty(r, slot);
       fixed++;
     }
   }
   if (fixed)
     frl_warn("replay: %llu stored items had no usable priority; gave them the max %g",
-             (unsigned long long)fixed, r->max_priority);
+             (unsigned long long)fixed, (double)new_item_priority(r));
   r->next_id = max_id + 1;
   return 0;
 }
@@ -341,19 +352,19 @@ int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_stor
   r->capacity = cfg->capacity;
   r->D = cfg->obs_dim;
   r->A = cfg->act_dim;
-  /* Schaul et al. give the first transition p_1 = 1; after that new items get the largest
-   * priority seen so far. */
-  r->max_priority = 1.0;
-  r->tree = frl_sumtree_new(cfg->capacity);
+  r->max_priority = 0.0; /* none seen yet: see new_item_priority() */
   r->stride = sizeof(record_t) + (2 * D + (r->discrete ? 0 : A)) * sizeof(float);
   r->stride = (r->stride + 63) / 64 * 64;
+  /* The one allocation that scales with a user's capacity: refuse it rather than abort. */
   r->rec = aligned_alloc(64, C * r->stride);
-  if (!r->rec) { /* as frl_xmalloc: not recoverable here */
-    fprintf(stderr, "fleetrl: out of memory allocating %zu bytes of replay slots\n",
-            C * r->stride);
-    abort();
+  if (!r->rec) {
+    frl_error("replay: cannot allocate %zu MiB for %zu slots of %zu bytes; lower the capacity",
+              C * r->stride >> 20, C, r->stride);
+    free(r);
+    return -ENOMEM;
   }
   memset(r->rec, 0, C * r->stride);
+  r->tree = frl_sumtree_new(cfg->capacity);
   r->dirty = frl_xcalloc((C + 63) / 64, sizeof *r->dirty);
   r->new_priority = frl_xcalloc(FRL_MSG_MAX_COUNT, sizeof *r->new_priority);
   r->out.item_id = frl_xcalloc(B, sizeof *r->out.item_id);
@@ -413,11 +424,7 @@ int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now
   int rc = validate(r, batch, err, errlen);
   if (rc) return rc;
   const uint32_t n = batch->count, D = r->D, A = r->A;
-  /* Items without an actor priority get the running max, so that every new transition is
-   * sampled soon at least once (Schaul et al. 2016, Alg. 1 line 6). Giving them a constant
-   * 1.0 instead, as an earlier version did, starves them once priorities exceed 1 and
-   * over-samples them once priorities fall below it. */
-  const float p_new = (float)r->max_priority;
+  const float p_new = new_item_priority(r);
   for (uint32_t i = 0; i < n; i++)
     r->new_priority[i] = batch->n_priority ? priority_of(r, batch->priority[i]) : p_new;
   const uint64_t first = r->next_id;
@@ -493,7 +500,8 @@ int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
 void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, const float *td_abs,
                                   uint32_t B) {
   /* Fetch all records first: their misses then overlap instead of stalling one by one. */
-  for (uint32_t j = 0; j < B; j++) __builtin_prefetch(record(r, (uint32_t)(item_id[j] % r->capacity)));
+  for (uint32_t j = 0; j < B; j++)
+    __builtin_prefetch(record(r, (uint32_t)(item_id[j] % r->capacity)));
   for (uint32_t j = 0; j < B; j++) {
     const uint64_t id = item_id[j];
     const uint32_t slot = (uint32_t)(id % r->capacity);
@@ -555,4 +563,4 @@ uint64_t frl_replay_size(const frl_replay_t *r) { return r->size; }
 
 uint64_t frl_replay_inserted_total(const frl_replay_t *r) { return r->next_id - 1; }
 
-double frl_replay_max_priority(const frl_replay_t *r) { return r->max_priority; }
+double frl_replay_max_priority(const frl_replay_t *r) { return new_item_priority(r); }

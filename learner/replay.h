@@ -28,7 +28,8 @@ typedef struct frl_replay frl_replay_t;
 
 /* Builds the index over the store's newest `capacity` items. The replay does not own the
  * store (the learner does); it must outlive the replay. Returns 0, FRL_EUSAGE for a bad config,
- * FRL_ECORRUPT when a stored item does not fit the task, or the store's error. */
+ * -ENOMEM when capacity slots do not fit in memory, FRL_ECORRUPT when a stored item does not
+ * fit the task, or the store's error. */
 int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_store_t *store);
 void frl_replay_close(frl_replay_t **self_p);
 
@@ -67,11 +68,17 @@ void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, cons
                                   uint32_t B);
 
 /* Writes dirty priorities and sample counts to the store in one transaction. On error they stay
- * dirty and the next call retries. frl_replay_close flushes too (best effort). */
+ * dirty and the next call retries. frl_replay_close flushes too (best effort). The cost follows
+ * the number of distinct table pages touched: rows sampled at random from a large replay touch
+ * most pages once their count nears capacity/40 (CartPole), after which a flush costs about a
+ * rewrite of the items table whatever the row count; so flush every tens of seconds, not per
+ * update (bench/bench_replay.c prints both regimes). */
 int frl_replay_flush(frl_replay_t *r);
 
 uint64_t frl_replay_size(const frl_replay_t *r);
 uint64_t frl_replay_inserted_total(const frl_replay_t *r); /* items ever inserted (ids issued) */
+/* The priority a new item without an actor priority gets: the largest p set so far (1 before
+ * any). */
 double frl_replay_max_priority(const frl_replay_t *r);
 
 #endif

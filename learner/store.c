@@ -495,10 +495,12 @@ static int check_batch(frl_store_t *s, const frl_experience_t *b, int *name_len)
   uint64_t n = b->count;
   bool actions_ok = s->cfg.discrete ? (b->action_index && b->n_action_index == n) || n == 0
                                     : (b->action && b->n_action == n * s->cfg.act_dim) || n == 0;
-  if (b->obs_dim != s->cfg.obs_dim || b->act_dim != s->cfg.act_dim || b->count > FRL_MSG_MAX_COUNT ||
-      !actions_ok || (n && (!b->obs || !b->next_obs || !b->reward || !b->discount)) ||
+  if (b->obs_dim != s->cfg.obs_dim || b->act_dim != s->cfg.act_dim ||
+      b->count > FRL_MSG_MAX_COUNT || !actions_ok ||
+      (n && (!b->obs || !b->next_obs || !b->reward || !b->discount)) ||
       (b->n_policy_version && (b->n_policy_version != n || !b->policy_version)) ||
-      b->n_episodes > FRL_MSG_MAX_EPISODES || (b->n_episodes && !b->episodes_in && !b->episodes_vec)) {
+      b->n_episodes > FRL_MSG_MAX_EPISODES ||
+      (b->n_episodes && !b->episodes_in && !b->episodes_vec)) {
     frl_error("store %s: batch shape does not match the store (obs_dim %u act_dim %u)", s->path,
               s->cfg.obs_dim, s->cfg.act_dim);
     return FRL_EDIM;
@@ -507,7 +509,8 @@ static int check_batch(frl_store_t *s, const frl_experience_t *b, int *name_len)
 }
 
 int frl_store_insert_batch(frl_store_t *s, const frl_experience_t *batch, uint64_t first_item_id,
-                           const float *priority, int64_t evict_below, double now, bool *duplicate) {
+                           const float *priority, int64_t evict_below, double now,
+                           bool *duplicate) {
   int name_len = 0;
   int err = check_batch(s, batch, &name_len);
   if (err) return err;

@@ -85,6 +85,8 @@ static const flag_t g_flags[] = {
   {"min-replay", L | R, T_U32, F(min_replay), "1000", 1, 100000000, "items before training"},
   {"params-period", L | R, T_INT, F(params_period), "100", 1, 1000000,
    "publish parameters every K updates"},
+  {"flush-period", L | R, T_DBL, F(flush_s), "10", 0.1, 3600,
+   "write priorities and sample counts back to SQLite every this many seconds"},
   {"credit", L | R, T_INT, F(credit_window), "8", 1, 10000, "batches in flight to the learner"},
   {"max-env-steps", L | R, T_U64, F(max_env_steps), "100000", 1, BIG,
    "stop after this many environment steps"},
@@ -116,7 +118,7 @@ typedef struct {
 static const preset_t g_presets[] = {
   {"cartpole-dqn",
    "CartPole (500-step limit) with Ape-X DQN: double, dueling, 3-step, prioritized",
-   {"env=cartpole", "solve-return=475", "max-env-steps=100000", NULL}},
+   {"env=cartpole", "solve-return=475", "max-env-steps=100000", "spi=64", "lr=1e-3", NULL}},
   {"gridworld-dqn",
    "4x4 grid world from the seed chapter with DQN",
    {"env=gridworld", "solve-return=9.4", "max-env-steps=30000", "hidden1=64", "hidden2=64",

@@ -46,6 +46,7 @@ typedef struct {
   double spi;               /* samples per insert */
   uint32_t min_replay;
   int params_period;        /* publish params every K updates */
+  double flush_s;           /* write priorities and sample counts back to SQLite every */
   int credit_window;        /* batches the learner lets the broker have in flight */
   uint64_t max_env_steps;   /* budget; the run stops here */
   uint64_t eval_period;     /* greedy evaluation every this many env steps */

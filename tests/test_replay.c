@@ -102,7 +102,10 @@ static void close_all(fixture_t *f) {
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   snprintf(f->dir, sizeof f->dir, "/tmp/test_replay_XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
+  if (!mkdtemp(f->dir)) {
+    free(f);
+    return -1;
+  }
   snprintf(f->path, sizeof f->path, "%s/replay.db", f->dir);
   frl_replay_config_t cfg = default_config(1000);
   open_all(f, &cfg);
@@ -242,7 +245,8 @@ static void test_validation_messages(void **state) {
       {m_no_action_index, FRL_EDIM,
        "ExperienceBatch.action_index: 0 ints, expected count = 5 (discrete task)"},
       {m_no_actor, FRL_EPROTO, "ExperienceBatch.actor: missing or empty"},
-      {m_episode_nan, FRL_EPROTO, "ExperienceBatch.episodes[0].episode_return: nan, must be finite"},
+      {m_episode_nan, FRL_EPROTO,
+       "ExperienceBatch.episodes[0].episode_return: nan, must be finite"},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     batch_t t;
@@ -270,7 +274,8 @@ static void test_sample_payload_and_errors(void **state) {
   frl_rng_seed(&rng, 1);
   const frl_replay_sample_t *s = NULL;
   assert_int_equal(frl_replay_sample(f->replay, 32, 0.4, &rng, &s), FRL_EBUSY);
-  for (uint64_t seq = 1; seq <= 3; seq++) assert_int_equal(insert(f, "a", seq, 50, NULL), FRL_INSERT_OK);
+  for (uint64_t seq = 1; seq <= 3; seq++)
+    assert_int_equal(insert(f, "a", seq, 50, NULL), FRL_INSERT_OK);
   assert_int_equal(frl_replay_size(f->replay), 150);
   assert_int_equal(frl_replay_sample(f->replay, 0, 0.4, &rng, &s), FRL_EUSAGE);
   assert_int_equal(frl_replay_sample(f->replay, 257, 0.4, &rng, &s), FRL_EUSAGE);
@@ -361,6 +366,20 @@ static void test_priorities_and_running_max(void **state) {
   assert_true(frl_replay_max_priority(f->replay) == pmax);
 }
 
+/* When every priority so far is small, new items get that small max, not 1. */
+static void test_running_max_below_one(void **state) {
+  fixture_t *f = *state;
+  const float td[4] = {0.001f, 0.002f, 0.0f, 0.003f};
+  insert(f, "a", 1, 4, td);
+  const double pmax = (float)pow(0.003 + EPS, ALPHA);
+  assert_true(pmax < 0.1);
+  assert_true(frl_replay_max_priority(f->replay) == (double)(float)pmax);
+  insert(f, "a", 2, 3, NULL);
+  assert_true(q_real(f, "SELECT MAX(priority) FROM items") == (double)(float)pmax);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE priority = "
+                        "(SELECT MAX(priority) FROM items)") == 4);
+}
+
 /* 50 items with known priorities: the sampled frequencies follow p_i / sum p (chi-square),
  * and each weight equals the closed form (N P(i))^-beta / max_j (N P(j))^-beta. */
 static void test_distribution_and_weights(void **state) {
@@ -385,8 +404,9 @@ static void test_distribution_and_weights(void **state) {
     const frl_replay_sample_t *s = NULL;
     assert_int_equal(frl_replay_sample(f->replay, B, beta, &rng, &s), 0);
     for (int j = 0; j < B; j++) {
-      int i = (int)s->item_id[j] - 1;
-      assert_true(i >= 0 && i < N);
+      const uint64_t i = s->item_id[j] - 1;
+      assert_true(i < N);
+      if (i >= N) continue; /* not reached; tells static analysis the index is bounded */
       count[i]++;
       double w = pow(N * p[i] / total, -beta) / wmax;
       assert_true(fabs(s->weight[j] - w) <= 1e-6 * w);
@@ -477,6 +497,36 @@ static void test_update_priorities_and_flush(void **state) {
   assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 3 + updates);
   assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 7") ==
               (double)(float)pow(2.0 + EPS, ALPHA));
+}
+
+/* Flush walks the ring in id order from the oldest slot, skipping clean 64-slot words; with the
+ * ring wrapped and dirty slots spread over several words every update must still arrive. */
+static void test_flush_wrapped_ring(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(200);
+  reopen(f, &cfg);
+  for (uint64_t seq = 1; seq <= 7; seq++) insert(f, "a", seq, 50, NULL); /* ids 1..350 */
+  assert_int_equal(frl_replay_size(f->replay), 200);
+  uint64_t ids[200];
+  float td[200];
+  uint32_t n = 0;
+  double expected = 0;
+  for (uint64_t id = 151; id <= 350; id++) {
+    if (id % 3 != 0 && id != 151 && id != 350) continue;
+    ids[n] = id;
+    td[n] = (float)(id % 7);
+    expected += (float)pow(td[n] + EPS, ALPHA);
+    n++;
+  }
+  frl_replay_update_priorities(f->replay, ids, td, n);
+  frl_replay_update_priorities(f->replay, ids, td, 1); /* id 151 twice */
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == n + 1);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE times_sampled > 0") == n);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 151") == 2);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 350") == 1);
+  double sum = q_real(f, "SELECT SUM(priority) FROM items WHERE times_sampled > 0");
+  assert_true(fabs(sum - expected) < 1e-9 * expected);
 }
 
 /* Close and reopen: the rebuilt index has the same size, ids, priorities and so the same
@@ -587,8 +637,8 @@ static void test_continuous_task(void **state) {
   assert_string_equal(err, "ExperienceBatch.action[1][0]: nan, must be finite");
   t.action_vec[2] = 0.5f;
   assert_int_equal(frl_replay_insert(f->replay, &t.b, 1.0, &outcome, err, sizeof err), 0);
-  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE action IS NULL AND length(action_vec) = 8") ==
-              6);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE action IS NULL AND "
+                        "length(action_vec) = 8") == 6);
   for (int pass = 0; pass < 2; pass++) {
     frl_rng_t rng;
     frl_rng_seed(&rng, 8);
@@ -612,9 +662,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_fifo_eviction, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_priorities_and_running_max, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_running_max_below_one, setup, teardown),
       cmocka_unit_test_setup_teardown(test_distribution_and_weights, setup, teardown),
       cmocka_unit_test_setup_teardown(test_uniform_mode, setup, teardown),
       cmocka_unit_test_setup_teardown(test_update_priorities_and_flush, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flush_wrapped_ring, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rebuild_identical, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rebuild_checks_stored_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_continuous_task, setup, teardown),

@@ -83,7 +83,10 @@ static void make_batch(batch_t *t, const char *actor, uint64_t seq, uint32_t cou
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   snprintf(f->dir, sizeof f->dir, "/tmp/test_store_XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
+  if (!mkdtemp(f->dir)) {
+    free(f);
+    return -1;
+  }
   snprintf(f->path, sizeof f->path, "%s/replay.db", f->dir);
   *state = f;
   return 0;
@@ -120,7 +123,8 @@ static sqlite3 *reader(const fixture_t *f) {
 /* The single integer (or 0 for NULL) a query returns. */
 static int64_t q_int(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   int64_t v = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
@@ -129,7 +133,8 @@ static int64_t q_int(sqlite3 *db, const char *sql) {
 
 static double q_real(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   double v = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
   sqlite3_finalize(st);
@@ -138,7 +143,8 @@ static double q_real(sqlite3 *db, const char *sql) {
 
 static void q_text(sqlite3 *db, const char *sql, char *out, size_t len) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   const unsigned char *t = sqlite3_column_text(st, 0);
   snprintf(out, len, "%s", t ? (const char *)t : "(null)");
@@ -167,10 +173,12 @@ static void test_schema_and_pragmas(void **state) {
   assert_string_equal(text, "actor_id,name,first_seen,last_seen,batches,transitions,env_steps");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('batches')", text, sizeof text);
   assert_string_equal(text, "actor_id,seq,received_at,transitions,first_item_id,env_steps");
-  q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('episodes')", text, sizeof text);
+  q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('episodes')", text,
+         sizeof text);
   assert_string_equal(text, "episode_id,actor_id,ended_at,episode_return,length,success,"
                             "truncated,violations,policy_version");
-  q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('training')", text, sizeof text);
+  q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('training')", text,
+         sizeof text);
   assert_string_equal(text, "at,updates,env_steps,replay_size,loss,mean_q,beta,updates_per_s,"
                             "env_steps_per_s,recent_return,params_version");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('evaluations')", text,

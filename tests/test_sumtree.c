@@ -83,7 +83,8 @@ static void test_find_batch_matches_find(void **state) {
   frl_sumtree_t *t = frl_sumtree_new(C);
   frl_rng_t rng;
   frl_rng_seed(&rng, 7);
-  for (uint32_t i = 0; i < C; i++) frl_sumtree_set(t, i, (i % 5 == 0) ? 0.0 : frl_rng_uniform(&rng));
+  for (uint32_t i = 0; i < C; i++)
+    frl_sumtree_set(t, i, (i % 5 == 0) ? 0.0 : frl_rng_uniform(&rng));
   enum { B = 300 };
   double mass[B], copy[B];
   uint32_t slot[B];
