@@ -1,0 +1,98 @@
+"""The main job, as a user runs it: `fleetrl run` starts broker, learner and actors, learns the
+task, stops when solved and leaves a run folder whose SQLite store answers the README's
+queries."""
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+
+from harness import BIN, Failure, run_tests
+
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+
+
+def run(task, timeout, *flags):
+    root = tempfile.mkdtemp(prefix="fleetrl-run-")
+    p = subprocess.run([BIN, "run", "--task", task, "--runs", root, "--run-name", "r",
+                        "--no-progress", *flags], capture_output=True, text=True,
+                       timeout=timeout)
+    folder = os.path.join(root, "r")
+    return p, folder
+
+
+def readme_queries():
+    """Every SQL statement in the README's sql code blocks."""
+    text = open(README).read()
+    blocks = re.findall(r"```sql\n(.*?)```", text, re.S)
+    stmts = []
+    for b in blocks:
+        body = "\n".join(l for l in b.splitlines() if not l.strip().startswith("--"))
+        stmts += [s.strip() for s in body.split(";") if s.strip()]
+    return stmts
+
+
+def check_folder(folder, task):
+    for f in ("replay.db", "summary.json", "policy.bin", "logs/learner.log", "logs/broker.log",
+              "logs/actor-0.log"):
+        if not os.path.exists(os.path.join(folder, f)):
+            raise Failure(f"run folder lacks {f}")
+    s = json.load(open(os.path.join(folder, "summary.json")))
+    for k in ("task", "solved", "eval_return", "env_steps", "updates", "wall_seconds"):
+        if k not in s:
+            raise Failure(f"summary.json lacks {k}")
+    if s["task"] != task:
+        raise Failure(f"summary task {s['task']}")
+    con = sqlite3.connect(f"file:{folder}/replay.db?mode=ro", uri=True)
+    stmts = readme_queries()
+    if len(stmts) < 6:
+        raise Failure(f"found only {len(stmts)} queries in the README")
+    for q in stmts:
+        try:
+            rows = con.execute(q).fetchall()
+        except sqlite3.Error as e:
+            raise Failure(f"README query failed: {q!r}: {e}")
+        if not rows:
+            raise Failure(f"README query returned nothing after a run: {q!r}")
+    items = con.execute("SELECT count(*) FROM items").fetchone()[0]
+    per_actor = con.execute("SELECT count(*) FROM actor_summary WHERE items_in_replay > 0").fetchone()[0]
+    return s, items, per_actor
+
+
+def test_cartpole_dqn_solves_within_budget():
+    p, folder = run("cartpole-dqn", 900)
+    if p.returncode != 0:
+        raise Failure(f"exit {p.returncode}; stderr:\n{p.stderr[-3000:]}")
+    s, items, actors = check_folder(folder, "cartpole-dqn")
+    if not s["solved"] or s["eval_return"] < 475 or s["env_steps"] > 100000:
+        raise Failure(f"not solved within budget: {s}")
+    if actors != 4:
+        raise Failure(f"{actors} actors have items in the replay, expected 4")
+    print(f"  solved: eval {s['eval_return']:.1f} after {s['env_steps']} env steps, "
+          f"{s['updates']} updates, {s['wall_seconds']:.1f} s; {items} items")
+
+
+def test_gridworld_dqn_solves():
+    p, folder = run("gridworld-dqn", 300, "--actors", "2")
+    if p.returncode != 0:
+        raise Failure(f"exit {p.returncode}; stderr:\n{p.stderr[-3000:]}")
+    s, _, _ = check_folder(folder, "gridworld-dqn")
+    if not s["solved"] or abs(s["eval_return"] - 9.8) > 1e-3:
+        raise Failure(f"grid world not solved optimally (9.8): {s}")
+
+
+def test_unsolvable_budget_exits_4_with_summary():
+    # A return above the 500-step limit cannot be reached, so the budget always runs out.
+    p, folder = run("cartpole-dqn", 300, "--max-env-steps", "1500", "--actors", "1",
+                    "--solve-return", "501")
+    if p.returncode != 4:
+        raise Failure(f"exit {p.returncode}, expected 4 (budget spent); stderr:\n{p.stderr[-2000:]}")
+    s = json.load(open(os.path.join(folder, "summary.json")))
+    if s["solved"] or s["env_steps"] < 1500:
+        raise Failure(f"summary after budget: {s}")
+
+
+if __name__ == "__main__":
+    run_tests([test_gridworld_dqn_solves, test_unsolvable_budget_exits_4_with_summary,
+               test_cartpole_dqn_solves_within_budget])
