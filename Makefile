@@ -104,16 +104,18 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # integration tests that run the real processes on loopback.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory unit-tests
-	$(Q)$(MAKE) --no-print-directory SANITIZE=1 unit-tests
-	$(Q)$(MAKE) --no-print-directory integration-tests
-	@echo "all tests passed"
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/test-counts
+	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory unit-tests
+	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory SANITIZE=1 unit-tests
+	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory integration-tests
+	@awk '{p += $$1; f += $$2} END {print "total: " p " passed, " f " failed"}' $(BUILD)/test-counts
 
 unit-tests: $(TESTS) $(BIN)
-	$(Q)PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_unit.sh $(TESTS)
+	$(Q)PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_suite.sh unit $(TESTS)
 
 integration-tests: $(BIN)
-	$(Q)PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_integration.sh
+	$(Q)PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) sh tests/run_suite.sh integration \
+	  $(sort $(wildcard tests/integration/test_*.py))
 
 # --- run: the main job, CartPole with Ape-X DQN, everything on this host ------------------------
 run: deps

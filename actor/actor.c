@@ -229,16 +229,7 @@ static int service_network(actor_t *a, long wait_ms) {
   }
   double now = frl_now();
   for (int i = 0; i < 1024; i++) {
-    int rc = frl_recv(a->sock, false, &a->in);
-    if (rc == 0) break;
-    if (rc < 0) {
-      if (rc == FRL_EPROTO || rc == FRL_ESCHEMA) {
-        frl_warn("refused a message from the broker: %s", a->in.err);
-        continue;
-      }
-      frl_error("receive failed: %s", frl_strerror(rc));
-      break;
-    }
+    if (frl_recv_next(a->sock, false, &a->in, "the broker", NULL) <= 0) break;
     int code = handle_message(a, now);
     if (code) return code;
   }

@@ -5,6 +5,7 @@
  * Usage: bench_ingest [seconds] [actors]   (FLEETRL_BIN names the binary; default
  * build/fleetrl). Prints figures; never fails on timing. */
 #include <signal.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ typedef struct {
   void *sock;
   char name[32];
   uint64_t next_seq, inflight;
+  bool welcomed;
 } gen_t;
 
 int main(int argc, char **argv) {
@@ -180,10 +182,19 @@ int main(int argc, char **argv) {
   bool welcomed_all = false;
   int welcomed = 0;
   double connect_deadline = frl_now() + 20;
+  double last_hello = frl_now();
   while (frl_now() < t_end) {
     if (!welcomed_all && frl_now() > connect_deadline) {
       fprintf(stderr, "bench_ingest: actors not welcomed (see %s)\n", blog);
       break;
+    }
+    /* Like an actor: a Hello sent before the connection exists is not queued, so repeat it. */
+    if (!welcomed_all && frl_now() - last_hello > 0.2) {
+      for (int i = 0; i < n_actors; i++)
+        if (!g[i].welcomed)
+          frl_send_hello(g[i].sock, fb, FRL_ROLE_ACTOR, g[i].name, "cartpole-dqn", i, n_actors,
+                         OBS, 1);
+      last_hello = frl_now();
     }
     for (int i = 0; i < n_actors && welcomed_all; i++) {
       while (g[i].inflight < WINDOW) {
@@ -197,7 +208,8 @@ int main(int argc, char **argv) {
     zmq_poll(items, n_actors, 5);
     for (int i = 0; i < n_actors; i++) {
       while (frl_recv(g[i].sock, false, &in) == 1) {
-        if (in.msg.type == FRL_MSG_WELCOME && in.msg.u.welcome.ok) {
+        if (in.msg.type == FRL_MSG_WELCOME && in.msg.u.welcome.ok && !g[i].welcomed) {
+          g[i].welcomed = true;
           if (++welcomed == n_actors) {
             welcomed_all = true;
             t_measure = frl_now() + 1.0;
@@ -234,6 +246,7 @@ int main(int argc, char **argv) {
   kill(broker, SIGTERM);
   waitpid(broker, NULL, 0);
   char cmd[700];
+  if (getenv("BENCH_KEEP")) { fprintf(stderr, "kept %s\n", dir); return 0; }
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
   return 0;

@@ -65,19 +65,6 @@ static void set_args(child_t *c, const char *exe, const char *cmd, const char *c
   c->argv[n] = NULL;
 }
 
-static int mkdir_p(const char *path) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
-  return 0;
-}
-
 /* Waits for the broker's endpoints file; returns 0 when both endpoints were read. */
 static int read_endpoints(const char *path, pid_t broker, char *front, char *back, size_t n,
                           double deadline) {
@@ -152,7 +139,7 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
   snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s/%s", cfg->runs_root, cfg->run_name);
   char logs[512];
   snprintf(logs, sizeof logs, "%s/logs", cfg->run_dir);
-  int rc = mkdir_p(logs);
+  int rc = frl_mkdir_p(logs);
   if (rc != 0) {
     frl_error("--runs: cannot create %s: %s", logs, frl_strerror(rc));
     return 1;

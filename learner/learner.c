@@ -257,16 +257,7 @@ static int on_message(learner_t *l, double now) {
 static void drain_socket(learner_t *l) {
   double now = frl_now();
   for (int i = 0; i < 256 && !l->stopping; i++) {
-    int rc = frl_recv(l->sock, false, &l->in);
-    if (rc == 0) break;
-    if (rc < 0) {
-      if (rc == FRL_EPROTO || rc == FRL_ESCHEMA) {
-        frl_warn("refused a message: %s", l->in.err);
-        continue;
-      }
-      frl_error("receive failed: %s", frl_strerror(rc));
-      break;
-    }
+    if (frl_recv_next(l->sock, false, &l->in, "the broker", NULL) <= 0) break;
     on_message(l, now);
   }
   grant_credit(l, now);
@@ -538,19 +529,6 @@ static void save_policy(learner_t *l) {
   if (rc != 0) frl_error("cannot write %s: %s", path, frl_strerror(rc));
 }
 
-static int mkdir_p(const char *path) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
-  return 0;
-}
-
 int frl_learner_main(const frl_config_t *cfg) {
   learner_t *l = frl_xcalloc(1, sizeof *l);
   l->cfg = cfg;
@@ -559,7 +537,7 @@ int frl_learner_main(const frl_config_t *cfg) {
   snprintf(l->run_dir, sizeof l->run_dir, "%s", cfg->run_dir);
   signal(SIGPIPE, SIG_IGN);
   frl_inbox_init(&l->in);
-  int rc = mkdir_p(l->run_dir);
+  int rc = frl_mkdir_p(l->run_dir);
   if (rc != 0) {
     frl_error("--run-dir: cannot create %s: %s", l->run_dir, frl_strerror(rc));
     goto out;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char *frl_strerror(int err) {
@@ -51,6 +52,19 @@ uint64_t frl_fnv1a64(const void *data, size_t len, uint64_t seed) {
     h *= 0x100000001b3ULL;
   }
   return h;
+}
+
+int frl_mkdir_p(const char *path) {
+  char buf[1024];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -ENAMETOOLONG;
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -errno;
+  return 0;
 }
 
 static void oom(size_t n) {

@@ -37,6 +37,9 @@ double frl_wall(void);
 uint64_t frl_fnv1a64(const void *data, size_t len, uint64_t seed);
 #define FRL_FNV_SEED 0xcbf29ce484222325ULL
 
+/* Creates a directory and its missing parents (mode 0755). Returns 0 or -errno. */
+int frl_mkdir_p(const char *path);
+
 /* Allocation that never returns NULL for a non-zero size: it aborts with a message, since
  * running out of memory is not something any caller here can recover from meaningfully. */
 void *frl_xmalloc(size_t n);

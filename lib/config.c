@@ -52,7 +52,7 @@ static const flag_t g_flags[] = {
   {"actor-index", A, T_INT, F(actor_index), "-1", -1, 65535,
    "this actor's index i in the exploration schedule (-1: derived from the name)"},
   {"num-actors", A, T_INT, F(num_actors), "1", 1, 65536, "fleet size N (exploration schedule)"},
-  {"batch-transitions", A | R, T_INT, F(batch_transitions), "32", 1, 65536,
+  {"batch-transitions", A | L | R, T_INT, F(batch_transitions), "32", 1, 65536,
    "transitions per experience batch"},
   {"outbox", A | R, T_INT, F(outbox_batches), "64", 1, 100000, "unacknowledged batches kept"},
   {"resend", A | R, T_DBL, F(resend_s), "2", 0.01, 3600, "resend an unacked batch after, s"},

@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "common.h"
+#include "log.h"
 
 void frl_inbox_init(frl_inbox_t *in) { memset(in, 0, sizeof *in); }
 
@@ -92,6 +93,19 @@ int frl_recv(void *sock, bool router, frl_inbox_t *in) {
   }
   zmq_msg_close(&m);
   return rc;
+}
+
+int frl_recv_next(void *sock, bool router, frl_inbox_t *in, const char *peer, uint64_t *refused) {
+  for (;;) {
+    int rc = frl_recv(sock, router, in);
+    if (rc >= 0) return rc;
+    if (rc != FRL_EPROTO && rc != FRL_ESCHEMA) {
+      frl_error("receive from %s failed: %s", peer, frl_strerror(rc));
+      return rc;
+    }
+    if (refused) (*refused)++;
+    frl_warn("refused a message from %s: %s", peer, in->err);
+  }
 }
 
 int frl_send_raw(void *sock, const void *rid, size_t rid_len, const void *data, size_t len) {

@@ -34,6 +34,11 @@ void frl_inbox_free(frl_inbox_t *in);
  * `router` the first frame is taken as the routing id. Extra frames are refused. */
 int frl_recv(void *sock, bool router, frl_inbox_t *in);
 
+/* Like frl_recv, but a message that fails verification is logged (naming `peer` and the
+ * reason), counted in *refused when not NULL, and skipped. Returns 1 with a valid message in
+ * `in`, 0 when nothing valid is waiting, or -errno on a socket error (logged). */
+int frl_recv_next(void *sock, bool router, frl_inbox_t *in, const char *peer, uint64_t *refused);
+
 /* Sends bytes as one message, to routing id `rid` on a ROUTER (rid NULL on DEALER). Never
  * blocks: returns 0, FRL_EBUSY when the peer's queue is at its high-water mark, -EHOSTUNREACH
  * when a ROUTER does not know rid, or -errno. */
