@@ -85,6 +85,11 @@ def test_invalid_batch_rejected_with_reason():
     if not recv(s, "Welcome").Ok():
         raise Failure("Hello refused")
     wait_until(lambda: "learner joined" in open(f.log("broker")).read(), 20, "the learner")
+    # This peer sends no heartbeats, so the broker may have expired it meanwhile: say Hello
+    # again, as the protocol asks.
+    s.send(wire.hello("py-actor"))
+    if not recv(s, "Welcome").Ok():
+        raise Failure("second Hello refused")
     obs = [0.1, 0.2, float("nan"), 0.4]
     s.send(wire.experience("py-actor", 7, obs, [1], [1.0], [0.99], [0.0] * 4))
     ack = recv(s, "Ack")

@@ -1,0 +1,16 @@
+build-dbg/cli/main.o: cli/main.c \
+ /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h \
+ /usr/include/x86_64-linux-gnu/openblas-pthread/openblas_config.h \
+ actor/actor.h lib/config.h broker/broker.h lib/common.h \
+ learner/learner.h lib/log.h schema/msg.h schema/fb.h cli/run.h
+/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h:
+/usr/include/x86_64-linux-gnu/openblas-pthread/openblas_config.h:
+actor/actor.h:
+lib/config.h:
+broker/broker.h:
+lib/common.h:
+learner/learner.h:
+lib/log.h:
+schema/msg.h:
+schema/fb.h:
+cli/run.h:

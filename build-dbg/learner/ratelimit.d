@@ -1,0 +1,2 @@
+build-dbg/learner/ratelimit.o: learner/ratelimit.c learner/ratelimit.h
+learner/ratelimit.h:

@@ -1,0 +1,2 @@
+build-dbg/lib/rng.o: lib/rng.c lib/rng.h
+lib/rng.h:
