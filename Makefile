@@ -7,7 +7,10 @@ BUILD ?= build
 PKGS := libzmq libuv sqlite3 cmocka openblas
 # Debian packages needed to build, test and run (installed by `make deps` when missing).
 DEBS := build-essential pkg-config libzmq3-dev libuv1-dev libsqlite3-dev sqlite3 libcmocka-dev \
-        libopenblas-dev flatbuffers-compiler python3 python3-flatbuffers python3-zmq python3-numpy
+        libopenblas-dev flatbuffers-compiler python3 python3-flatbuffers python3-zmq python3-numpy \
+        libmujoco-dev libmujoco-samples
+# Only the benchmarks need these (PyTorch is the comparison peer).
+BENCH_DEBS := python3-torch
 
 CC ?= cc
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -26,7 +29,8 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(INCLUDES)
-LDLIBS = $(PKG_LIBS) -lm -pthread
+# MuJoCo ships no pkg-config file in Debian 12.
+LDLIBS = $(PKG_LIBS) -lmujoco -lm -pthread
 LDFLAGS := $(SAN)
 
 ifneq ($(V),1)
@@ -41,7 +45,12 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             actor/actor.c actor/nstep.c actor/outbox.c \
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
             learner/ratelimit.c \
-            cli/run.c
+            cli/run.c \
+            $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS)
+# Continuous-control modules, one line per area.
+ENV_CLASSIC_SRCS :=
+ENV_MUJOCO_SRCS :=
+ALGO_SRCS :=
 MAIN_SRCS := cli/main.c
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
@@ -55,14 +64,21 @@ SCHEMA_HASH_H := $(BUILD)/gen/schema_hash.h
 
 .SECONDARY:
 
-.PHONY: all test unit-tests integration-tests run deps check-deps bench clean cppcheck
+.PHONY: all test unit-tests integration-tests run deps bench-deps install-debs check-deps bench \
+        clean cppcheck
 
 all: check-deps $(BIN) $(TESTS)
 
 # --- dependencies -------------------------------------------------------------------------------
 # Installs missing Debian packages (needs root or sudo), then checks pkg-config sees them.
 deps:
-	@missing=""; for p in $(DEBS); do \
+	@$(MAKE) --no-print-directory install-debs PACKAGES="$(DEBS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory install-debs PACKAGES="$(DEBS) $(BENCH_DEBS)"
+
+install-debs:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -73,7 +89,8 @@ deps:
 	fi
 
 check-deps:
-	@pkg-config --exists $(PKGS) || { echo "error: missing libraries; run 'make deps' (Debian: $(DEBS))"; exit 1; }
+	@pkg-config --exists $(PKGS) && [ -f /usr/include/mujoco/mujoco.h ] || \
+	  { echo "error: missing libraries; run 'make deps' (Debian: $(DEBS))"; exit 1; }
 
 # --- build --------------------------------------------------------------------------------------
 $(SCHEMA_HASH_H): schema/fleetrl.fbs schema/schema_hash_gen.c
@@ -122,7 +139,10 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(BIN) run --task cartpole-dqn
 
-bench: $(BIN) $(BENCHES)
+bench: bench-deps
+	$(Q)$(MAKE) --no-print-directory run-benches
+
+run-benches: $(BIN) $(BENCHES)
 	$(Q)for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
 cppcheck:

@@ -281,9 +281,10 @@ int frl_actor_main(const frl_config_t *cfg) {
   frl_inbox_init(&a.in);
 
   uint64_t seed = cfg->seed * 1000003ULL + (uint64_t)cfg->actor_index * 7919ULL + 17;
-  int rc = frl_env_new(&a.env, cfg->env, seed);
+  char err[256];
+  int rc = frl_env_new(&a.env, cfg->env, seed, err, sizeof err);
   if (rc != 0) {
-    frl_error("--env: unknown environment '%s'; known: %s", cfg->env, frl_env_names());
+    frl_error("--env: %s", err);
     return 1;
   }
   a.spec = frl_env_spec(a.env);
@@ -349,8 +350,11 @@ int frl_actor_main(const frl_config_t *cfg) {
   code = 0;
   while (!g_stop && !a.shutdown) {
     double now = frl_now();
-    bool full = frl_outbox_depth(a.outbox) >= frl_outbox_capacity(a.outbox);
-    bool paused = a.estopped || (cfg->backpressure && (full || !a.welcomed));
+    /* A simulated actor runs at most --inflight batches ahead of the learner, so that what it
+     * ships was acted with recent parameters; the outbox's full capacity is for riding out a
+     * lost broker. */
+    bool ahead = frl_outbox_depth(a.outbox) >= (uint32_t)cfg->inflight;
+    bool paused = a.estopped || (cfg->backpressure && (ahead || !a.welcomed));
     if (paused || now >= next_service) {
       code = service_network(&a, paused ? 20 : 0);
       if (code) break;

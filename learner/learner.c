@@ -542,9 +542,10 @@ int frl_learner_main(const frl_config_t *cfg) {
     frl_error("--run-dir: cannot create %s: %s", l->run_dir, frl_strerror(rc));
     goto out;
   }
-  rc = frl_env_new(&l->eval_env, cfg->env, cfg->seed * 7777ULL + 99991ULL);
+  char err[256];
+  rc = frl_env_new(&l->eval_env, cfg->env, cfg->seed * 7777ULL + 99991ULL, err, sizeof err);
   if (rc != 0) {
-    frl_error("--env: unknown environment '%s'; known: %s", cfg->env, frl_env_names());
+    frl_error("--env: %s", err);
     goto out;
   }
   l->spec = frl_env_spec(l->eval_env);

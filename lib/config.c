@@ -55,6 +55,8 @@ static const flag_t g_flags[] = {
   {"batch-transitions", A | L | R, T_INT, F(batch_transitions), "32", 1, 65536,
    "transitions per experience batch"},
   {"outbox", A | R, T_INT, F(outbox_batches), "64", 1, 100000, "unacknowledged batches kept"},
+  {"inflight", A | R, T_INT, F(inflight), "4", 1, 100000,
+   "simulated actors pause while this many batches are unacknowledged (keeps policy lag low)"},
   {"resend", A | R, T_DBL, F(resend_s), "2", 0.01, 3600, "resend an unacked batch after, s"},
   {"eps-base", A | R, T_DBL, F(eps_base), "0.4", 0, 1, "Ape-X epsilon base"},
   {"eps-alpha", A | R, T_DBL, F(eps_alpha), "7", 0, 100, "Ape-X epsilon exponent"},

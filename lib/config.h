@@ -27,6 +27,7 @@ typedef struct {
   int num_actors;
   int batch_transitions;    /* transitions per ExperienceBatch */
   int outbox_batches;
+  int inflight;             /* a simulated actor pauses while this many batches are unacked */
   double resend_s;
   double eps_base, eps_alpha; /* Ape-X: eps_i = eps_base^(1 + eps_alpha * i/(N-1)) */
   char ack_log[256];        /* optional: append "seq status" per ack (tests, audits) */

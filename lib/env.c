@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,34 +28,66 @@ struct frl_env {
   float action[FRL_ENV_MAX_DIM]; /* the validated/clipped copy handed to the impl */
 };
 
-int frl_env_new(frl_env_t **out, const char *name, uint64_t seed) {
-  if (!name) return FRL_EUSAGE;
+int frl_env_new(frl_env_t **out, const char *name, uint64_t seed, char *err, size_t errlen) {
+  char scratch[8];
+  if (!err) {
+    err = scratch;
+    errlen = sizeof scratch;
+  }
+  if (!name) {
+    snprintf(err, errlen, "no environment name given");
+    return FRL_EUSAGE;
+  }
   for (size_t i = 0; i < FRL_ARRAY_LEN(g_impls); i++)
     if (strcmp(g_impls[i]->name, name) == 0) {
-      *out = frl__env_new_impl(g_impls[i], seed);
-      return 0;
+      frl_env_t *e = NULL;
+      int rc = frl__env_open_impl(&e, g_impls[i], seed, err, errlen);
+      if (rc == 0) *out = e;
+      return rc;
     }
+  snprintf(err, errlen, "unknown environment '%s'; known: %s", name, frl_env_names());
   return FRL_ENOTFOUND;
 }
 
 frl_env_t *frl__env_new_impl(const frl_env_impl_t *impl, uint64_t seed) {
+  frl_env_t *e = NULL;
+  char err[256];
+  int rc = frl__env_open_impl(&e, impl, seed, err, sizeof err);
+  assert(rc == 0 && "frl__env_new_impl: the impl failed to open");
+  (void)rc;
+  return e;
+}
+
+int frl__env_open_impl(frl_env_t **out, const frl_env_impl_t *impl, uint64_t seed, char *err,
+                       size_t errlen) {
   frl_env_t *e = frl_xcalloc(1, sizeof *e);
   e->impl = impl;
   e->state = frl_xcalloc(1, impl->state_size);
   e->spec.name = impl->name;
-  impl->init(e->state, &e->spec);
+  if (impl->open) {
+    int rc = impl->open(e->state, &e->spec, err, errlen);
+    if (rc != 0) {
+      free(e->state);
+      free(e);
+      return rc;
+    }
+  } else {
+    impl->init(e->state, &e->spec);
+  }
   /* A malformed spec is a bug in the impl, not bad input. */
   assert(e->spec.obs_dim > 0 && e->spec.obs_dim <= FRL_ENV_MAX_DIM);
   assert(e->spec.act_dim > 0 && e->spec.act_dim <= FRL_ENV_MAX_DIM);
   assert(e->spec.n_actions >= 0 && (e->spec.n_actions == 0 || e->spec.act_dim == 1));
   assert(e->spec.max_steps >= 0);
   frl_rng_seed(&e->rng, seed);
-  return e;
+  *out = e;
+  return 0;
 }
 
 void frl_env_destroy(frl_env_t **self_p) {
   if (!self_p || !*self_p) return;
   frl_env_t *e = *self_p;
+  if (e->impl->close) e->impl->close(e->state);
   free(e->state);
   free(e);
   *self_p = NULL;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rng.h"
@@ -48,12 +49,19 @@ typedef struct {
   /* Optional (may be NULL): overwrites the simulated state with n values in the impl's own
    * layout and writes the matching obs; returns 0 or FRL_EDIM/FRL_EUSAGE. For tests. */
   int (*set_state)(void *state, const double *s, int n, float *obs);
+  /* Optional, used instead of init when set: for environments that can fail to start (a model
+   * file missing, a library error). Returns 0, or a negative code with a one-line reason in
+   * err; close is then not called. */
+  int (*open)(void *state, frl_env_spec_t *spec, char *err, size_t errlen);
+  /* Optional: releases what open acquired. */
+  void (*close)(void *state);
 } frl_env_impl_t;
 
 /* Creates the named environment with its own generator seeded from seed (same name and seed:
- * same episodes for the same actions). Returns 0 and *out, or FRL_ENOTFOUND (the caller logs
- * the known names from frl_env_names()) or FRL_EUSAGE for a NULL name; *out untouched then. */
-int frl_env_new(frl_env_t **out, const char *name, uint64_t seed);
+ * same episodes for the same actions). Returns 0 and *out; FRL_ENOTFOUND for an unknown name,
+ * FRL_EUSAGE for a NULL name, or the impl's open error; then *out is untouched and err (when
+ * not NULL) holds a one-line reason, listing the known names for an unknown one. */
+int frl_env_new(frl_env_t **out, const char *name, uint64_t seed, char *err, size_t errlen);
 void frl_env_destroy(frl_env_t **self_p);
 const frl_env_spec_t *frl_env_spec(const frl_env_t *e);
 /* Starts an episode; writes obs[obs_dim]. */

@@ -12,6 +12,10 @@ extern const frl_env_impl_t frl_env_gridworld;
  * lets tests drive the wrapper with an impl of their own. Never returns NULL. */
 frl_env_t *frl__env_new_impl(const frl_env_impl_t *impl, uint64_t seed);
 
+/* Like frl__env_new_impl, but an impl whose open fails returns its error and reason. */
+int frl__env_open_impl(frl_env_t **out, const frl_env_impl_t *impl, uint64_t seed, char *err,
+                       size_t errlen);
+
 /* Overwrites the running episode's simulated state through the impl's set_state hook (the
  * step counter is kept) and writes the matching obs. Returns 0, FRL_EUSAGE when the impl has no
  * hook or no episode is running, or the hook's error (state unchanged). */

@@ -30,7 +30,7 @@ static void test_registry(void **unused) {
   int listed = 0;
   for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     frl_env_t *made = NULL;
-    assert_int_equal(frl_env_new(&made, tok, 7), 0);
+    assert_int_equal(frl_env_new(&made, tok, 7, NULL, 0), 0);
     assert_string_equal(frl_env_spec(made)->name, tok);
     frl_env_destroy(&made);
     listed++;
@@ -38,13 +38,13 @@ static void test_registry(void **unused) {
   assert_true(listed >= 2);
 
   frl_env_t *e = (frl_env_t *)0x1;
-  assert_int_equal(frl_env_new(&e, "no-such-env", 1), FRL_ENOTFOUND);
+  assert_int_equal(frl_env_new(&e, "no-such-env", 1, NULL, 0), FRL_ENOTFOUND);
   assert_ptr_equal(e, (frl_env_t *)0x1); /* untouched on error */
-  assert_int_equal(frl_env_new(&e, "cartpol", 1), FRL_ENOTFOUND);
-  assert_int_equal(frl_env_new(&e, NULL, 1), FRL_EUSAGE);
+  assert_int_equal(frl_env_new(&e, "cartpol", 1, NULL, 0), FRL_ENOTFOUND);
+  assert_int_equal(frl_env_new(&e, NULL, 1, NULL, 0), FRL_EUSAGE);
 
   e = NULL;
-  assert_int_equal(frl_env_new(&e, "cartpole", 1), 0);
+  assert_int_equal(frl_env_new(&e, "cartpole", 1, NULL, 0), 0);
   const frl_env_spec_t *sp = frl_env_spec(e);
   assert_string_equal(sp->name, "cartpole");
   assert_int_equal(sp->obs_dim, 4);
@@ -56,7 +56,7 @@ static void test_registry(void **unused) {
   frl_env_destroy(&e); /* NULL is fine */
   frl_env_destroy(NULL);
 
-  assert_int_equal(frl_env_new(&e, "gridworld", 1), 0);
+  assert_int_equal(frl_env_new(&e, "gridworld", 1, NULL, 0), 0);
   sp = frl_env_spec(e);
   assert_string_equal(sp->name, "gridworld");
   assert_int_equal(sp->obs_dim, 16);
@@ -205,7 +205,7 @@ static void test_cartpole_hand_step(void **unused) {
    * x'' = 100/11 + 0.05 (600/41) / 1.1 = 400/41, so after one step x' = 8/41 and
    * theta' = -12/41 while x and theta are still 0. */
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "cartpole", 3), 0);
+  assert_int_equal(frl_env_new(&e, "cartpole", 3, NULL, 0), 0);
   float obs[4];
   frl_step_t st;
   frl_env_reset(e, obs);
@@ -229,7 +229,7 @@ static void test_cartpole_matches_equations(void **unused) {
       {2.0, 0.5, 0.18, 1.5},       {0.03, 0.02, -0.04, 0.01}, {-2.2, -0.7, 0.2, -2.0},
   };
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "cartpole", 9), 0);
+  assert_int_equal(frl_env_new(&e, "cartpole", 9, NULL, 0), 0);
   for (size_t k = 0; k < FRL_ARRAY_LEN(states); k++) {
     for (int first = 0; first < 2; first++) {
       float obs[4];
@@ -271,7 +271,7 @@ static bool cartpole_terminal_from(frl_env_t *e, double x, double x_dot, double 
 
 static void test_cartpole_thresholds(void **unused) {
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "cartpole", 5), 0);
+  assert_int_equal(frl_env_new(&e, "cartpole", 5, NULL, 0), 0);
   /* Positions move by tau * velocity = 0 here, so the new x and theta equal the set ones:
    * |x| > 2.4 and |theta| > 12 deg = 0.20944 rad end the episode. */
   assert_false(cartpole_terminal_from(e, 2.3999, 0, 0, 0));
@@ -298,7 +298,7 @@ static void test_cartpole_thresholds(void **unused) {
 
 static void test_cartpole_truncation(void **unused) {
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "cartpole", 11), 0);
+  assert_int_equal(frl_env_new(&e, "cartpole", 11, NULL, 0), 0);
   float obs[4];
   frl_step_t st;
   const double upright[4] = {0, 0, 0, 0};
@@ -345,9 +345,9 @@ static void test_cartpole_reset_and_seeds(void **unused) {
   enum { MAX = 600 };
   static float a[4 * MAX], b[4 * MAX];
   frl_env_t *e1 = NULL, *e2 = NULL, *e3 = NULL;
-  assert_int_equal(frl_env_new(&e1, "cartpole", 1234), 0);
-  assert_int_equal(frl_env_new(&e2, "cartpole", 1234), 0);
-  assert_int_equal(frl_env_new(&e3, "cartpole", 1235), 0);
+  assert_int_equal(frl_env_new(&e1, "cartpole", 1234, NULL, 0), 0);
+  assert_int_equal(frl_env_new(&e2, "cartpole", 1234, NULL, 0), 0);
+  assert_int_equal(frl_env_new(&e3, "cartpole", 1235, NULL, 0), 0);
   for (int ep = 0; ep < 5; ep++) {
     int n1 = cartpole_episode(e1, 77 + ep, a, MAX);
     int n2 = cartpole_episode(e2, 77 + ep, b, MAX);
@@ -419,7 +419,7 @@ static void test_gridworld_rules(void **unused) {
       {8, UP, 4, -0.1f, false, 0},     {4, DOWN, 8, -0.1f, false, 0},
   };
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "gridworld", 1), 0);
+  assert_int_equal(frl_env_new(&e, "gridworld", 1, NULL, 0), 0);
   float obs[16];
   frl_step_t st;
   for (size_t k = 0; k < FRL_ARRAY_LEN(cases); k++) {
@@ -454,7 +454,7 @@ static void test_gridworld_optimal_return(void **unused) {
    * path to the goal pays another -0.1 per extra step and paths that miss it are negative.
    * Exhaustively run every action sequence of length 6 to confirm nothing does better. */
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "gridworld", 1), 0);
+  assert_int_equal(frl_env_new(&e, "gridworld", 1, NULL, 0), 0);
   float obs[16];
   frl_step_t st;
   double best = -1e9;
@@ -499,7 +499,7 @@ static void test_gridworld_optimal_return(void **unused) {
 
 static void test_gridworld_truncation(void **unused) {
   frl_env_t *e = NULL;
-  assert_int_equal(frl_env_new(&e, "gridworld", 1), 0);
+  assert_int_equal(frl_env_new(&e, "gridworld", 1, NULL, 0), 0);
   float obs[16];
   frl_step_t st;
   const float up = UP;

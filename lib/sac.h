@@ -1,0 +1,59 @@
+/* sac.h: Soft Actor-Critic (Haarnoja et al. 2018, "SAC: Algorithms and Applications"):
+ * twin Q critics with Polyak-averaged targets, a tanh-squashed Gaussian policy, and automatic
+ * temperature tuning toward a target entropy (default -act_dim; the seed code's target entropy
+ * was wrong). The policy side (frl_sac_act) is shared by actors and the learner. */
+#ifndef FRL_SAC_H
+#define FRL_SAC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "mlp.h"
+#include "rng.h"
+
+typedef struct {
+  int obs_dim, act_dim;
+  int hidden1, hidden2;     /* 256, 256 for actor and critics */
+  int batch;                /* max update batch (256) */
+  float lr_actor, lr_critic, lr_alpha; /* 3e-4 */
+  float tau;                /* 0.005 */
+  float init_alpha;         /* 1.0 (log alpha 0) */
+  bool auto_alpha;          /* learn alpha */
+  float target_entropy;     /* NAN: use -act_dim */
+  float grad_clip;          /* <= 0: none */
+  uint64_t seed;
+} frl_sac_config_t;
+
+typedef struct {
+  float critic1_loss, critic2_loss, actor_loss, alpha_loss, alpha, entropy, mean_q;
+} frl_sac_stats_t;
+
+typedef struct frl_sac frl_sac_t;
+
+/* Returns NULL (after logging the field and bound) for an invalid config. */
+frl_sac_t *frl_sac_new(const frl_sac_config_t *cfg);
+void frl_sac_destroy(frl_sac_t **self_p);
+/* One update of critics, actor and temperature on a batch of B <= cfg.batch transitions.
+ * Writes td_abs[B] = |y - min(Q1, Q2)(s, a)| before the update (for prioritized replay).
+ * Returns 0, FRL_EDIM for a bad B, -ERANGE when a loss or gradient is not finite (then nothing
+ * changed). */
+int frl_sac_update(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_stats_t *stats);
+/* The policy network: outputs [mean (act_dim), log_std (act_dim)] per observation. Its params
+ * are what the learner publishes to actors. */
+frl_mlp_t *frl_sac_actor(frl_sac_t *s);
+uint64_t frl_sac_updates(const frl_sac_t *s);
+
+/* The policy's output shape for given sizes (actors build their network from it). */
+frl_mlp_shape_t frl_sac_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2);
+/* Acts for one observation with a SAC policy network: tanh(mean) when deterministic, else
+ * tanh(mean + std * N(0, 1)) with log_std clamped to [-20, 2]. action[act_dim] in [-1, 1]. */
+void frl_sac_act(frl_mlp_t *actor, const float *obs, bool deterministic, frl_rng_t *rng,
+                 float *action);
+
+/* log pi(a|s) of the tanh-squashed Gaussian for pre-squash sample u = mean + std * eps:
+ * sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)], the correction computed in the
+ * stable form 2 (log 2 - u - softplus(-2u)). Exposed for tests. */
+double frl_sac_log_prob(const float *mean, const float *log_std, const float *u, int act_dim);
+
+#endif

@@ -1,0 +1,48 @@
+/* td3.h: Twin Delayed DDPG (Fujimoto et al. 2018): twin critics with clipped double-Q targets,
+ * target policy smoothing (noise sigma 0.2 clipped to 0.5), actor and target networks updated
+ * every policy_delay (2) critic steps with Polyak tau. Exploration noise is the actor's. */
+#ifndef FRL_TD3_H
+#define FRL_TD3_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "mlp.h"
+#include "rng.h"
+
+typedef struct {
+  int obs_dim, act_dim;
+  int hidden1, hidden2;   /* 256, 256 */
+  int batch;              /* 256 */
+  float lr_actor, lr_critic; /* 3e-4 */
+  float tau;              /* 0.005 */
+  float policy_noise;     /* 0.2, in normalized action units */
+  float noise_clip;       /* 0.5 */
+  int policy_delay;       /* 2 */
+  float grad_clip;        /* <= 0: none */
+  uint64_t seed;
+} frl_td3_config_t;
+
+typedef struct {
+  float critic1_loss, critic2_loss, actor_loss, mean_q;
+  bool actor_updated;
+} frl_td3_stats_t;
+
+typedef struct frl_td3 frl_td3_t;
+
+frl_td3_t *frl_td3_new(const frl_td3_config_t *cfg);
+void frl_td3_destroy(frl_td3_t **self_p);
+/* One critic step (and, every policy_delay steps, an actor step and target update). td_abs as
+ * in SAC. Returns 0, FRL_EDIM or -ERANGE (nothing changed). */
+int frl_td3_update(frl_td3_t *t, const frl_batch_t *b, float *td_abs, frl_td3_stats_t *stats);
+frl_mlp_t *frl_td3_actor(frl_td3_t *t);
+uint64_t frl_td3_updates(const frl_td3_t *t);
+
+/* The deterministic policy's shape: obs -> hidden -> hidden -> act_dim with tanh output. */
+frl_mlp_shape_t frl_td3_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2);
+/* action = clip(actor(obs) + N(0, noise_std), -1, 1); noise_std 0 for evaluation. */
+void frl_td3_act(frl_mlp_t *actor, const float *obs, float noise_std, frl_rng_t *rng,
+                 float *action);
+
+#endif
