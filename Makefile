@@ -38,8 +38,13 @@ ifneq ($(V),1)
 endif
 
 # --- sources: one module per noun -------------------------------------------------------------
+# Continuous-control modules, one line per area.
+ENV_CLASSIC_SRCS := lib/pendulum.c lib/reacher.c lib/tracking.c lib/planar_arm.c
+ENV_MUJOCO_SRCS := lib/mujoco_env.c
+ALGO_SRCS := lib/mlp.c lib/sac.c lib/td3.c
 LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c lib/dqn.c \
-            lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c lib/policy.c \
+            lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c lib/policy_file.c lib/policy.c lib/agent.c \
+            lib/normalizer.c \
             schema/fb.c schema/msg.c \
             broker/broker.c \
             actor/actor.c actor/nstep.c actor/outbox.c \
@@ -47,10 +52,6 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             learner/ratelimit.c \
             cli/run.c \
             $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS)
-# Continuous-control modules, one line per area.
-ENV_CLASSIC_SRCS :=
-ENV_MUJOCO_SRCS :=
-ALGO_SRCS :=
 MAIN_SRCS := cli/main.c
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
@@ -62,7 +63,7 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 SCHEMA_HASH_H := $(BUILD)/gen/schema_hash.h
 
-.SECONDARY:
+.PRECIOUS: $(BUILD)/%.o
 
 .PHONY: all test unit-tests integration-tests run deps bench-deps install-debs check-deps bench \
         clean cppcheck

@@ -12,12 +12,11 @@
 
 #include "broker.h"
 #include "common.h"
-#include "dqn.h"
 #include "env.h"
 #include "log.h"
 #include "nstep.h"
 #include "outbox.h"
-#include "qnet.h"
+#include "policy.h"
 #include "rng.h"
 #include "transport.h"
 
@@ -27,15 +26,17 @@ typedef struct {
   const frl_config_t *cfg;
   frl_env_t *env;
   const frl_env_spec_t *spec;
-  frl_qnet_t *q;
+  frl_policy_t *policy;
+  bool discrete;
+  int act_dim;
+  double exploration;   /* DQN epsilon, SAC sampling (1), TD3 noise std */
   frl_nstep_t *ns;
   frl_outbox_t *outbox;
   frl_rng_t rng;
-  double epsilon;
   uint64_t params_version;
   /* the batch being filled */
   int cap, count;
-  float *obs, *next_obs, *reward, *discount, *priority;
+  float *obs, *next_obs, *reward, *discount, *priority, *action_vec;
   int32_t *action;
   uint64_t *version;
   frl_episode_stat_t episodes[MAX_EPISODES_PER_BATCH];
@@ -66,7 +67,10 @@ static void on_transition(void *ctx, const frl_transition_t *t) {
   int d = a->spec->obs_dim, i = a->count;
   memcpy(a->obs + (size_t)i * d, t->obs, sizeof(float) * (size_t)d);
   memcpy(a->next_obs + (size_t)i * d, t->next_obs, sizeof(float) * (size_t)d);
-  a->action[i] = (int32_t)t->action[0];
+  if (a->discrete)
+    a->action[i] = (int32_t)t->action[0];
+  else
+    memcpy(a->action_vec + (size_t)i * a->act_dim, t->action, sizeof(float) * (size_t)a->act_dim);
   a->reward[i] = t->reward;
   a->discount[i] = t->discount;
   a->version[i] = a->params_version;
@@ -79,18 +83,21 @@ static bool seal_batch(actor_t *a) {
   if (a->count == 0 && a->n_episodes == 0) return true;
   if (frl_outbox_depth(a->outbox) >= frl_outbox_capacity(a->outbox) && a->cfg->backpressure)
     return false;
-  frl_dqn_batch_t db = {.B = a->count, .obs = a->obs, .action = a->action, .reward = a->reward,
-                        .discount = a->discount, .next_obs = a->next_obs};
-  /* Without usable initial priorities the learner gives the batch its running max. */
-  bool have_priority = a->count > 0 && frl_dqn_td_abs(a->q, &db, a->priority) == 0;
+  /* Without usable initial priorities (no critic on this actor, or a non-finite result) the
+   * learner gives the batch its running max priority. */
+  bool have_priority = a->count > 0 &&
+                       frl_policy_priorities(a->policy, a->count, a->obs, a->action, a->reward,
+                                             a->discount, a->next_obs, a->priority) == 0;
   frl_experience_t x = {.actor = a->cfg->name,
                         .seq = a->seq + 1,
                         .count = (uint32_t)a->count,
                         .obs_dim = (uint32_t)a->spec->obs_dim,
-                        .act_dim = 1,
+                        .act_dim = (uint32_t)a->act_dim,
                         .obs = a->obs,
-                        .action_index = a->action,
-                        .n_action_index = (uint32_t)a->count,
+                        .action_index = a->discrete ? a->action : NULL,
+                        .n_action_index = a->discrete ? (uint32_t)a->count : 0,
+                        .action = a->discrete ? NULL : a->action_vec,
+                        .n_action = a->discrete ? 0 : (uint32_t)(a->count * a->act_dim),
                         .reward = a->reward,
                         .discount = a->discount,
                         .next_obs = a->next_obs,
@@ -134,24 +141,32 @@ static void send_heartbeat(actor_t *a) {
 
 static void send_hello(actor_t *a, double now) {
   frl_send_hello(a->sock, a->fb, FRL_ROLE_ACTOR, a->cfg->name, a->cfg->task,
-                 a->cfg->actor_index, a->cfg->num_actors, (uint32_t)a->spec->obs_dim, 1);
+                 a->cfg->actor_index, a->cfg->num_actors, (uint32_t)a->spec->obs_dim,
+                 (uint32_t)a->act_dim);
   a->last_hello = now;
 }
 
 static void apply_params(actor_t *a, const frl_params_t *p) {
-  size_t n = frl_qnet_n_params(a->q);
+  size_t n = frl_policy_n_params(a->policy);
   if (p->version <= a->params_version) return;
   if (p->n_data != n) {
-    frl_error("Params v%llu: %u floats, this actor's network has %zu (check --hidden1/--hidden2/"
-              "--dueling match the learner); ignored",
-              (unsigned long long)p->version, p->n_data, n);
+    frl_error("Params v%llu: %u floats, this actor's %s network has %zu (check --algo, "
+              "--hidden1/--hidden2 and --dueling match the learner); ignored",
+              (unsigned long long)p->version, p->n_data, a->cfg->algo, n);
     return;
   }
   if (frl_fnv1a64(p->data, sizeof(float) * n, FRL_FNV_SEED) != p->checksum) {
     frl_error("Params v%llu: checksum mismatch; ignored", (unsigned long long)p->version);
     return;
   }
-  memcpy(frl_qnet_params(a->q), p->data, sizeof(float) * n);
+  if (p->n_obs_mean > 0 &&
+      frl_policy_set_normalizer(a->policy, p->obs_mean, p->obs_std, p->n_obs_mean) != 0) {
+    frl_error("Params v%llu: observation normalizer has %u entries (obs_dim %d) or invalid "
+              "values; ignored",
+              (unsigned long long)p->version, p->n_obs_mean, a->spec->obs_dim);
+    return;
+  }
+  memcpy(frl_policy_params(a->policy), p->data, sizeof(float) * n);
   a->params_version = p->version;
 }
 
@@ -281,32 +296,33 @@ int frl_actor_main(const frl_config_t *cfg) {
   frl_inbox_init(&a.in);
 
   uint64_t seed = cfg->seed * 1000003ULL + (uint64_t)cfg->actor_index * 7919ULL + 17;
-  char err[256];
+  char err[320];
   int rc = frl_env_new(&a.env, cfg->env, seed, err, sizeof err);
   if (rc != 0) {
     frl_error("--env: %s", err);
     return 1;
   }
   a.spec = frl_env_spec(a.env);
-  if (a.spec->n_actions <= 0) {
-    frl_error("--env %s has continuous actions; the DQN actor needs a discrete environment",
-              cfg->env);
+  frl_policy_shape_t shape;
+  if (frl_policy_shape_from_config(cfg, a.spec, &shape, err, sizeof err) != 0) {
+    frl_error("%s", err);
     goto done;
   }
+  a.discrete = shape.algo == FRL_ALGO_DQN;
+  a.act_dim = a.discrete ? 1 : a.spec->act_dim;
   frl_rng_seed(&a.rng, seed ^ 0x5bd1e995ULL);
-  a.epsilon = frl_actor_epsilon(cfg->actor_index, cfg->num_actors, cfg->eps_base, cfg->eps_alpha);
-  frl_qnet_shape_t shape = {.obs_dim = a.spec->obs_dim,
-                            .n_actions = a.spec->n_actions,
-                            .n_hidden = cfg->hidden2 > 0 ? 2 : 1,
-                            .hidden = {cfg->hidden1, cfg->hidden2},
-                            .dueling = cfg->dueling};
+  if (shape.algo == FRL_ALGO_DQN)
+    a.exploration =
+        frl_actor_epsilon(cfg->actor_index, cfg->num_actors, cfg->eps_base, cfg->eps_alpha);
+  else
+    a.exploration = shape.algo == FRL_ALGO_SAC ? 1.0 : cfg->explore_noise;
   a.cap = cfg->batch_transitions;
-  a.q = frl_qnet_new(&shape, a.cap, &a.rng);
-  if (!a.q) {
-    frl_error("cannot build the Q-network (see the message above); check --hidden1/--hidden2");
+  a.policy = frl_policy_new(&shape, a.cap, &a.rng);
+  if (!a.policy) {
+    frl_error("cannot build the %s policy network (see the message above)", cfg->algo);
     goto done;
   }
-  a.ns = frl_nstep_new(cfg->n_step, (float)cfg->gamma, a.spec->obs_dim, 1);
+  a.ns = frl_nstep_new(cfg->n_step, (float)cfg->gamma, a.spec->obs_dim, a.act_dim);
   a.outbox = frl_outbox_new((uint32_t)cfg->outbox_batches, (size_t)256 << 20);
   size_t od = (size_t)a.spec->obs_dim;
   a.obs = frl_xmalloc(sizeof(float) * od * (size_t)a.cap);
@@ -315,6 +331,7 @@ int frl_actor_main(const frl_config_t *cfg) {
   a.discount = frl_xmalloc(sizeof(float) * (size_t)a.cap);
   a.priority = frl_xmalloc(sizeof(float) * (size_t)a.cap);
   a.action = frl_xmalloc(sizeof(int32_t) * (size_t)a.cap);
+  a.action_vec = frl_xmalloc(sizeof(float) * (size_t)a.cap * (size_t)a.act_dim);
   a.version = frl_xmalloc(sizeof(uint64_t) * (size_t)a.cap);
   a.fb = frl_fb_builder_new(1 << 16);
   if (cfg->ack_log[0]) {
@@ -331,8 +348,8 @@ int frl_actor_main(const frl_config_t *cfg) {
               zmq_strerror(errno));
     goto done;
   }
-  frl_info("%s: env %s, epsilon %.4f, %d-step, batches of %d", cfg->name, cfg->env, a.epsilon,
-           cfg->n_step, a.cap);
+  frl_info("%s: env %s, %s policy, exploration %.4f, %d-step, batches of %d", cfg->name,
+           cfg->env, cfg->algo, a.exploration, cfg->n_step, a.cap);
   /* (actor, seq) must stay unique across restarts of a stateless actor with the same name, so
    * sequences start at the start time in microseconds: a successor always starts above
    * anything its predecessor can have sent (far fewer than 10^6 batches per second). */
@@ -364,13 +381,20 @@ int frl_actor_main(const frl_config_t *cfg) {
     if (a.count >= a.cap || a.n_episodes >= MAX_EPISODES_PER_BATCH) {
       if (!seal_batch(&a)) continue;
     }
-    float action;
-    if (frl_rng_uniform(&a.rng) < a.epsilon)
-      action = (float)frl_rng_below(&a.rng, (uint32_t)a.spec->n_actions);
+    float action[FRL_ENV_MAX_DIM], env_action[FRL_ENV_MAX_DIM];
+    if (!a.discrete && a.params_version == 0) {
+      /* Until the learner's first parameters arrive, continuous actors explore uniformly
+       * (the usual random warm-up of SAC and TD3) instead of acting with an untrained net. */
+      for (int i = 0; i < a.act_dim; i++) action[i] = 2.0f * (float)frl_rng_uniform(&a.rng) - 1.0f;
+    } else {
+      frl_policy_act(a.policy, obs, a.exploration, &a.rng, action);
+    }
+    if (a.discrete)
+      env_action[0] = action[0];
     else
-      action = (float)frl_qnet_argmax(a.q, obs);
+      frl_policy_scale(env_action, action, a.spec->act_low, a.spec->act_high, a.act_dim);
     frl_step_t st;
-    frl_env_step(a.env, &action, next, &st);
+    frl_env_step(a.env, env_action, next, &st);
     a.env_steps++;
     a.batch_env_steps++;
     ep_return += st.reward;
@@ -388,7 +412,7 @@ int frl_actor_main(const frl_config_t *cfg) {
         if (code) break;
       }
     }
-    frl_nstep_push(a.ns, obs, &action, st.reward, next, st.terminal, st.truncated, on_transition,
+    frl_nstep_push(a.ns, obs, action, st.reward, next, st.terminal, st.truncated, on_transition,
                    &a);
     if (st.terminal || st.truncated) {
       frl_episode_stat_t *e = &a.episodes[a.n_episodes++];
@@ -425,10 +449,11 @@ done:
   free(a.discount);
   free(a.priority);
   free(a.action);
+  free(a.action_vec);
   free(a.version);
   frl_outbox_destroy(&a.outbox);
   frl_nstep_destroy(&a.ns);
-  frl_qnet_destroy(&a.q);
+  frl_policy_destroy(&a.policy);
   frl_env_destroy(&a.env);
   return code;
 }

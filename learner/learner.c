@@ -17,10 +17,12 @@
 
 #include "broker.h"
 #include "common.h"
-#include "dqn.h"
+#include "agent.h"
 #include "env.h"
 #include "log.h"
+#include "normalizer.h"
 #include "policy.h"
+#include "policy_file.h"
 #include "ratelimit.h"
 #include "replay.h"
 #include "store.h"
@@ -45,7 +47,12 @@ typedef struct {
 
   frl_store_t *store;
   frl_replay_t *replay;
-  frl_dqn_t *dqn;
+  frl_agent_t *agent;
+  frl_policy_shape_t shape;
+  frl_policy_t *eval_policy;   /* acts in evaluations exactly as actors do */
+  frl_normalizer_t *norm;      /* NULL unless --normalize-obs */
+  float *norm_mean, *norm_std; /* exported statistics, shipped with Params */
+  float *nobs, *nnext;         /* normalized sampled observations */
   frl_ratelimit_t rl;
   frl_rng_t rng;
   frl_env_t *eval_env;
@@ -68,7 +75,7 @@ typedef struct {
   int n_recent, recent_pos;
   uint64_t episodes;
   uint64_t next_eval_at;
-  double last_eval, best_eval;
+  double last_eval, best_eval, last_success, best_score;
   int evals;
   bool solved;
   /* rates */
@@ -97,7 +104,7 @@ static void send_built(learner_t *l) {
 
 static void send_hello(learner_t *l, double now) {
   frl_send_hello(l->sock, l->fb, FRL_ROLE_LEARNER, "learner", l->cfg->task, -1, 0,
-                 (uint32_t)l->spec->obs_dim, 1);
+                 (uint32_t)l->shape.obs_dim, (uint32_t)l->shape.act_dim);
   l->last_hello = now;
 }
 
@@ -108,15 +115,20 @@ static void send_ack(learner_t *l, const char *actor, uint64_t seq, frl_ack_stat
 }
 
 static void publish_params(learner_t *l) {
-  frl_qnet_t *q = frl_dqn_online(l->dqn);
-  size_t n = frl_qnet_n_params(q);
-  const float *data = frl_qnet_params(q);
+  size_t n;
+  const float *data = frl_agent_policy_params(l->agent, &n);
   l->params_version++;
   frl_params_t p = {.version = l->params_version,
                     .checksum = frl_fnv1a64(data, n * sizeof(float), FRL_FNV_SEED),
                     .task = l->cfg->task,
                     .data = data,
                     .n_data = (uint32_t)n};
+  if (l->norm) {
+    frl_normalizer_export(l->norm, l->norm_mean, l->norm_std);
+    p.obs_mean = l->norm_mean;
+    p.obs_std = l->norm_std;
+    p.n_obs_mean = p.n_obs_std = (uint32_t)l->shape.obs_dim;
+  }
   if (frl_msg_encode_params(l->fb, &p) == 0) send_built(l);
 }
 
@@ -186,6 +198,7 @@ static void on_experience(learner_t *l, double now) {
   l->inserted += x->count;
   l->env_steps += x->env_steps;
   frl_ratelimit_inserted(&l->rl, x->count);
+  if (l->norm) frl_normalizer_update(l->norm, x->obs, (int)x->count);
   for (uint32_t i = 0; i < x->n_policy_version; i++) {
     double lag = (double)l->params_version - (double)x->policy_version[i];
     l->lag_ewma += 0.01 * (lag - l->lag_ewma);
@@ -281,33 +294,66 @@ static void on_prepare(uv_prepare_t *h) {
 
 /* ---- training and evaluation ------------------------------------------------------------ */
 
+/* Loads the current policy (and normalizer) into the evaluation policy. */
+static void sync_eval_policy(learner_t *l) {
+  size_t n;
+  const float *data = frl_agent_policy_params(l->agent, &n);
+  memcpy(frl_policy_params(l->eval_policy), data, n * sizeof(float));
+  if (l->norm) {
+    frl_normalizer_export(l->norm, l->norm_mean, l->norm_std);
+    frl_policy_set_normalizer(l->eval_policy, l->norm_mean, l->norm_std,
+                              (size_t)l->shape.obs_dim);
+  }
+}
+
+/* Greedy (DQN) or deterministic (SAC mean, TD3 without noise) episodes on the learner's own
+ * copy of the environment, acted by the same policy code actors run. */
 static void evaluate(learner_t *l) {
-  frl_qnet_t *q = frl_dqn_online(l->dqn);
+  sync_eval_policy(l);
   int n = l->cfg->eval_episodes;
   double sum = 0, sum2 = 0;
-  float obs[FRL_ENV_MAX_DIM];
+  int successes = 0;
+  float obs[FRL_ENV_MAX_DIM], action[FRL_ENV_MAX_DIM], env_action[FRL_ENV_MAX_DIM];
+  bool discrete = l->shape.algo == FRL_ALGO_DQN;
   for (int e = 0; e < n; e++) {
     frl_env_reset(l->eval_env, obs);
     double ret = 0;
+    bool success = false;
     for (;;) {
-      float action = (float)frl_qnet_argmax(q, obs);
+      frl_policy_act(l->eval_policy, obs, 0.0, &l->rng, action);
+      if (discrete)
+        env_action[0] = action[0];
+      else
+        frl_policy_scale(env_action, action, l->spec->act_low, l->spec->act_high,
+                         l->shape.act_dim);
       frl_step_t st;
-      frl_env_step(l->eval_env, &action, obs, &st);
+      frl_env_step(l->eval_env, env_action, obs, &st);
       ret += st.reward;
+      success |= st.success;
       if (st.terminal || st.truncated) break;
     }
+    successes += success;
     sum += ret;
     sum2 += ret * ret;
   }
   double mean = sum / n, var = sum2 / n - mean * mean;
   double sd = sqrt(var > 0 ? var : 0);
+  double success_rate = (double)successes / n;
+  bool by_success = strcmp(l->cfg->solve_metric, "success") == 0;
+  double score = by_success ? success_rate : mean;
   l->last_eval = mean;
-  if (l->evals == 0 || mean > l->best_eval) l->best_eval = mean;
+  l->last_success = success_rate;
+  if (l->evals == 0 || score > l->best_score) {
+    l->best_score = score;
+    l->best_eval = mean;
+  }
   l->evals++;
   frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n, frl_wall());
-  frl_info("evaluation at %llu env steps, %llu updates: mean return %.1f ± %.1f over %d episodes",
-           (unsigned long long)l->env_steps, (unsigned long long)l->updates, mean, sd, n);
-  if (mean >= l->cfg->solve_return) {
+  frl_info("evaluation at %llu env steps, %llu updates: mean return %.1f ± %.1f, success %.0f%% "
+           "over %d episodes",
+           (unsigned long long)l->env_steps, (unsigned long long)l->updates, mean, sd,
+           100.0 * success_rate, n);
+  if (score >= l->cfg->solve_return) {
     l->solved = true;
     stop(l, FRL_LEARNER_SOLVED, "solved");
   }
@@ -322,11 +368,20 @@ static void train_slice(learner_t *l) {
     l->beta = cfg->beta0 + (1.0 - cfg->beta0) * (frac < 1 ? frac : 1);
     const frl_replay_sample_t *s;
     if (frl_replay_sample(l->replay, B, l->beta, &l->rng, &s) != 0) break;
-    frl_dqn_batch_t db = {.B = (int)s->B, .obs = s->obs, .action = s->action_index,
-                          .reward = s->reward, .discount = s->discount, .next_obs = s->next_obs,
-                          .weight = s->weight};
-    frl_dqn_stats_t st;
-    int rc = frl_dqn_update(l->dqn, &db, l->td_abs, &st);
+    frl_agent_batch_t ab = {.B = (int)s->B, .obs = s->obs, .next_obs = s->next_obs,
+                            .action_index = s->action_index, .action = s->action,
+                            .reward = s->reward, .discount = s->discount, .weight = s->weight};
+    if (l->norm) {
+      /* Stored observations are raw; the networks see them normalized by today's statistics. */
+      frl_normalizer_export(l->norm, l->norm_mean, l->norm_std);
+      frl_normalize(l->nobs, s->obs, l->norm_mean, l->norm_std, (int)s->B, l->shape.obs_dim);
+      frl_normalize(l->nnext, s->next_obs, l->norm_mean, l->norm_std, (int)s->B,
+                    l->shape.obs_dim);
+      ab.obs = l->nobs;
+      ab.next_obs = l->nnext;
+    }
+    frl_agent_stats_t st;
+    int rc = frl_agent_update(l->agent, &ab, l->td_abs, &st);
     frl_ratelimit_sampled(&l->rl, s->B);
     if (rc == -ERANGE) {
       /* A non-finite loss or gradient: the update was not applied. Skip the batch, count it;
@@ -394,8 +449,11 @@ static void print_progress(learner_t *l, bool final) {
   if (!l->cfg->progress) return;
   char line[300];
   double rr = recent_return(l);
-  char eval[32] = "-";
-  if (l->evals) snprintf(eval, sizeof eval, "%.1f", l->last_eval);
+  char eval[48] = "-";
+  if (l->evals && strcmp(l->cfg->solve_metric, "success") == 0)
+    snprintf(eval, sizeof eval, "%.1f (%.0f%%)", l->last_eval, 100.0 * l->last_success);
+  else if (l->evals)
+    snprintf(eval, sizeof eval, "%.1f", l->last_eval);
   snprintf(line, sizeof line,
            "env %7llu steps %6.0f/s | updates %6llu %5.0f/s | replay %6llu | return %6.1f | "
            "eval %s | lag %.1f",
@@ -498,14 +556,16 @@ static void write_summary(learner_t *l) {
   }
   double rr = recent_return(l);
   fprintf(f,
-          "{\n  \"task\": \"%s\",\n  \"env\": \"%s\",\n  \"solved\": %s,\n"
+          "{\n  \"task\": \"%s\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
+          "  \"solved\": %s,\n  \"solve_metric\": \"%s\",\n  \"eval_success_rate\": %.3f,\n"
           "  \"eval_return\": %.3f,\n  \"best_eval_return\": %.3f,\n  \"evaluations\": %d,\n"
           "  \"eval_episodes\": %d,\n  \"solve_return\": %.3f,\n  \"env_steps\": %llu,\n"
           "  \"updates\": %llu,\n  \"transitions\": %llu,\n  \"episodes\": %llu,\n"
           "  \"recent_return\": %.3f,\n  \"params_version\": %llu,\n  \"replay_size\": %llu,\n"
           "  \"duplicates\": %llu,\n  \"rejected\": %llu,\n  \"wall_seconds\": %.3f,\n"
           "  \"seed\": %llu,\n  \"exit_code\": %d,\n  \"policy\": \"policy.bin\"\n}\n",
-          l->cfg->task, l->cfg->env, l->solved ? "true" : "false",
+          l->cfg->task, l->cfg->env, l->cfg->algo, l->solved ? "true" : "false",
+          l->cfg->solve_metric, l->evals ? l->last_success : 0.0,
           l->evals ? l->last_eval : 0.0, l->evals ? l->best_eval : 0.0, l->evals,
           l->cfg->eval_episodes, l->cfg->solve_return, (unsigned long long)l->env_steps,
           (unsigned long long)l->updates, (unsigned long long)l->inserted,
@@ -518,14 +578,17 @@ static void write_summary(learner_t *l) {
 }
 
 static void save_policy(learner_t *l) {
-  frl_qnet_t *q = frl_dqn_online(l->dqn);
-  frl_policy_info_t info = {.shape = *frl_qnet_shape(q), .params_version = l->params_version,
+  frl_policy_info_t info = {.shape = l->shape, .params_version = l->params_version,
                             .updates = l->updates};
   snprintf(info.task, sizeof info.task, "%s", l->cfg->task);
   snprintf(info.env, sizeof info.env, "%s", l->cfg->env);
   char path[600];
   snprintf(path, sizeof path, "%s/policy.bin", l->run_dir);
-  int rc = frl_policy_save(path, &info, frl_qnet_params(q), frl_qnet_n_params(q));
+  size_t n;
+  const float *data = frl_agent_policy_params(l->agent, &n);
+  if (l->norm) frl_normalizer_export(l->norm, l->norm_mean, l->norm_std);
+  int rc = frl_policy_save(path, &info, data, n, l->norm ? l->norm_mean : NULL,
+                           l->norm ? l->norm_std : NULL);
   if (rc != 0) frl_error("cannot write %s: %s", path, frl_strerror(rc));
 }
 
@@ -549,15 +612,15 @@ int frl_learner_main(const frl_config_t *cfg) {
     goto out;
   }
   l->spec = frl_env_spec(l->eval_env);
-  if (l->spec->n_actions <= 0) {
-    frl_error("--env %s has continuous actions; the DQN learner needs a discrete environment",
-              cfg->env);
+  if (frl_policy_shape_from_config(cfg, l->spec, &l->shape, err, sizeof err) != 0) {
+    frl_error("%s", err);
     goto out;
   }
+  bool discrete = l->shape.algo == FRL_ALGO_DQN;
   char db[600];
   snprintf(db, sizeof db, "%s/replay.db", l->run_dir);
-  frl_store_config_t sc = {.path = db, .obs_dim = (uint32_t)l->spec->obs_dim, .act_dim = 1,
-                           .discrete = true};
+  frl_store_config_t sc = {.path = db, .obs_dim = (uint32_t)l->shape.obs_dim,
+                           .act_dim = (uint32_t)l->shape.act_dim, .discrete = discrete};
   rc = frl_store_open(&l->store, &sc);
   if (rc != 0) {
     frl_error("cannot open the replay store %s: %s", db, frl_strerror(rc));
@@ -566,29 +629,40 @@ int frl_learner_main(const frl_config_t *cfg) {
   frl_store_set_meta(l->store, "task", cfg->task);
   frl_store_set_meta(l->store, "env", cfg->env);
   frl_replay_config_t rcfg = {.capacity = cfg->capacity, .obs_dim = (uint32_t)l->spec->obs_dim,
-                              .act_dim = 1, .n_actions = (uint32_t)l->spec->n_actions,
-                              .alpha = cfg->alpha, .eps = cfg->priority_eps, .prioritized = true,
+                              .act_dim = (uint32_t)l->shape.act_dim,
+                              .n_actions = (uint32_t)l->shape.n_actions,
+                              .alpha = cfg->alpha, .eps = cfg->priority_eps,
+                              .prioritized = cfg->prioritized,
                               .max_batch = (uint32_t)cfg->batch};
   rc = frl_replay_open(&l->replay, &rcfg, l->store);
   if (rc != 0) {
     frl_error("cannot build the replay index from %s: %s", db, frl_strerror(rc));
     goto out;
   }
-  frl_dqn_config_t dc = {.shape = {.obs_dim = l->spec->obs_dim, .n_actions = l->spec->n_actions,
-                                   .n_hidden = cfg->hidden2 > 0 ? 2 : 1,
-                                   .hidden = {cfg->hidden1, cfg->hidden2},
-                                   .dueling = cfg->dueling},
-                         .batch = cfg->batch, .lr = (float)cfg->lr,
-                         .adam_eps = (float)cfg->adam_eps, .huber_delta = (float)cfg->huber_delta,
-                         .grad_clip = (float)cfg->grad_clip, .double_q = cfg->double_q,
-                         .target_period = cfg->target_period, .seed = cfg->seed};
-  l->dqn = frl_dqn_new(&dc);
-  if (!l->dqn) {
-    frl_error("cannot build the DQN learner (see the message above)");
+  frl_rng_seed(&l->rng, cfg->seed * 31337ULL + 1);
+  frl_agent_config_t ac = {.shape = l->shape, .batch = cfg->batch, .lr = (float)cfg->lr,
+                           .lr_alpha = (float)cfg->lr_alpha, .adam_eps = (float)cfg->adam_eps,
+                           .grad_clip = (float)cfg->grad_clip,
+                           .huber_delta = (float)cfg->huber_delta, .double_q = cfg->double_q,
+                           .target_period = cfg->target_period, .tau = (float)cfg->tau,
+                           .init_alpha = (float)cfg->init_alpha, .target_entropy = NAN,
+                           .policy_noise = (float)cfg->policy_noise,
+                           .noise_clip = (float)cfg->noise_clip,
+                           .policy_delay = cfg->policy_delay, .seed = cfg->seed};
+  l->agent = frl_agent_new(&ac);
+  if (!l->agent) {
+    frl_error("cannot build the %s learner (see the message above)", cfg->algo);
     goto out;
   }
+  l->eval_policy = frl_policy_new(&l->shape, 1, &l->rng);
+  if (!l->eval_policy) goto out;
+  size_t od = (size_t)l->shape.obs_dim;
+  if (cfg->normalize_obs) l->norm = frl_normalizer_new(l->shape.obs_dim);
+  l->norm_mean = frl_xcalloc(od, sizeof(float));
+  l->norm_std = frl_xcalloc(od, sizeof(float));
+  l->nobs = frl_xmalloc(sizeof(float) * od * (size_t)cfg->batch);
+  l->nnext = frl_xmalloc(sizeof(float) * od * (size_t)cfg->batch);
   l->td_abs = frl_xmalloc(sizeof(float) * (size_t)cfg->batch);
-  frl_rng_seed(&l->rng, cfg->seed * 31337ULL + 1);
   /* The limiter's slack covers the credit window, so actors and learner overlap instead of
    * taking turns. */
   double tolerance = cfg->spi * cfg->credit_window * cfg->batch_transitions;
@@ -671,7 +745,13 @@ out:;
   frl_fb_builder_destroy(&l->fb);
   frl_inbox_free(&l->in);
   free(l->td_abs);
-  frl_dqn_destroy(&l->dqn);
+  frl_agent_destroy(&l->agent);
+  frl_policy_destroy(&l->eval_policy);
+  frl_normalizer_destroy(&l->norm);
+  free(l->norm_mean);
+  free(l->norm_std);
+  free(l->nobs);
+  free(l->nnext);
   frl_replay_close(&l->replay);
   frl_store_close(&l->store);
   frl_env_destroy(&l->eval_env);

@@ -64,6 +64,21 @@ static const flag_t g_flags[] = {
   {"backpressure", A | R, T_BOOL, F(backpressure), "true", 0, 0,
    "simulated actors pause while the outbox is full (physical robots shed instead)"},
 
+  {"algo", A | L | R, T_STR, F(algo), "dqn", 0, 0, "dqn | sac | td3 (set by the task preset)"},
+  {"prioritized", L | R, T_BOOL, F(prioritized), "true", 0, 0,
+   "prioritized replay (false: uniform)"},
+  {"normalize-obs", L | R, T_BOOL, F(normalize_obs), "false", 0, 0,
+   "normalize observations with running statistics shipped to actors"},
+  {"tau", L | R, T_DBL, F(tau), "0.005", 0, 1, "SAC/TD3 target-network Polyak factor"},
+  {"lr-alpha", L | R, T_DBL, F(lr_alpha), "3e-4", 1e-7, 1, "SAC temperature learning rate"},
+  {"init-alpha", L | R, T_DBL, F(init_alpha), "1", 1e-6, 100, "SAC initial temperature"},
+  {"policy-noise", L | R, T_DBL, F(policy_noise), "0.2", 0, 10, "TD3 target smoothing noise"},
+  {"noise-clip", L | R, T_DBL, F(noise_clip), "0.5", 0, 10, "TD3 smoothing noise clip"},
+  {"policy-delay", L | R, T_INT, F(policy_delay), "2", 1, 100, "TD3 critic steps per actor step"},
+  {"explore-noise", A | R, T_DBL, F(explore_noise), "0.1", 0, 10,
+   "TD3 actors' exploration noise std (actions normalized to [-1, 1])"},
+  {"solve-metric", L | R, T_STR, F(solve_metric), "return", 0, 0,
+   "what --solve-return compares: return (mean) | success (rate in [0, 1])"},
   {"n-step", A | L | R, T_INT, F(n_step), "3", 1, 100, "n of n-step returns"},
   {"gamma", A | L | R, T_DBL, F(gamma), "0.99", 0, 1, "discount"},
   {"hidden1", A | L | R, T_INT, F(hidden1), "128", 1, 8192, "first hidden layer width"},
@@ -114,20 +129,38 @@ static const flag_t g_flags[] = {
 typedef struct {
   const char *name;
   const char *help;
-  const char *settings[24];
+  const char *settings[32];
 } preset_t;
 
 static const preset_t g_presets[] = {
   {"cartpole-dqn",
    "CartPole (500-step limit) with Ape-X DQN: double, dueling, 3-step, prioritized",
    {"env=cartpole", "solve-return=475", "max-env-steps=100000", "spi=64", "lr=1e-3", NULL}},
+  {"pendulum-sac",
+   "Pendulum swing-up with SAC (twin critics, automatic temperature), uniform replay",
+   {"env=pendulum", "algo=sac", "n-step=1", "hidden1=256", "hidden2=256", "batch=256", "lr=3e-4",
+    "spi=256", "prioritized=false", "min-replay=1000", "max-env-steps=20000",
+    "solve-return=-200", "eval-period=1000", "eval-episodes=10", "actors=2", NULL}},
+  {"pendulum-td3",
+   "Pendulum swing-up with TD3 (clipped double Q, target smoothing, delayed actor)",
+   {"env=pendulum", "algo=td3", "n-step=1", "hidden1=256", "hidden2=256", "batch=256", "lr=3e-4",
+    "spi=256", "prioritized=false", "min-replay=1000", "max-env-steps=30000",
+    "solve-return=-200", "eval-period=1000", "eval-episodes=10", "actors=2", NULL}},
+  {"reach-sac",
+   "the 6-joint planar reaching arm with SAC; solved at 90% success on reachable targets",
+   {"env=planar-arm", "algo=sac", "n-step=1", "hidden1=256", "hidden2=256", "batch=256",
+    "lr=3e-4", "spi=128", "prioritized=false", "normalize-obs=true", "min-replay=2000",
+    "max-env-steps=300000", "solve-metric=success", "solve-return=0.9", "eval-period=5000",
+    "eval-episodes=50", "actors=2", NULL}},
   {"gridworld-dqn",
    "4x4 grid world from the seed chapter with DQN",
    {"env=gridworld", "solve-return=9.4", "max-env-steps=30000", "hidden1=64", "hidden2=64",
     "eval-period=1000", "eval-episodes=5", "min-replay=500", NULL}},
 };
 
-const char *frl_config_presets(void) { return "cartpole-dqn, gridworld-dqn"; }
+const char *frl_config_presets(void) {
+  return "cartpole-dqn, gridworld-dqn, pendulum-sac, pendulum-td3, reach-sac";
+}
 
 static const flag_t *find_flag(const char *name, size_t len) {
   for (size_t i = 0; i < FRL_ARRAY_LEN(g_flags); i++)
@@ -324,6 +357,15 @@ int frl_config_parse(frl_config_t *cfg, int groups, int argc, char **argv, FILE 
     }
     int rc = set_flag(cfg, f, v, source, err);
     if (rc) return rc;
+  }
+  if (strcmp(cfg->algo, "dqn") && strcmp(cfg->algo, "sac") && strcmp(cfg->algo, "td3")) {
+    fprintf(err, "fleetrl: --algo: '%s' is not one of dqn|sac|td3\n", cfg->algo);
+    return FRL_EUSAGE;
+  }
+  if (strcmp(cfg->solve_metric, "return") && strcmp(cfg->solve_metric, "success")) {
+    fprintf(err, "fleetrl: --solve-metric: '%s' is not one of return|success\n",
+            cfg->solve_metric);
+    return FRL_EUSAGE;
   }
   if (frl_log_level_parse(cfg->log_level) < 0) {
     fprintf(err, "fleetrl: --log-level: '%s' is not one of debug|info|warn|error\n",

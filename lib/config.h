@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct {
+typedef struct frl_config {
   /* common */
   char task[64];            /* preset name, e.g. cartpole-dqn */
   char env[32];             /* environment name */
@@ -34,6 +34,15 @@ typedef struct {
   bool backpressure;        /* simulated actors wait when the outbox is full */
 
   /* learning */
+  char algo[8];             /* dqn | sac | td3 */
+  bool prioritized;         /* prioritized replay (else uniform) */
+  bool normalize_obs;       /* running observation normalization, shipped with Params */
+  double tau;               /* SAC/TD3 Polyak averaging */
+  double lr_alpha, init_alpha; /* SAC temperature */
+  double policy_noise, noise_clip; /* TD3 target smoothing */
+  int policy_delay;         /* TD3 */
+  double explore_noise;     /* TD3 actors' Gaussian exploration std (normalized units) */
+  char solve_metric[16];    /* return | success */
   int n_step;
   double gamma;
   int hidden1, hidden2;

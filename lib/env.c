@@ -16,6 +16,14 @@
 static const frl_env_impl_t *const g_impls[] = {
     &frl_env_cartpole,
     &frl_env_gridworld,
+    &frl_env_pendulum,
+    &frl_env_reacher6,
+    &frl_env_joint_tracking,
+    &frl_env_planar_arm,
+    &frl_env_humanoid_standup,
+    &frl_env_humanoid_walk,
+    &frl_env_mj_reacher,
+    &frl_env_walker,
 };
 
 struct frl_env {

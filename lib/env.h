@@ -1,5 +1,5 @@
 /* env.h: the environment interface every simulated task implements, and the registry of
- * built-in environments by name ("cartpole", "gridworld"). Shared by actors (acting) and the
+ * built-in environments by name (frl_env_names() lists them). Shared by actors (acting) and the
  * learner (greedy evaluation). Actions are float arrays: for discrete environments act_dim is
  * 1 and action[0] holds the action index. */
 #ifndef FRL_ENV_H
@@ -14,7 +14,7 @@
 
 #define FRL_ENV_MAX_DIM 256
 
-typedef struct {
+typedef struct frl_env_spec {
   const char *name;
   int obs_dim;
   int act_dim;       /* 1 for discrete */

@@ -7,6 +7,14 @@
 
 extern const frl_env_impl_t frl_env_cartpole;
 extern const frl_env_impl_t frl_env_gridworld;
+extern const frl_env_impl_t frl_env_pendulum;
+extern const frl_env_impl_t frl_env_reacher6;
+extern const frl_env_impl_t frl_env_joint_tracking;
+extern const frl_env_impl_t frl_env_planar_arm;
+extern const frl_env_impl_t frl_env_humanoid_standup;
+extern const frl_env_impl_t frl_env_humanoid_walk;
+extern const frl_env_impl_t frl_env_mj_reacher;
+extern const frl_env_impl_t frl_env_walker;
 
 /* Creates an environment around any impl table (what frl_env_new does for a registered name);
  * lets tests drive the wrapper with an impl of their own. Never returns NULL. */

@@ -36,4 +36,30 @@ void frl_mlp_forward(frl_mlp_t *m, float *out, const float *in, int B);
  * gradients into grads (same layout as the params); writes din[B, sizes[0]] when not NULL. */
 void frl_mlp_backward(frl_mlp_t *m, float *grads, float *din, const float *dout, int B);
 
+/* Internal (for the actor-critic learners in sac.c and td3.c, which run several losses through
+ * one forward). An MLP is not thread-safe: every call below shares its workspace. */
+
+/* The [max_batch, sizes[0]] buffer frl_mlp_forward copies its input into: a caller may build
+ * the input there and pass it as `in`, which then skips the copy. */
+float *frl__mlp_input(frl_mlp_t *m);
+/* The [max_batch, sizes[n]] buffer holding the last forward's output (valid until the next
+ * forward); passing it as `out` to frl_mlp_forward skips the copy. */
+float *frl__mlp_output(frl_mlp_t *m);
+/* Backward through the first `rows` rows of the last forward (rows <= its B) for dout[rows,
+ * sizes[n]], where different row ranges may belong to different losses:
+ *  - parameter gradients ACCUMULATE into grads from rows [0, grad_rows) only (grads NULL or
+ *    grad_rows 0: none);
+ *  - when din is not NULL it receives the input gradient of rows [din_row0, rows) restricted to
+ *    input columns [din_col0, din_col0 + din_cols), as a dense [rows - din_row0, din_cols]
+ *    matrix (e.g. dQ/da for the action columns of a critic's (obs, action) input).
+ * Hidden-layer gradients are computed only for the rows something needs. */
+void frl__mlp_backward_rows(frl_mlp_t *m, float *grads, int grad_rows, float *din, int din_row0,
+                            int din_col0, int din_cols, const float *dout, int rows);
+
+/* Polyak averaging (Lillicrap et al. 2016): target <- target + tau (source - target) over the
+ * whole parameter block (tau = 1 copies exactly). The two MLPs must have the same shape. */
+void frl__mlp_polyak(frl_mlp_t *target, const frl_mlp_t *source, float tau);
+
+
+
 #endif

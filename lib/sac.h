@@ -56,4 +56,22 @@ void frl_sac_act(frl_mlp_t *actor, const float *obs, bool deterministic, frl_rng
  * stable form 2 (log 2 - u - softplus(-2u)). Exposed for tests. */
 double frl_sac_log_prob(const float *mean, const float *log_std, const float *u, int act_dim);
 
+/* The temperature alpha = exp(log alpha) the next update will use. */
+float frl_sac_alpha(const frl_sac_t *s);
+
+/* Internal (tests). */
+
+/* Online critic i (0, 1), or its Polyak target when target is true; owned by s. */
+frl_mlp_t *frl__sac_critic(frl_sac_t *s, int i, bool target);
+/* Replaces the policy's N(0, 1) draws with eps[2 B, act_dim] for a batch of B (rows [0, B) for
+ * obs, rows [B, 2 B) for next_obs), so updates are deterministic; NULL samples again. eps is
+ * borrowed and must outlive its use. */
+void frl__sac_fix_noise(frl_sac_t *s, const float *eps);
+/* Everything an update computes before its optimizer steps: critic targets, losses, td_abs
+ * and gradients (after clipping), with no parameter changed. Returns as frl_sac_update. */
+int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_stats_t *stats);
+/* Gradient blocks of the last compute: which 0 actor, 1 critic 1, 2 critic 2 (same layouts as
+ * the parameter blocks), 3 log alpha (one float). */
+const float *frl__sac_grad(const frl_sac_t *s, int which);
+
 #endif

@@ -45,4 +45,21 @@ frl_mlp_shape_t frl_td3_actor_shape(int obs_dim, int act_dim, int hidden1, int h
 void frl_td3_act(frl_mlp_t *actor, const float *obs, float noise_std, frl_rng_t *rng,
                  float *action);
 
+/* Internal (tests). */
+
+/* Online critic i (0, 1), or its Polyak target when target is true; owned by t. */
+frl_mlp_t *frl__td3_critic(frl_td3_t *t, int i, bool target);
+/* The Polyak-averaged target policy; owned by t. */
+frl_mlp_t *frl__td3_target_actor(frl_td3_t *t);
+/* Replaces the target-smoothing N(0, 1) draws with z[B, act_dim] (the noise is then
+ * clip(policy_noise z, -noise_clip, noise_clip)); NULL samples again. z is borrowed. */
+void frl__td3_fix_noise(frl_td3_t *t, const float *z);
+/* Everything an update computes before its optimizer steps (critic targets, losses, td_abs,
+ * clipped gradients, and the actor's when actor_step), with no parameter changed. Returns as
+ * frl_td3_update. stats->actor_updated reports actor_step. */
+int frl__td3_compute(frl_td3_t *t, const frl_batch_t *b, bool actor_step, float *td_abs,
+                     frl_td3_stats_t *stats);
+/* Gradient blocks of the last compute: which 0 actor, 1 critic 1, 2 critic 2. */
+const float *frl__td3_grad(const frl_td3_t *t, int which);
+
 #endif

@@ -1,0 +1,59 @@
+/* agent.h: the learner's side of an algorithm: given sampled batches it updates its networks
+ * (DQN, SAC or TD3) and reports per-item TD errors for prioritized replay; it exposes the
+ * policy parameters that actors need, in the layout frl_policy_t expects. */
+#ifndef FRL_AGENT_H
+#define FRL_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+typedef struct {
+  frl_policy_shape_t shape;
+  int batch;
+  float lr;             /* DQN Adam; SAC/TD3 actor and critics */
+  float lr_alpha;       /* SAC temperature */
+  float adam_eps, grad_clip, huber_delta;
+  bool double_q;
+  int target_period;    /* DQN hard copies */
+  float tau;            /* SAC/TD3 Polyak */
+  float init_alpha;
+  float target_entropy; /* NAN: -act_dim */
+  float policy_noise, noise_clip;
+  int policy_delay;
+  uint64_t seed;
+} frl_agent_config_t;
+
+/* Samples as the replay returns them; observations already normalized by the learner. */
+typedef struct {
+  int B;
+  const float *obs, *next_obs;
+  const int32_t *action_index; /* DQN */
+  const float *action;         /* SAC/TD3, [-1, 1] */
+  const float *reward, *discount, *weight;
+} frl_agent_batch_t;
+
+/* Named scalars of the last update, for logs and the training table. */
+typedef struct {
+  float loss;       /* DQN loss; SAC/TD3 mean critic loss */
+  float mean_q;
+  float actor_loss; /* SAC/TD3 */
+  float alpha;      /* SAC */
+  float entropy;    /* SAC */
+} frl_agent_stats_t;
+
+typedef struct frl_agent frl_agent_t;
+
+/* Returns NULL (after logging why) for an invalid configuration. */
+frl_agent_t *frl_agent_new(const frl_agent_config_t *cfg);
+void frl_agent_destroy(frl_agent_t **self_p);
+/* One update. Returns 0, FRL_EDIM (bad batch), or -ERANGE (non-finite; nothing changed). */
+int frl_agent_update(frl_agent_t *a, const frl_agent_batch_t *b, float *td_abs,
+                     frl_agent_stats_t *stats);
+/* The parameters actors act with (DQN online Q-network, SAC/TD3 actor network). */
+const float *frl_agent_policy_params(frl_agent_t *a, size_t *n);
+uint64_t frl_agent_updates(const frl_agent_t *a);
+
+#endif

@@ -1,0 +1,175 @@
+/* planar_arm.c: "planar-arm", the seed's ReachingTaskMDP (seed 002:235-408): a six-joint arm
+ * whose first three joints form a planar chain that must put its tip on a reachable target. */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "env_impl.h"
+
+#define PA_JOINTS 6
+#define PA_CHAIN 3           /* joints that move the tip; the other three only cost effort */
+#define PA_OBS (2 * PA_JOINTS + 3)
+#define PA_MAX_TORQUE 100.0
+#define PA_INERTIA 10.0      /* qdd = tau / 10 (seed 002:320) */
+/* Nominal viscous joint damping. The seed has none, so it is 0 and damping_scale has no effect
+ * until a nominal value is set here. */
+#define PA_DAMPING 0.0
+#define PA_DT 0.01
+#define PA_POS_LIMIT M_PI    /* positions are clipped to [-pi, pi] (seed 002:327) */
+/* Velocity limit, added here: the seed's velocities were unbounded (and kept growing while a
+ * joint was pinned at its position limit), reaching 20 rad/s after one episode of full torque,
+ * at which the tip can move 0.36 m in one step, seven times the goal radius, and observations
+ * have no fixed scale. 5 rad/s is the limit the book's joint-control task uses (seed
+ * 000:2644): full torque reaches it in 0.5 s, and the longest joint move from a reset state
+ * (1.5 pi) still takes under 1.5 s of the 2 s episode. */
+#define PA_MAX_VEL 5.0
+#define PA_LINK 0.3          /* each of the three planar links (seed 002:396) */
+#define PA_BASE_Z 0.1
+#define PA_INIT_POS (M_PI / 2) /* q ~ U(-pi/2, pi/2), qd = 0 (seed 002:302-303) */
+#define PA_ACTION_COST 0.001
+#define PA_GOAL_DIST 0.05
+#define PA_GOAL_BONUS 10.0
+#define PA_MAX_STEPS 200
+#define PA_SET_BOUND 1e6
+
+/* The seed drew targets uniformly in [-1, 1]^2 x [0, 1]; its arm moves in the x-z plane with
+ * reach 0.9 around (0, 0, 0.1), so nearly every target had y != 0 and many lay beyond reach,
+ * and no policy could succeed on them. Targets here are the tip position of random joint
+ * angles inside the limits (see pa_reset), so each one has a joint configuration reaching it.
+ *
+ * Success ends the episode (terminal), as in the seed (done = success or timeout, seed
+ * 002:341): the goal is to reach the target, and the +10 bonus is paid once.
+ *
+ * link_scale, motor_scale and damping_scale are the physical parameters domain randomization
+ * perturbs (seed 002:1906-1990: link x[0.98, 1.02], motor and damping x[0.8, 1.2]). They are set
+ * to 1 when the environment is made and are not touched by reset. */
+typedef struct {
+  double q[PA_JOINTS], qd[PA_JOINTS], target[3];
+  double link_scale;    /* multiplies the 0.3 m link length */
+  double motor_scale;   /* multiplies the applied torque */
+  double damping_scale; /* multiplies PA_DAMPING */
+} planar_arm_t;
+
+/* Tip of the planar chain (seed 002:389-408): with phi_k = q_0 + ... + q_k, the chain lies in
+ * the x-z plane above the base at height 0.1:
+ *   x = L sum_k cos(phi_k),  y = 0,  z = 0.1 + L sum_k sin(phi_k),  k = 0..2. */
+static void forward_kinematics(const double *q, double link, double *tip) {
+  double phi = 0.0, x = 0.0, z = PA_BASE_Z;
+  for (int k = 0; k < PA_CHAIN; k++) {
+    phi += q[k];
+    x += link * cos(phi);
+    z += link * sin(phi);
+  }
+  tip[0] = x;
+  tip[1] = 0.0;
+  tip[2] = z;
+}
+
+static double tip_distance(const planar_arm_t *p) {
+  double tip[3], sq = 0.0;
+  forward_kinematics(p->q, PA_LINK * p->link_scale, tip);
+  for (int i = 0; i < 3; i++) sq += (tip[i] - p->target[i]) * (tip[i] - p->target[i]);
+  return sqrt(sq);
+}
+
+static void write_obs(const planar_arm_t *p, float *obs) {
+  for (int i = 0; i < PA_JOINTS; i++) {
+    obs[i] = (float)p->q[i];
+    obs[PA_JOINTS + i] = (float)p->qd[i];
+  }
+  for (int i = 0; i < 3; i++) obs[2 * PA_JOINTS + i] = (float)p->target[i];
+}
+
+static double clip(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+static void pa_init(void *state, frl_env_spec_t *spec) {
+  planar_arm_t *p = state;
+  p->link_scale = 1.0;
+  p->motor_scale = 1.0;
+  p->damping_scale = 1.0;
+  spec->obs_dim = PA_OBS;
+  spec->act_dim = PA_JOINTS;
+  spec->n_actions = 0;
+  for (int i = 0; i < PA_JOINTS; i++) {
+    spec->act_low[i] = (float)-PA_MAX_TORQUE;
+    spec->act_high[i] = (float)PA_MAX_TORQUE;
+  }
+  spec->max_steps = PA_MAX_STEPS;
+}
+
+/* q ~ U(-pi/2, pi/2)^6, qd = 0. The target is FK(w) for w ~ U(-pi, pi)^3, joint angles inside
+ * the limits, so w witnesses that it is reachable. The seed kept targets above the ground
+ * (z >= 0); a w whose tip is below it is replaced by -w, whose tip is the mirror image in the
+ * plane z = 0.1 (sin is odd, cos even), at z = 0.2 - z > 0.2. One draw, no rejection loop. */
+static void pa_reset(void *state, frl_rng_t *rng, float *obs) {
+  planar_arm_t *p = state;
+  for (int i = 0; i < PA_JOINTS; i++) {
+    p->q[i] = PA_INIT_POS * (2.0 * frl_rng_uniform(rng) - 1.0);
+    p->qd[i] = 0.0;
+  }
+  double w[PA_CHAIN];
+  for (int k = 0; k < PA_CHAIN; k++) w[k] = PA_POS_LIMIT * (2.0 * frl_rng_uniform(rng) - 1.0);
+  const double link = PA_LINK * p->link_scale;
+  forward_kinematics(w, link, p->target);
+  if (p->target[2] < 0.0) {
+    for (int k = 0; k < PA_CHAIN; k++) w[k] = -w[k];
+    forward_kinematics(w, link, p->target);
+  }
+  write_obs(p, obs);
+}
+
+/* qdd = (motor_scale tau - damping_scale b qd) / 10, then semi-implicit Euler as in the seed
+ * (qd += dt qdd, q += dt qd). Velocities are clipped to +-5 rad/s; positions to +-pi, and a
+ * joint stopped at its limit loses the velocity pushing into it (an inelastic end stop; the
+ * seed kept that velocity, so the joint stayed pinned long after the torque reversed).
+ * Reward on the new state, with d the tip's distance to the target and a the clipped torques:
+ *   r = -d - 0.001 sum a^2 + 10 [d < 0.05]. */
+static void pa_step(void *state, frl_rng_t *rng, const float *action, float *obs, frl_step_t *out) {
+  planar_arm_t *p = state;
+  double act_sq = 0.0;
+  for (int i = 0; i < PA_JOINTS; i++) {
+    const double a = action[i];
+    act_sq += a * a;
+    const double qdd =
+        (p->motor_scale * a - p->damping_scale * PA_DAMPING * p->qd[i]) / PA_INERTIA;
+    p->qd[i] = clip(p->qd[i] + PA_DT * qdd, -PA_MAX_VEL, PA_MAX_VEL);
+    const double q = p->q[i] + PA_DT * p->qd[i];
+    p->q[i] = clip(q, -PA_POS_LIMIT, PA_POS_LIMIT);
+    if (q != p->q[i]) p->qd[i] = 0.0;
+  }
+  const double d = tip_distance(p);
+  const bool reached = d < PA_GOAL_DIST;
+  double reward = -d - PA_ACTION_COST * act_sq;
+  if (reached) reward += PA_GOAL_BONUS;
+  write_obs(p, obs);
+  out->reward = (float)reward;
+  out->success = reached;
+  out->terminal = reached;
+}
+
+/* s = {q[6], qd[6], target[3]}: q inside [-pi, pi], qd inside [-5, 5], the target finite and
+ * within +-1e6 (any point, reachable or not, so tests can place it freely). */
+static int pa_set_state(void *state, const double *s, int n, float *obs) {
+  if (n != PA_OBS) return FRL_EDIM;
+  for (int i = 0; i < PA_JOINTS; i++) {
+    if (!(fabs(s[i]) <= PA_POS_LIMIT)) return FRL_EUSAGE;
+    if (!(fabs(s[PA_JOINTS + i]) <= PA_MAX_VEL)) return FRL_EUSAGE;
+  }
+  for (int i = 0; i < 3; i++)
+    if (!(fabs(s[2 * PA_JOINTS + i]) <= PA_SET_BOUND)) return FRL_EUSAGE;
+  planar_arm_t *p = state;
+  memcpy(p->q, s, sizeof p->q);
+  memcpy(p->qd, s + PA_JOINTS, sizeof p->qd);
+  memcpy(p->target, s + 2 * PA_JOINTS, sizeof p->target);
+  write_obs(p, obs);
+  return 0;
+}
+
+const frl_env_impl_t frl_env_planar_arm = {
+    .name = "planar-arm",
+    .state_size = sizeof(planar_arm_t),
+    .init = pa_init,
+    .reset = pa_reset,
+    .step = pa_step,
+    .set_state = pa_set_state,
+};

@@ -1,0 +1,60 @@
+"""Continuous control through the whole stack: `fleetrl run` with SAC and with TD3 on the
+Pendulum swing-up, with actors acting in the environment's torque range, their transitions
+stored with continuous actions in SQLite, and the learner's deterministic evaluation reaching
+the published baseline's level within the step budget."""
+import json
+import os
+import sqlite3
+import struct
+import subprocess
+import tempfile
+
+from harness import BIN, Failure, run_tests
+
+
+def run(task, timeout, *flags):
+    root = tempfile.mkdtemp(prefix="fleetrl-cont-")
+    p = subprocess.run([BIN, "run", "--task", task, "--runs", root, "--run-name", "r",
+                        "--no-progress", *flags], capture_output=True, text=True,
+                       timeout=timeout)
+    return p, os.path.join(root, "r")
+
+
+def check_pendulum(task, budget):
+    p, folder = run(task, 1500)
+    s = json.load(open(os.path.join(folder, "summary.json")))
+    if p.returncode != 0 or not s["solved"] or s["eval_return"] < -200 or s["env_steps"] > budget:
+        raise Failure(f"{task}: exit {p.returncode}, summary {s}\n{p.stderr[-2000:]}")
+    con = sqlite3.connect(f"file:{folder}/replay.db?mode=ro", uri=True)
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("action_type") != "continuous" or meta.get("act_dim") != "1":
+        raise Failure(f"meta: {meta}")
+    rows = con.execute("SELECT action, action_vec FROM items LIMIT 200").fetchall()
+    for action, vec in rows:
+        if action is not None or vec is None or len(vec) != 4:
+            raise Failure(f"continuous item stored as action={action!r} action_vec={vec!r}")
+        a = struct.unpack("<f", vec)[0]
+        if not -1.0 <= a <= 1.0:
+            raise Failure(f"stored action {a} outside the normalized range [-1, 1]")
+    print(f"  {task}: eval {s['eval_return']:.1f} after {s['env_steps']} env steps, "
+          f"{s['updates']} updates, {s['wall_seconds']:.0f} s")
+
+
+def test_pendulum_sac():
+    check_pendulum("pendulum-sac", 20000)
+
+
+def test_pendulum_td3():
+    check_pendulum("pendulum-td3", 30000)
+
+
+def test_algorithm_and_action_space_must_fit():
+    p = subprocess.run([BIN, "learner", "--task", "cartpole-dqn", "--algo", "sac",
+                        "--run-dir", tempfile.mkdtemp()], capture_output=True, text=True,
+                       timeout=30)
+    if p.returncode == 0 or "discrete actions; --algo sac needs continuous" not in p.stderr:
+        raise Failure(f"exit {p.returncode}: {p.stderr!r}")
+
+
+if __name__ == "__main__":
+    run_tests([test_algorithm_and_action_space_must_fit, test_pendulum_sac, test_pendulum_td3])
