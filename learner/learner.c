@@ -76,6 +76,7 @@ typedef struct {
   uint64_t episodes;
   uint64_t next_eval_at;
   double last_eval, best_eval, last_success, best_score;
+  bool reports_success; /* the task has reported a success at least once */
   int evals;
   bool solved;
   /* rates */
@@ -349,10 +350,14 @@ static void evaluate(learner_t *l) {
   }
   l->evals++;
   frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n, frl_wall());
-  frl_info("evaluation at %llu env steps, %llu updates: mean return %.1f ± %.1f, success %.0f%% "
-           "over %d episodes",
+  l->reports_success |= successes > 0 || by_success;
+  char success_text[48] = "";
+  if (l->reports_success)
+    snprintf(success_text, sizeof success_text, ", success %.0f%%", 100.0 * success_rate);
+  frl_info("evaluation at %llu env steps, %llu updates: mean return %.1f ± %.1f%s over %d "
+           "episodes",
            (unsigned long long)l->env_steps, (unsigned long long)l->updates, mean, sd,
-           100.0 * success_rate, n);
+           success_text, n);
   if (score >= l->cfg->solve_return) {
     l->solved = true;
     stop(l, FRL_LEARNER_SOLVED, "solved");
@@ -450,7 +455,7 @@ static void print_progress(learner_t *l, bool final) {
   char line[300];
   double rr = recent_return(l);
   char eval[48] = "-";
-  if (l->evals && strcmp(l->cfg->solve_metric, "success") == 0)
+  if (l->evals && l->reports_success)
     snprintf(eval, sizeof eval, "%.1f (%.0f%%)", l->last_eval, 100.0 * l->last_success);
   else if (l->evals)
     snprintf(eval, sizeof eval, "%.1f", l->last_eval);

@@ -111,7 +111,7 @@ static const flag_t g_flags[] = {
    "greedy evaluation every this many env steps"},
   {"eval-episodes", L | R, T_INT, F(eval_episodes), "20", 1, 100000, "episodes per evaluation"},
   {"solve-return", L | R, T_DBL, F(solve_return), "475", -BIG, BIG,
-   "mean evaluation return that counts as solved"},
+   "evaluation score that counts as solved (mean return, or success rate: --solve-metric)"},
   {"run-dir", L, T_STR, F(run_dir), "runs/learner", 0, 0, "learner run folder"},
 
   {"queue", B | R, T_INT, F(queue_batches), "256", 0, 1000000,
@@ -152,6 +152,30 @@ static const preset_t g_presets[] = {
     "lr=3e-4", "spi=128", "prioritized=false", "normalize-obs=true", "min-replay=2000",
     "max-env-steps=300000", "solve-metric=success", "solve-return=0.9", "eval-period=5000",
     "eval-episodes=50", "actors=2", NULL}},
+  {"humanoid-walk-sac",
+   "MuJoCo humanoid (Debian libmujoco-samples) walking forward, SAC with normalized observations",
+   {"env=humanoid-walk", "algo=sac", "n-step=1", "hidden1=256", "hidden2=256", "batch=256",
+    "lr=3e-4", "spi=64", "prioritized=false", "normalize-obs=true", "min-replay=5000",
+    "max-env-steps=1000000", "solve-return=5000", "eval-period=20000", "eval-episodes=5",
+    "actors=2", NULL}},
+  {"humanoid-standup-sac",
+   "MuJoCo humanoid standing up from lying on its back, SAC",
+   {"env=humanoid-standup", "algo=sac", "n-step=1", "hidden1=256", "hidden2=256", "batch=256",
+    "lr=3e-4", "spi=64", "prioritized=false", "normalize-obs=true", "min-replay=5000",
+    "max-env-steps=1000000", "solve-return=100000", "eval-period=20000", "eval-episodes=5",
+    "actors=2", NULL}},
+  {"mj-reacher-sac",
+   "MuJoCo 2-link planar reacher (model written for fleetrl), SAC; solved at 90% success",
+   {"env=mj-reacher", "algo=sac", "n-step=1", "hidden1=256", "hidden2=256", "batch=256",
+    "lr=3e-4", "spi=128", "prioritized=false", "normalize-obs=true", "min-replay=2000",
+    "max-env-steps=200000", "solve-metric=success", "solve-return=0.9", "eval-period=5000",
+    "eval-episodes=50", "actors=2", NULL}},
+  {"walker-sac",
+   "the seed chapter's walker on MuJoCo (forward velocity, energy and joint-limit penalties)",
+   {"env=walker", "algo=sac", "n-step=1", "hidden1=256", "hidden2=256", "batch=256",
+    "lr=3e-4", "spi=64", "prioritized=false", "normalize-obs=true", "min-replay=5000",
+    "max-env-steps=1000000", "solve-return=1000", "eval-period=20000", "eval-episodes=5",
+    "actors=2", NULL}},
   {"gridworld-dqn",
    "4x4 grid world from the seed chapter with DQN",
    {"env=gridworld", "solve-return=9.4", "max-env-steps=30000", "hidden1=64", "hidden2=64",
@@ -159,7 +183,8 @@ static const preset_t g_presets[] = {
 };
 
 const char *frl_config_presets(void) {
-  return "cartpole-dqn, gridworld-dqn, pendulum-sac, pendulum-td3, reach-sac";
+  return "cartpole-dqn, gridworld-dqn, pendulum-sac, pendulum-td3, reach-sac, mj-reacher-sac, "
+         "humanoid-walk-sac, humanoid-standup-sac, walker-sac";
 }
 
 static const flag_t *find_flag(const char *name, size_t len) {

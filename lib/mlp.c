@@ -193,26 +193,36 @@ static void bias_act(float *x, const float *b, int B, int O, frl_activation_t a)
   }
 }
 
-/* din = dout * relu'(.) given relu's output, and db[O] += the column sums of din's first
- * grad_rows rows: the bias gradient of the layer below, taken in the same pass. */
-static void relu_backward_db(float *din, const float *dout, const float *out, float *db,
-                             int rows, int grad_rows, int O) {
+/* One row of a ReLU backward: g = d * (y > 0), with d = dout, or d = c * wr when dout is NULL
+ * (the row of an outer product, see relu_backward_db); db += g when db is not NULL. */
+static inline void relu_row(float *restrict g, const float *restrict dout, float c,
+                            const float *restrict wr, const float *restrict y,
+                            float *restrict db, int O) {
+  int o = 0;
+  for (; o + 4 <= O; o += 4) {
+    v4i pos = load4(y + o) > 0.0f;
+    v4 d = dout ? load4(dout + o) : c * load4(wr + o);
+    v4 v = (v4)((v4i)d & pos);
+    store4(g + o, v);
+    if (db) store4(db + o, load4(db + o) + v);
+  }
+  for (; o < O; o++) {
+    float v = y[o] > 0.0f ? (dout ? dout[o] : c * wr[o]) : 0.0f;
+    g[o] = v;
+    if (db) db[o] += v;
+  }
+}
+
+/* din[rows, O] = d * relu'(.) given relu's output, where d is dout[rows, O], or, when dout is
+ * NULL, the outer product col[rows] wr[O] (the input gradient of a single-output layer above,
+ * never materialized); and db[O] += the column sums of din's first grad_rows rows, the bias
+ * gradient of the layer below, taken in the same pass. din may alias dout. */
+static void relu_backward_db(float *din, const float *dout, const float *col, const float *wr,
+                             const float *out, float *db, int rows, int grad_rows, int O) {
   for (int r = 0; r < rows; r++) {
-    const float *d = dout + (size_t)r * O, *y = out + (size_t)r * O;
-    float *g = din + (size_t)r * O;
-    const bool acc = db && r < grad_rows;
-    int o = 0;
-    for (; o + 4 <= O; o += 4) {
-      v4i pos = load4(y + o) > 0.0f;
-      v4 v = (v4)((v4i)load4(d + o) & pos);
-      store4(g + o, v);
-      if (acc) store4(db + o, load4(db + o) + v);
-    }
-    for (; o < O; o++) {
-      float v = y[o] > 0.0f ? d[o] : 0.0f;
-      g[o] = v;
-      if (acc) db[o] += v;
-    }
+    const size_t at = (size_t)r * O;
+    relu_row(din + at, dout ? dout + at : NULL, col ? col[r] : 0.0f, wr, out + at,
+             r < grad_rows ? db : NULL, O);
   }
 }
 
@@ -381,12 +391,17 @@ void frl__mlp_backward_rows(frl_mlp_t *m, float *grads, int grad_rows, float *di
                         grad_rows, I, O);
     if (l > 0) {
       /* dx[need, I] = dh w, then through the hidden activation, in place. */
-      layer_input_grad(spare, dh, x, w, need, I, O);
-      if (s->hidden_act == FRL_ACT_RELU) {
-        relu_backward_db(spare, spare, m->act[l - 1], grad_rows > 0 ? grads + m->b_off[l - 1] : NULL,
-                         need, grad_rows, I);
+      float *db_below = grad_rows > 0 ? grads + m->b_off[l - 1] : NULL;
+      if (s->hidden_act == FRL_ACT_RELU && O == 1) {
+        /* dx is the outer product dh w: formed inside the ReLU pass, one pass instead of two. */
+        relu_backward_db(spare, NULL, dh, w, m->act[l - 1], db_below, need, grad_rows, I);
+        db_done = true;
+      } else if (s->hidden_act == FRL_ACT_RELU) {
+        layer_input_grad(spare, dh, x, w, need, I, O);
+        relu_backward_db(spare, spare, NULL, NULL, m->act[l - 1], db_below, need, grad_rows, I);
         db_done = true;
       } else {
+        layer_input_grad(spare, dh, x, w, need, I, O);
         act_backward(s->hidden_act, spare, spare, m->act[l - 1], need * I);
         db_done = false;
       }

@@ -56,5 +56,27 @@ def test_algorithm_and_action_space_must_fit():
         raise Failure(f"exit {p.returncode}: {p.stderr!r}")
 
 
+def test_humanoid_runs_through_the_stack_with_two_actors():
+    p, folder = run("humanoid-walk-sac", 900, "--actors", "2", "--max-env-steps", "6000",
+                    "--min-replay", "2000", "--eval-period", "3000", "--eval-episodes", "2")
+    if p.returncode != 4:
+        raise Failure(f"exit {p.returncode} (expected 4: budget spent)\n{p.stderr[-2000:]}")
+    s = json.load(open(os.path.join(folder, "summary.json")))
+    if s["env_steps"] < 6000 or s["updates"] < 10 or s["evaluations"] < 1:
+        raise Failure(f"summary: {s}")
+    con = sqlite3.connect(f"file:{folder}/replay.db?mode=ro", uri=True)
+    per_actor = con.execute("SELECT name, items_in_replay FROM actor_summary").fetchall()
+    if len(per_actor) != 2 or min(n for _, n in per_actor) < 500:
+        raise Failure(f"items per actor: {per_actor}")
+    sizes = {len(r[0]) for r in con.execute("SELECT action_vec FROM items LIMIT 100")}
+    obs = {len(r[0]) for r in con.execute("SELECT obs FROM items LIMIT 100")}
+    if sizes != {21 * 4} or obs != {56 * 4}:
+        raise Failure(f"humanoid items have action bytes {sizes}, obs bytes {obs}")
+    print(f"  humanoid: {s['env_steps']} env steps from 2 actors, {s['updates']} updates, "
+          f"{s['wall_seconds']:.0f} s")
+
+
 if __name__ == "__main__":
-    run_tests([test_algorithm_and_action_space_must_fit, test_pendulum_sac, test_pendulum_td3])
+    run_tests([test_algorithm_and_action_space_must_fit,
+               test_humanoid_runs_through_the_stack_with_two_actors, test_pendulum_sac,
+               test_pendulum_td3])
