@@ -8,10 +8,12 @@
 #include "broker.h"
 #include "common.h"
 #include "config.h"
+#include "control.h"
 #include "learner.h"
 #include "log.h"
 #include "msg.h"
 #include "run.h"
+#include "stats.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -21,6 +23,10 @@ static void usage(FILE *out) {
           "  broker    the broker (actor and learner endpoints)\n"
           "  learner   the learner (replay store, training, parameter broadcasts)\n"
           "  actor     one simulated actor\n"
+          "  stats RUN print a run's replay, episode and evaluation statistics (from SQLite)\n"
+          "  estop [REASON]   stop every actor (safe action) through the broker\n"
+          "  resume           lift an e-stop\n"
+          "  set-spi X        change the learner's samples-per-insert ratio at runtime\n"
           "  version   print version and schema hash\n\n"
           "`fleetrl <command> --help` lists a command's flags. Tasks: %s\n",
           frl_config_presets());
@@ -37,6 +43,37 @@ int main(int argc, char **argv) {
     printf("fleetrl 0.1.0 (schema version %d, hash 0x%016llx)\n", FRL_SCHEMA_VERSION,
            (unsigned long long)frl_schema_hash());
     return 0;
+  }
+  if (!strcmp(cmd, "stats")) {
+    if (argc != 3 || argv[2][0] == '-') {
+      fprintf(stderr, "usage: fleetrl stats RUN_FOLDER|replay.db\n");
+      return 2;
+    }
+    return frl_stats_main(argv[2], stdout);
+  }
+  if (!strcmp(cmd, "estop") || !strcmp(cmd, "resume") || !strcmp(cmd, "set-spi")) {
+    /* An optional first positional argument: the e-stop reason, or the new ratio. */
+    int first = 2;
+    const char *arg = NULL;
+    if (argc > 2 && argv[2][0] != '-') {
+      arg = argv[2];
+      first = 3;
+    }
+    frl_config_t cfg;
+    int rc = frl_config_parse(&cfg, FRL_CFG_COMMON, argc - first, argv + first, stdout, stderr);
+    if (rc == 1) return 0;
+    if (rc != 0) return 2;
+    frl_log_init(cmd, frl_log_level_parse(cfg.log_level));
+    if (!strcmp(cmd, "estop"))
+      return frl_control_main(&cfg, FRL_CONTROL_ESTOP, arg ? arg : "operator e-stop", 0);
+    if (!strcmp(cmd, "resume")) return frl_control_main(&cfg, FRL_CONTROL_RESUME, arg, 0);
+    char *end = NULL;
+    double spi = arg ? strtod(arg, &end) : 0;
+    if (!arg || *end || !(spi >= 0.01 && spi <= 10000)) {
+      fprintf(stderr, "fleetrl set-spi: the ratio must be a number in [0.01, 10000]\n");
+      return 2;
+    }
+    return frl_control_main(&cfg, FRL_CONTROL_SET_SPI, "operator", spi);
   }
   int groups;
   if (!strcmp(cmd, "run")) groups = FRL_CFG_RUN;

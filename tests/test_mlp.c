@@ -39,7 +39,7 @@ static void ref_forward(double *out, const frl_mlp_shape_t *s, const double *p, 
   const double *in = x;
   for (int l = 0; l < s->n_layers; l++) {
     const int I = s->sizes[l], O = s->sizes[l + 1];
-    double *o = l + 1 == s->n_layers ? out : buf[l % 2];
+    double *o = l + 1 == s->n_layers ? out : &buf[l % 2][0];
     const double *w = p, *b = p + (size_t)O * I;
     for (int j = 0; j < O; j++) {
       double z = b[j];

@@ -97,7 +97,7 @@ static void ref_forward(double *out, const frl_mlp_shape_t *s, const double *p, 
   for (int l = 0; l < s->n_layers; l++) {
     const int I = s->sizes[l], O = s->sizes[l + 1];
     const bool last = l + 1 == s->n_layers;
-    double *o = last ? out : buf[l % 2];
+    double *o = last ? out : &buf[l % 2][0];
     const frl_activation_t act = last ? s->out_act : s->hidden_act;
     for (int j = 0; j < O; j++) {
       double z = p[(size_t)O * I + j];
