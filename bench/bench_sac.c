@@ -27,7 +27,7 @@ enum { OBS = 17, ACT = 6, HID = 256, BATCH = 256 };
 #define GOAL_VS_TORCH 1.4
 #define GOAL_P99_US 12.0
 
-/* ---- the BLAS calls of one update, alone ------------------------------------------------------- */
+/* ---- the BLAS calls of one update, alone ----------------------------------------------------- */
 
 /* One sgemm (C[M, N] = op(A)[M, K] op(B)[K, N] + beta C), or one sgemv when gemv is set
  * (y = op(A) x + beta y, A row-major M x N, op transposing when ta). */
@@ -119,8 +119,7 @@ static double peak_sgemm(const float *A, const float *B, float *C, int n) {
     int reps = 0;
     double t0 = frl_now(), t;
     do {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C,
-                  n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
       reps++;
       t = frl_now() - t0;
     } while (t < 0.1);
@@ -129,7 +128,7 @@ static double peak_sgemm(const float *A, const float *B, float *C, int n) {
   return 2.0 * n * n * (double)n / best * 1e-9;
 }
 
-/* ---- updates per second --------------------------------------------------------------------- */
+/* ---- updates per second ---------------------------------------------------------------------- */
 
 /* The machine is often shared, so figures come from TRIALS short trials, reported as best and
  * median; a GEMM-only trial and an update trial alternate so both see the same load, and
@@ -175,8 +174,8 @@ static void measure_trials(frl_sac_t *s, const frl_batch_t *batches, const blas_
 
 /* NB distinct batches of random transitions, like fresh samples from replay. */
 static void make_batches(frl_batch_t *batches) {
-  static float obs[NB][BATCH * OBS], next[NB][BATCH * OBS], act[NB][BATCH * ACT],
-      rew[NB][BATCH], disc[NB][BATCH], wt[NB][BATCH];
+  static float obs[NB][BATCH * OBS], next[NB][BATCH * OBS], act[NB][BATCH * ACT], rew[NB][BATCH],
+      disc[NB][BATCH], wt[NB][BATCH];
   frl_rng_t rng;
   frl_rng_seed(&rng, 42);
   for (int b = 0; b < NB; b++) {
@@ -190,12 +189,17 @@ static void make_batches(frl_batch_t *batches) {
       disc[b][r] = r % 50 == 0 ? 0.0f : 0.99f;
       wt[b][r] = (float)(0.2 + 0.8 * frl_rng_uniform(&rng));
     }
-    batches[b] = (frl_batch_t){.B = BATCH, .obs = obs[b], .action = act[b], .reward = rew[b],
-                               .discount = disc[b], .next_obs = next[b], .weight = wt[b]};
+    batches[b] = (frl_batch_t){.B = BATCH,
+                               .obs = obs[b],
+                               .action = act[b],
+                               .reward = rew[b],
+                               .discount = disc[b],
+                               .next_obs = next[b],
+                               .weight = wt[b]};
   }
 }
 
-/* ---- PyTorch, the same update ------------------------------------------------------------------ */
+/* ---- PyTorch, the same update ---------------------------------------------------------------- */
 
 typedef struct {
   bool ok;
@@ -217,7 +221,8 @@ static torch_figures_t run_torch(int threads) {
   }
   char cmd[384];
   /* OpenBLAS (which this PyTorch also calls) and OpenMP limited like torch's own pool. */
-  snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d " PYTHON " " TORCH_SCRIPT
+  snprintf(cmd, sizeof cmd,
+           "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d " PYTHON " " TORCH_SCRIPT
            " --threads %d --obs %d --act %d --hidden %d --batch %d --seconds 8 --infer 20000 2>&1",
            threads, threads, threads, OBS, ACT, HID, BATCH);
   FILE *p = popen(cmd, "r");
@@ -229,9 +234,12 @@ static torch_figures_t run_torch(int threads) {
   int got = 0;
   while (fgets(line, sizeof line, p)) {
     double v;
-    if (sscanf(line, "updates/s %lf", &v) == 1) t.updates_per_s = v, got |= 1;
-    else if (sscanf(line, "infer_p50_us %lf", &v) == 1) t.infer_p50_us = v, got |= 2;
-    else if (sscanf(line, "infer_p99_us %lf", &v) == 1) t.infer_p99_us = v, got |= 4;
+    if (sscanf(line, "updates/s %lf", &v) == 1)
+      t.updates_per_s = v, got |= 1;
+    else if (sscanf(line, "infer_p50_us %lf", &v) == 1)
+      t.infer_p50_us = v, got |= 2;
+    else if (sscanf(line, "infer_p99_us %lf", &v) == 1)
+      t.infer_p99_us = v, got |= 4;
     else if (strncmp(line, "setup ", 6) == 0) {
       line[strcspn(line, "\n")] = 0;
       snprintf(t.setup, sizeof t.setup, "%s", line + 6);
@@ -245,7 +253,7 @@ static torch_figures_t run_torch(int threads) {
   return t;
 }
 
-/* ---- batch-1 policy latency ---------------------------------------------------------------------- */
+/* ---- batch-1 policy latency ------------------------------------------------------------------ */
 
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -331,14 +339,24 @@ int main(int argc, char **argv) {
   {
     static float A[512 * 512], B[512 * 512], C[512 * 512];
     for (int k = 0; k < 512 * 512; k++) A[k] = B[k] = 0.001f * (float)(k % 97);
-    printf("\n-- SAC update: obs %d, act %d, actor and twin critics %d-%d, batch %d --\n", OBS,
-           ACT, HID, HID, BATCH);
+    printf("\n-- SAC update: obs %d, act %d, actor and twin critics %d-%d, batch %d --\n", OBS, ACT,
+           HID, HID, BATCH);
     printf("   large sgemm 512^3 peak: %.1f GFLOP/s\n", peak_sgemm(A, B, C, 512));
   }
-  frl_sac_config_t c = {.obs_dim = OBS, .act_dim = ACT, .hidden1 = HID, .hidden2 = HID,
-                        .batch = BATCH, .lr_actor = 3e-4f, .lr_critic = 3e-4f, .lr_alpha = 3e-4f,
-                        .tau = 0.005f, .init_alpha = 1.0f, .auto_alpha = true,
-                        .target_entropy = NAN, .grad_clip = 0.0f, .seed = 1};
+  frl_sac_config_t c = {.obs_dim = OBS,
+                        .act_dim = ACT,
+                        .hidden1 = HID,
+                        .hidden2 = HID,
+                        .batch = BATCH,
+                        .lr_actor = 3e-4f,
+                        .lr_critic = 3e-4f,
+                        .lr_alpha = 3e-4f,
+                        .tau = 0.005f,
+                        .init_alpha = 1.0f,
+                        .auto_alpha = true,
+                        .target_entropy = NAN,
+                        .grad_clip = 0.0f,
+                        .seed = 1};
   frl_sac_t *s = frl_sac_new(&c);
   if (!s) {
     fprintf(stderr, "bench_sac: frl_sac_new failed\n");
@@ -348,7 +366,7 @@ int main(int argc, char **argv) {
   make_batches(batches);
   /* Half the trials before the PyTorch run and half after, so the comparison with it sees
    * the machine's load on both sides. */
-  double tu[2 * TRIALS], tg[2 * TRIALS], ratio[2 * TRIALS];
+  double tu[2 * TRIALS] = {0}, tg[2 * TRIALS] = {0}, ratio[2 * TRIALS] = {0};
   int n = 0;
   measure_trials(s, batches, g, ng, TRIALS, tu, tg, &n);
   torch_figures_t t = {0};
@@ -369,28 +387,31 @@ int main(int argc, char **argv) {
          1.0 / upd_best, 1.0 / upd_median, upd_median * 1e3, flops * 1e-6, 1.0 / gemm_best,
          1.0 / gemm_median, flops / gemm_best * 1e-9, flops / gemm_median * 1e-9, 100.0 * roof);
   if (t.ok)
-    printf("   %-10s %9s  %9.1f updates/s (median of trials; %s)\n", "pytorch", "",
-           t.updates_per_s, t.setup);
-  printf("   BLAS-only: the %d sgemm and %d sgemv calls one update makes (same shapes, transposes\n"
-         "   and beta; a critic's single-output head is sgemv), timed alone on hot buffers in\n"
-         "   trials alternating with the update's (%d, half before and half after PyTorch): the\n"
-         "   roofline for this update on this BLAS. %% roof = median over trials of BLAS-only\n"
-         "   time / update time; the rest is bias and ReLU passes, the policy head, losses, Adam,\n"
-         "   Polyak averaging, copies, and the update's colder caches.\n",
-         ng - n_sgemv, n_sgemv, n);
+    printf("   %-10s %9s  %9.1f updates/s (median of trials; %s)\n", "pytorch", "", t.updates_per_s,
+           t.setup);
+  printf(
+      "   BLAS-only: the %d sgemm and %d sgemv calls one update makes (same shapes, transposes\n"
+      "   and beta; a critic's single-output head is sgemv), timed alone on hot buffers in\n"
+      "   trials alternating with the update's (%d, half before and half after PyTorch): the\n"
+      "   roofline for this update on this BLAS. %% roof = median over trials of BLAS-only\n"
+      "   time / update time; the rest is bias and ReLU passes, the policy head, losses, Adam,\n"
+      "   Polyak averaging, copies, and the update's colder caches.\n",
+      ng - n_sgemv, n_sgemv, n);
 
   latency_t ls = {NAN, NAN}, lt = {NAN, NAN};
   if (with_latency) {
     printf("\n-- batch-1 policy latency (actor step), 1 thread, %d calls --\n", LAT_N);
     ls = latency_sac();
     lt = latency_td3();
-    printf("   frl_sac_act %d-%d-%d-%d stochastic   p50 %7.2f us  p99 %7.2f us\n", OBS, HID,
-           HID, 2 * ACT, ls.p50_us, ls.p99_us);
-    printf("   frl_td3_act %d-%d-%d-%d noisy        p50 %7.2f us  p99 %7.2f us\n", OBS, HID,
-           HID, 2 * ACT, lt.p50_us, lt.p99_us);
+    printf("   frl_sac_act %d-%d-%d-%d stochastic   p50 %7.2f us  p99 %7.2f us\n", OBS, HID, HID,
+           2 * ACT, ls.p50_us, ls.p99_us);
+    printf("   frl_td3_act %d-%d-%d-%d noisy        p50 %7.2f us  p99 %7.2f us\n", OBS, HID, HID,
+           2 * ACT, lt.p50_us, lt.p99_us);
     if (t.ok)
-      printf("   pytorch     %d-%d-%d-%d stochastic   p50 %7.2f us  p99 %7.2f us (called from "
-             "Python, inference_mode)\n", OBS, HID, HID, 2 * ACT, t.infer_p50_us, t.infer_p99_us);
+      printf(
+          "   pytorch     %d-%d-%d-%d stochastic   p50 %7.2f us  p99 %7.2f us (called from "
+          "Python, inference_mode)\n",
+          OBS, HID, HID, 2 * ACT, t.infer_p50_us, t.infer_p99_us);
   }
 
   printf("\n-- goals (printed, never enforced) --\n");

@@ -12,13 +12,13 @@
 #include "log.h"
 #include "nn.h"
 
-/* Adam's moment decays and epsilon: the defaults of Kingma & Ba 2015, which Haarnoja et al.
- * 2018 (Table 1) use for all three optimizers. */
+/* Adam for all three optimizers (Haarnoja et al. 2018, arXiv:1812.05905, Table 1: learning rate
+ * 3e-4), with the moment decays and epsilon of Kingma & Ba 2015. */
 #define FRL_SAC_BETA1 0.9f
 #define FRL_SAC_BETA2 0.999f
 #define FRL_SAC_ADAM_EPS 1e-8f
-/* log_std bounds of the policy head (Haarnoja et al.'s reference code): exp(-20) keeps the
- * density finite, exp(2) keeps a sample from saturating tanh everywhere. */
+/* log_std bounds of the policy head, as in the authors' reference code: exp(-20) keeps the
+ * density finite, exp(2) ~ 7.4 keeps samples from piling up at tanh's saturated ends. */
 #define FRL_SAC_LOG_STD_MIN -20.0f
 #define FRL_SAC_LOG_STD_MAX 2.0f
 /* The actor and the critics evaluate obs and next_obs (or two action sets) as one 2B-row
@@ -55,7 +55,7 @@ struct frl_sac {
   uint64_t updates;
 };
 
-/* ---- the policy: a tanh-squashed Gaussian ------------------------------------------------------ */
+/* ---- the policy: a tanh-squashed Gaussian ---------------------------------------------------- */
 
 frl_mlp_shape_t frl_sac_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2) {
   frl_mlp_shape_t s = {.n_layers = 3,
@@ -66,13 +66,18 @@ frl_mlp_shape_t frl_sac_actor_shape(int obs_dim, int act_dim, int hidden1, int h
 }
 
 static inline float clamp_log_std(float x) {
-  /* Written so a NaN stays NaN (and poisons the loss) instead of being clamped to a bound. */
-  return x < FRL_SAC_LOG_STD_MIN ? FRL_SAC_LOG_STD_MIN : x > FRL_SAC_LOG_STD_MAX ? FRL_SAC_LOG_STD_MAX : x;
+  /* Comparisons, not fminf/fmaxf: a NaN stays NaN (and poisons the loss) instead of being
+   * clamped to a bound. */
+  if (x < FRL_SAC_LOG_STD_MIN) return FRL_SAC_LOG_STD_MIN;
+  if (x > FRL_SAC_LOG_STD_MAX) return FRL_SAC_LOG_STD_MAX;
+  return x;
 }
 
 void frl_sac_act(frl_mlp_t *actor, const float *obs, bool deterministic, frl_rng_t *rng,
                  float *action) {
-  const int A = frl_mlp_shape(actor)->sizes[frl_mlp_shape(actor)->n_layers] / 2;
+  const frl_mlp_shape_t *shape = frl_mlp_shape(actor);
+  assert(shape->sizes[shape->n_layers] % 2 == 0); /* [mean, log_std] */
+  const int A = shape->sizes[shape->n_layers] / 2;
   float *out = frl__mlp_output(actor);
   frl_mlp_forward(actor, out, obs, 1);
   for (int i = 0; i < A; i++) {
@@ -83,7 +88,7 @@ void frl_sac_act(frl_mlp_t *actor, const float *obs, bool deterministic, frl_rng
 }
 
 double frl_sac_log_prob(const float *mean, const float *log_std, const float *u, int act_dim) {
-  /* Haarnoja et al. 2018 (arXiv:1812.05905), appendix C, eq. 26: for a = tanh(u),
+  /* Haarnoja et al. 2018 (arXiv:1801.01290), appendix C: for a = tanh(u),
    * log pi(a|s) = log N(u; mean, std) - sum_i log(1 - tanh(u_i)^2). The Jacobian term is
    * rewritten as log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact for every u and
    * without the cancellation of 1 - tanh^2 near +-1 (which the usual "+ 1e-6" only hides). */
@@ -97,13 +102,13 @@ double frl_sac_log_prob(const float *mean, const float *log_std, const float *u,
   return lp;
 }
 
-/* ---- construction ------------------------------------------------------------------------------ */
+/* ---- construction ---------------------------------------------------------------------------- */
 
 static int config_check(const frl_sac_config_t *c) {
   if (c->obs_dim < 1 || c->obs_dim > FRL_SAC_MAX_DIM || c->act_dim < 1 ||
       c->act_dim > FRL_SAC_MAX_DIM / 2) {
-    frl_error("sac: obs_dim %d / act_dim %d out of range [1, %d] / [1, %d]", c->obs_dim,
-              c->act_dim, FRL_SAC_MAX_DIM, FRL_SAC_MAX_DIM / 2);
+    frl_error("sac: obs_dim %d / act_dim %d out of range [1, %d] / [1, %d]", c->obs_dim, c->act_dim,
+              FRL_SAC_MAX_DIM, FRL_SAC_MAX_DIM / 2);
     return FRL_EUSAGE;
   }
   if (c->hidden1 < 1 || c->hidden1 > FRL_SAC_MAX_DIM || c->hidden2 < 1 ||
@@ -150,9 +155,9 @@ frl_sac_t *frl_sac_new(const frl_sac_config_t *cfg) {
   s->D = cfg->obs_dim;
   s->A = cfg->act_dim;
   s->C = cfg->obs_dim + cfg->act_dim;
-  /* Haarnoja et al. 2018 (arXiv:1812.05905), section 5: target entropy -dim(A). The seed code
-   * took -prod(torch.Tensor(act_dim)), the product of an UNINITIALIZED tensor of act_dim
-   * elements, i.e. an arbitrary number; here it is -act_dim unless configured. */
+  /* Haarnoja et al. 2018 (arXiv:1812.05905), section 5 and Table 1: target entropy -dim(A). The
+   * seed code took -prod(torch.Tensor(act_dim)), the product of an UNINITIALIZED tensor of
+   * act_dim elements, i.e. an arbitrary number; here it is -act_dim unless configured. */
   s->target_entropy = isnan(cfg->target_entropy) ? -(float)cfg->act_dim : cfg->target_entropy;
   s->log_alpha = logf(cfg->init_alpha);
   frl_rng_seed(&s->rng, cfg->seed);
@@ -173,8 +178,8 @@ frl_sac_t *frl_sac_new(const frl_sac_config_t *cfg) {
     /* The targets start as exact copies (Haarnoja et al. 2018, Algorithm 1). */
     memcpy(frl_mlp_params(s->target[i]), frl_mlp_params(s->critic[i]),
            frl_mlp_n_params(s->critic[i]) * sizeof(float));
-    s->adam_critic[i] = frl_adam_new(frl_mlp_n_params(s->critic[i]), cfg->lr_critic,
-                                     FRL_SAC_BETA1, FRL_SAC_BETA2, FRL_SAC_ADAM_EPS);
+    s->adam_critic[i] = frl_adam_new(frl_mlp_n_params(s->critic[i]), cfg->lr_critic, FRL_SAC_BETA1,
+                                     FRL_SAC_BETA2, FRL_SAC_ADAM_EPS);
     s->g_critic[i] = frl_xcalloc(frl_mlp_n_params(s->critic[i]), sizeof(float));
   }
   s->adam_actor = frl_adam_new(frl_mlp_n_params(s->actor), cfg->lr_actor, FRL_SAC_BETA1,
@@ -235,7 +240,7 @@ const float *frl__sac_grad(const frl_sac_t *s, int which) {
   return which == 0 ? s->g_actor : which == 3 ? &s->g_log_alpha : s->g_critic[which - 1];
 }
 
-/* ---- the update ------------------------------------------------------------------------------- */
+/* ---- the update ------------------------------------------------------------------------------ */
 
 /* The policy head for rows [0, R): a = tanh(mean + std eps) and log pi(a|s) (see
  * frl_sac_log_prob), keeping std eps for the backward pass. The seed code squashed the mean
@@ -277,7 +282,7 @@ int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_
   const float alpha = expf(s->log_alpha);
 
   /* All losses are taken at the parameters before this step, and all optimizers then step
-   * together (as rlkit's SAC trainer and softlearning do). That lets the actor evaluate obs and
+   * together (as rlkit's SAC trainer does). That lets the actor evaluate obs and
    * next_obs in one 2B-row forward, and each critic evaluate (obs, action) and (obs, a ~ pi)
    * in one 2B-row forward: one GEMM per layer instead of two. */
   float *x = frl__mlp_input(s->actor);
@@ -293,10 +298,11 @@ int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_
   const float *a_pi = s->pi_act, *a_next = s->pi_act + (size_t)B * A;
   const float *logp = s->logp, *logp_next = s->logp + B;
 
-  /* Soft Bellman target (Haarnoja et al. 2018, eqs. 3 and 5, with the clipped double-Q of
-   * Fujimoto et al. 2018): y = r + discount (min_i Q_targ_i(s', a') - alpha log pi(a'|s')),
-   * a' ~ pi(.|s'). discount is gamma^k of the n-step return, or 0 at a terminal, where the
-   * next observation may be anything: 0 * NaN must not leak into y. */
+  /* Soft Bellman target (Haarnoja et al. 2018, arXiv:1812.05905, section 4.2, with the clipped
+   * double-Q of Fujimoto et al. 2018):
+   *   y = r + discount (min_i Q_targ_i(s', a') - alpha log pi(a'|s')),  a' ~ pi(.|s').
+   * discount is gamma^k of the n-step return, or 0 at a terminal, where the next observation
+   * may be anything: 0 * NaN must not leak into y. */
   float *tin = frl__mlp_input(s->target[0]);
   frl__concat_rows(tin, b->next_obs, D, a_next, A, B);
   for (int i = 0; i < 2; i++) frl_mlp_forward(s->target[i], s->qt[i], tin, B);
@@ -310,13 +316,12 @@ int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_
   frl__concat_rows(cin + (size_t)B * C, b->obs, D, a_pi, A, B);
   for (int i = 0; i < 2; i++) frl_mlp_forward(s->critic[i], s->q[i], cin, 2 * B);
 
-  /* Critic losses (eq. 5): importance-weighted MSE to y (Schaul et al. 2016: w_i scales each
+  /* Critic losses: importance-weighted MSE to y (Schaul et al. 2016: w_i scales each
    * transition's term). Rows [0, B) of dq_i. */
   float closs[2];
-  for (int i = 0; i < 2; i++)
-    closs[i] = frl_mse_loss(s->dq[i], s->q[i], s->y, b->weight, B, 1);
+  for (int i = 0; i < 2; i++) closs[i] = frl_mse_loss(s->dq[i], s->q[i], s->y, b->weight, B, 1);
 
-  /* Actor loss (eq. 7 with the reparameterization a = tanh(mean + std eps)):
+  /* Actor loss (section 4.2, reparameterized: a = tanh(mean + std eps) with eps fixed):
    * L_pi = mean_b [alpha log pi(a_b|s_b) - min_i Q_i(s_b, a_b)]. dL/dQ_i = -1/B on the row's
    * smaller critic: rows [B, 2B) of dq_i. */
   const float inv_b = 1.0f / (float)B;
@@ -336,8 +341,7 @@ int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_
    * only (the actor loss must not train the critics), dQ/da for the actor-loss rows only. */
   for (int i = 0; i < 2; i++) {
     memset(s->g_critic[i], 0, frl_mlp_n_params(s->critic[i]) * sizeof(float));
-    frl__mlp_backward_rows(s->critic[i], s->g_critic[i], B, s->dact[i], B, D, A, s->dq[i],
-                           2 * B);
+    frl__mlp_backward_rows(s->critic[i], s->g_critic[i], B, s->dact[i], B, D, A, s->dq[i], 2 * B);
   }
 
   /* Through a = tanh(u), u = mean + std eps, std = exp(clamp(raw)): with dlog pi/du = 2 tanh(u)
@@ -360,7 +364,7 @@ int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_
   memset(s->g_actor, 0, frl_mlp_n_params(s->actor) * sizeof(float));
   frl__mlp_backward_rows(s->actor, s->g_actor, B, NULL, 0, 0, 0, s->dhead, B);
 
-  /* Temperature (eq. 18): J(alpha) = mean_b [-log alpha (log pi(a_b|s_b) + target entropy)],
+  /* Temperature (section 5): J(alpha) = mean_b [-log alpha (log pi(a_b|s_b) + target entropy)],
    * with log pi held fixed; optimized over log alpha, which keeps alpha positive. */
   float mean_logp = (float)(sum_logp / B);
   float alpha_loss = -s->log_alpha * (mean_logp + s->target_entropy);
@@ -369,18 +373,18 @@ int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_
   float norm_actor = frl_clip_grad_norm(s->g_actor, frl_mlp_n_params(s->actor), s->cfg.grad_clip);
   float norm_c[2];
   for (int i = 0; i < 2; i++)
-    norm_c[i] = frl_clip_grad_norm(s->g_critic[i], frl_mlp_n_params(s->critic[i]),
-                                   s->cfg.grad_clip);
+    norm_c[i] =
+        frl_clip_grad_norm(s->g_critic[i], frl_mlp_n_params(s->critic[i]), s->cfg.grad_clip);
   /* A NaN or infinity anywhere (in the batch, which comes from the network, or a diverged
    * network) would poison every parameter and Adam moment at once: refuse the step. */
   if (!isfinite(closs[0]) || !isfinite(closs[1]) || !isfinite(actor_loss) ||
       !isfinite(alpha_loss) || !isfinite(norm_actor) || !isfinite(norm_c[0]) ||
       !isfinite(norm_c[1])) {
-    frl_error("sac: non-finite loss (critic %g %g, actor %g, alpha %g) or gradient norm "
-              "(actor %g, critic %g %g) at update %llu; step skipped",
-              (double)closs[0], (double)closs[1], (double)actor_loss, (double)alpha_loss,
-              (double)norm_actor, (double)norm_c[0], (double)norm_c[1],
-              (unsigned long long)s->updates);
+    frl_error(
+        "sac: non-finite loss (critic %g %g, actor %g, alpha %g) or gradient norm "
+        "(actor %g, critic %g %g) at update %llu; step skipped",
+        (double)closs[0], (double)closs[1], (double)actor_loss, (double)alpha_loss,
+        (double)norm_actor, (double)norm_c[0], (double)norm_c[1], (unsigned long long)s->updates);
     return -ERANGE;
   }
   if (td_abs)
@@ -405,7 +409,8 @@ int frl_sac_update(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_st
     s->rng = rng_before;
     return rc;
   }
-  for (int i = 0; i < 2; i++) frl_adam_step(s->adam_critic[i], frl_mlp_params(s->critic[i]), s->g_critic[i]);
+  for (int i = 0; i < 2; i++)
+    frl_adam_step(s->adam_critic[i], frl_mlp_params(s->critic[i]), s->g_critic[i]);
   frl_adam_step(s->adam_actor, frl_mlp_params(s->actor), s->g_actor);
   if (s->cfg.auto_alpha) frl_adam_step(s->adam_alpha, &s->log_alpha, &s->g_log_alpha);
   /* Target critics track the online ones by Polyak averaging (Haarnoja et al. 2018, Alg. 1). */

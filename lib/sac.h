@@ -25,6 +25,9 @@ typedef struct {
   uint64_t seed;
 } frl_sac_config_t;
 
+/* One update's figures, all at the parameters before its step: the losses, the temperature its
+ * losses used, the policy's entropy estimate -mean log pi(a|s) over the batch, and the mean of
+ * min(Q1, Q2)(s, a). alpha_loss is 0 when alpha is fixed. */
 typedef struct {
   float critic1_loss, critic2_loss, actor_loss, alpha_loss, alpha, entropy, mean_q;
 } frl_sac_stats_t;
@@ -35,9 +38,11 @@ typedef struct frl_sac frl_sac_t;
 frl_sac_t *frl_sac_new(const frl_sac_config_t *cfg);
 void frl_sac_destroy(frl_sac_t **self_p);
 /* One update of critics, actor and temperature on a batch of B <= cfg.batch transitions.
- * Writes td_abs[B] = |y - min(Q1, Q2)(s, a)| before the update (for prioritized replay).
- * Returns 0, FRL_EDIM for a bad B, -ERANGE when a loss or gradient is not finite (then nothing
- * changed). */
+ * Writes td_abs[B] = |y - min(Q1, Q2)(s, a)| before the update (for prioritized replay) and
+ * *stats, each when not NULL. Returns 0, FRL_EDIM for a bad B, -ERANGE when a loss or gradient
+ * is not finite (then nothing changed: parameters, optimizer state, temperature, the update
+ * count and the noise stream are as before, and td_abs and stats are not written). Does not
+ * allocate. */
 int frl_sac_update(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_stats_t *stats);
 /* The policy network: outputs [mean (act_dim), log_std (act_dim)] per observation. Its params
  * are what the learner publishes to actors. */
@@ -47,13 +52,16 @@ uint64_t frl_sac_updates(const frl_sac_t *s);
 /* The policy's output shape for given sizes (actors build their network from it). */
 frl_mlp_shape_t frl_sac_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2);
 /* Acts for one observation with a SAC policy network: tanh(mean) when deterministic, else
- * tanh(mean + std * N(0, 1)) with log_std clamped to [-20, 2]. action[act_dim] in [-1, 1]. */
+ * tanh(mean + std * N(0, 1)) with log_std clamped to [-20, 2]. action[act_dim] in [-1, 1].
+ * rng is not used when deterministic. Runs a batch-1 forward in the network's workspace (no
+ * allocation; one network per thread). */
 void frl_sac_act(frl_mlp_t *actor, const float *obs, bool deterministic, frl_rng_t *rng,
                  float *action);
 
 /* log pi(a|s) of the tanh-squashed Gaussian for pre-squash sample u = mean + std * eps:
  * sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)], the correction computed in the
- * stable form 2 (log 2 - u - softplus(-2u)). Exposed for tests. */
+ * stable form 2 (log 2 - u - softplus(-2u)). std_i = exp(log_std_i) as given (no clamp).
+ * Computed in double. Exposed for tests. */
 double frl_sac_log_prob(const float *mean, const float *log_std, const float *u, int act_dim);
 
 /* The temperature alpha = exp(log alpha) the next update will use. */

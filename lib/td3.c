@@ -12,7 +12,8 @@
 #include "log.h"
 #include "nn.h"
 
-/* Adam with the defaults of Kingma & Ba 2015, as in Fujimoto et al. 2018 (section 6.1). */
+/* Adam with the moment decays and epsilon of Kingma & Ba 2015 (Fujimoto et al. 2018 train both
+ * networks with Adam). */
 #define FRL_TD3_BETA1 0.9f
 #define FRL_TD3_BETA2 0.999f
 #define FRL_TD3_ADAM_EPS 1e-8f
@@ -63,7 +64,7 @@ void frl_td3_act(frl_mlp_t *actor, const float *obs, float noise_std, frl_rng_t 
     action[i] = clip1(noise_std > 0.0f ? out[i] + noise_std * (float)frl_rng_normal(rng) : out[i]);
 }
 
-/* ---- construction ------------------------------------------------------------------------------ */
+/* ---- construction ---------------------------------------------------------------------------- */
 
 static int config_check(const frl_td3_config_t *c) {
   if (c->obs_dim < 1 || c->obs_dim > FRL_TD3_MAX_DIM || c->act_dim < 1 ||
@@ -138,8 +139,8 @@ frl_td3_t *frl_td3_new(const frl_td3_config_t *cfg) {
     if (!t->target[i]) goto fail;
     memcpy(frl_mlp_params(t->target[i]), frl_mlp_params(t->critic[i]),
            frl_mlp_n_params(t->critic[i]) * sizeof(float));
-    t->adam_critic[i] = frl_adam_new(frl_mlp_n_params(t->critic[i]), cfg->lr_critic,
-                                     FRL_TD3_BETA1, FRL_TD3_BETA2, FRL_TD3_ADAM_EPS);
+    t->adam_critic[i] = frl_adam_new(frl_mlp_n_params(t->critic[i]), cfg->lr_critic, FRL_TD3_BETA1,
+                                     FRL_TD3_BETA2, FRL_TD3_ADAM_EPS);
     t->g_critic[i] = frl_xcalloc(frl_mlp_n_params(t->critic[i]), sizeof(float));
   }
   t->adam_actor = frl_adam_new(frl_mlp_n_params(t->actor), cfg->lr_actor, FRL_TD3_BETA1,
@@ -196,7 +197,7 @@ const float *frl__td3_grad(const frl_td3_t *t, int which) {
   return which == 0 ? t->g_actor : t->g_critic[which - 1];
 }
 
-/* ---- the update ------------------------------------------------------------------------------- */
+/* ---- the update ------------------------------------------------------------------------------ */
 
 int frl__td3_compute(frl_td3_t *t, const frl_batch_t *b, bool actor_step, float *td_abs,
                      frl_td3_stats_t *stats) {
@@ -208,7 +209,7 @@ int frl__td3_compute(frl_td3_t *t, const frl_batch_t *b, bool actor_step, float 
   const int B = b->B, D = t->D, A = t->A, C = t->C;
   const size_t BA = (size_t)B * A;
 
-  /* Target policy smoothing (Fujimoto et al. 2018, eq. 14):
+  /* Target policy smoothing (Fujimoto et al. 2018, section 5.3):
    * a' = clip(mu_targ(s') + clip(sigma z, -c, c), -1, 1), z ~ N(0, 1). */
   float *mu_next = frl__mlp_output(t->actor_target);
   frl_mlp_forward(t->actor_target, mu_next, b->next_obs, B);
@@ -222,7 +223,7 @@ int frl__td3_compute(frl_td3_t *t, const frl_batch_t *b, bool actor_step, float 
     e = e < -c ? -c : e > c ? c : e;
     t->a_next[k] = clip1(mu_next[k] + e);
   }
-  /* Clipped double-Q target (eq. 10): y = r + discount min_i Q_targ_i(s', a'); at a terminal
+  /* Clipped double-Q target (section 4.2): y = r + discount min_i Q_targ_i(s', a'); at a terminal
    * (discount 0) the next observation may be anything, so y = r exactly. */
   float *tin = frl__mlp_input(t->target[0]);
   frl__concat_rows(tin, b->next_obs, D, t->a_next, A, B);
@@ -271,16 +272,17 @@ int frl__td3_compute(frl_td3_t *t, const frl_batch_t *b, bool actor_step, float 
   }
   float norm_c[2];
   for (int i = 0; i < 2; i++)
-    norm_c[i] = frl_clip_grad_norm(t->g_critic[i], frl_mlp_n_params(t->critic[i]),
-                                   t->cfg.grad_clip);
+    norm_c[i] =
+        frl_clip_grad_norm(t->g_critic[i], frl_mlp_n_params(t->critic[i]), t->cfg.grad_clip);
   /* Refuse a step that would poison the parameters and Adam moments (bad batch data or a
    * diverged network). */
   if (!isfinite(closs[0]) || !isfinite(closs[1]) || !isfinite(actor_loss) ||
       !isfinite(norm_actor) || !isfinite(norm_c[0]) || !isfinite(norm_c[1])) {
-    frl_error("td3: non-finite loss (critic %g %g, actor %g) or gradient norm (actor %g, critic "
-              "%g %g) at update %llu; step skipped",
-              (double)closs[0], (double)closs[1], (double)actor_loss, (double)norm_actor,
-              (double)norm_c[0], (double)norm_c[1], (unsigned long long)t->updates);
+    frl_error(
+        "td3: non-finite loss (critic %g %g, actor %g) or gradient norm (actor %g, critic "
+        "%g %g) at update %llu; step skipped",
+        (double)closs[0], (double)closs[1], (double)actor_loss, (double)norm_actor,
+        (double)norm_c[0], (double)norm_c[1], (unsigned long long)t->updates);
     return -ERANGE;
   }
   if (td_abs)

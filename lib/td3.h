@@ -24,6 +24,9 @@ typedef struct {
   uint64_t seed;
 } frl_td3_config_t;
 
+/* One update's figures at the parameters before its step. actor_loss = -mean Q1(s, mu(s)) of
+ * this step when actor_updated, else of the last actor step (0 before any); mean_q is the mean
+ * of min(Q1, Q2)(s, a). */
 typedef struct {
   float critic1_loss, critic2_loss, actor_loss, mean_q;
   bool actor_updated;
@@ -31,17 +34,20 @@ typedef struct {
 
 typedef struct frl_td3 frl_td3_t;
 
+/* Returns NULL (after logging the field and bound) for an invalid config. */
 frl_td3_t *frl_td3_new(const frl_td3_config_t *cfg);
 void frl_td3_destroy(frl_td3_t **self_p);
 /* One critic step (and, every policy_delay steps, an actor step and target update). td_abs as
- * in SAC. Returns 0, FRL_EDIM or -ERANGE (nothing changed). */
+ * in SAC. Returns 0, FRL_EDIM or -ERANGE (nothing changed, including the delay count and the
+ * noise stream; td_abs and stats not written). Does not allocate. */
 int frl_td3_update(frl_td3_t *t, const frl_batch_t *b, float *td_abs, frl_td3_stats_t *stats);
 frl_mlp_t *frl_td3_actor(frl_td3_t *t);
 uint64_t frl_td3_updates(const frl_td3_t *t);
 
 /* The deterministic policy's shape: obs -> hidden -> hidden -> act_dim with tanh output. */
 frl_mlp_shape_t frl_td3_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2);
-/* action = clip(actor(obs) + N(0, noise_std), -1, 1); noise_std 0 for evaluation. */
+/* action = clip(actor(obs) + N(0, noise_std), -1, 1); noise_std 0 for evaluation (rng then
+ * unused). Batch-1 forward in the network's workspace: no allocation, one network per thread. */
 void frl_td3_act(frl_mlp_t *actor, const float *obs, float noise_std, frl_rng_t *rng,
                  float *action);
 

@@ -52,8 +52,8 @@ static void ref_forward(double *out, const frl_mlp_shape_t *s, const double *p, 
 }
 
 /* Probe L = sum_r sum_o G[r, o] out[r, o] over B rows, in double. */
-static double ref_probe(const frl_mlp_shape_t *s, const double *p, const double *x,
-                        const float *G, int B) {
+static double ref_probe(const frl_mlp_shape_t *s, const double *p, const double *x, const float *G,
+                        int B) {
   const int I = s->sizes[0], O = s->sizes[s->n_layers];
   double L = 0, out[64];
   for (int r = 0; r < B; r++) {
@@ -144,7 +144,8 @@ static void check_mlp(frl_mlp_shape_t s, int B, uint64_t seed) {
   double ref[64];
   for (int r = 0; r < B; r++) {
     ref_forward(ref, &s, pd, xd + (size_t)r * I);
-    for (int o = 0; o < O; o++) expect_close("mlp forward", r * O + o, out[r * O + o], ref[o], 1e-5, 1e-5);
+    for (int o = 0; o < O; o++)
+      expect_close("mlp forward", r * O + o, out[r * O + o], ref[o], 1e-5, 1e-5);
   }
   for (size_t k = 0; k < N; k++) grads[k] = 1.0f;
   for (int k = 0; k < B * I; k++) din[k] = NAN;
@@ -185,8 +186,8 @@ static void test_forward_backward(void **state) {
   uint64_t seed = 10;
   for (int h = 0; h < 3; h++)
     for (int o = 0; o < 3; o++) {
-      frl_mlp_shape_t s = {.n_layers = 3, .sizes = {4, 7, 6, 3}, .hidden_act = acts[h],
-                           .out_act = acts[o]};
+      frl_mlp_shape_t s = {
+          .n_layers = 3, .sizes = {4, 7, 6, 3}, .hidden_act = acts[h], .out_act = acts[o]};
       check_mlp(s, 5, seed++);
     }
   frl_mlp_shape_t one = {.n_layers = 1, .sizes = {5, 2}, .out_act = FRL_ACT_TANH};
@@ -196,8 +197,8 @@ static void test_forward_backward(void **state) {
   /* Single-output layers (a critic's head; a width-1 hidden layer) take their own route. */
   frl_mlp_shape_t critic = {.n_layers = 3, .sizes = {5, 6, 4, 1}, .hidden_act = FRL_ACT_RELU};
   check_mlp(critic, 6, seed++);
-  frl_mlp_shape_t narrow = {.n_layers = 3, .sizes = {3, 1, 5, 2}, .hidden_act = FRL_ACT_TANH,
-                            .out_act = FRL_ACT_TANH};
+  frl_mlp_shape_t narrow = {
+      .n_layers = 3, .sizes = {3, 1, 5, 2}, .hidden_act = FRL_ACT_TANH, .out_act = FRL_ACT_TANH};
   check_mlp(narrow, 4, seed++);
   /* Wide enough for the batch-1 sgemv path (>= 256 multiply-adds per layer). */
   frl_mlp_shape_t wide = {.n_layers = 3, .sizes = {17, 40, 40, 12}, .hidden_act = FRL_ACT_RELU};
@@ -207,8 +208,8 @@ static void test_forward_backward(void **state) {
 /* The split backward against plain backward passes over the row ranges it combines. */
 static void test_backward_rows(void **state) {
   enum { R = 8, K = 5, I = 6, O = 2, COL0 = 4, COLS = 2 }; /* rows [0, K) train, din from K */
-  frl_mlp_shape_t s = {.n_layers = 3, .sizes = {I, 7, 5, O}, .hidden_act = FRL_ACT_RELU,
-                       .out_act = FRL_ACT_TANH};
+  frl_mlp_shape_t s = {
+      .n_layers = 3, .sizes = {I, 7, 5, O}, .hidden_act = FRL_ACT_RELU, .out_act = FRL_ACT_TANH};
   frl_rng_t rng;
   frl_rng_seed(&rng, 31);
   frl_mlp_t *m = frl_mlp_new(&s, R, &rng);
@@ -223,7 +224,8 @@ static void test_backward_rows(void **state) {
   /* Reference 1: the first K rows alone give the parameter gradients. */
   frl_mlp_forward(m, out, x, K);
   frl_mlp_backward(m, g_first, NULL, G, K);
-  for (size_t k = 0; k < N; k++) expect_close("split grads", (int)k, g_split[k], g_first[k], 1e-6, 1e-5);
+  for (size_t k = 0; k < N; k++)
+    expect_close("split grads", (int)k, g_split[k], g_first[k], 1e-6, 1e-5);
   /* Reference 2: the full input gradient; the split one is its [K.., COL0..] block. */
   float *g_dummy = calloc(N, sizeof(float));
   frl_mlp_forward(m, out, x, R);
@@ -236,7 +238,8 @@ static void test_backward_rows(void **state) {
   memset(g_split, 0, N * sizeof(float));
   frl_mlp_forward(m, out, x, R);
   frl__mlp_backward_rows(m, g_split, K, NULL, 0, 0, 0, G, K);
-  for (size_t k = 0; k < N; k++) expect_close("leading rows", (int)k, g_split[k], g_first[k], 1e-6, 1e-5);
+  for (size_t k = 0; k < N; k++)
+    expect_close("leading rows", (int)k, g_split[k], g_first[k], 1e-6, 1e-5);
   /* No parameter gradient: grads untouched. */
   memset(g_split, 0, N * sizeof(float));
   frl__mlp_backward_rows(m, g_split, 0, din, K, COL0, COLS, G, R);
@@ -288,12 +291,9 @@ static void test_polyak(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_param_count_and_layout),
-      cmocka_unit_test(test_invalid_shapes),
-      cmocka_unit_test(test_forward_backward),
-      cmocka_unit_test(test_backward_rows),
-      cmocka_unit_test(test_input_output_buffers),
-      cmocka_unit_test(test_polyak),
+      cmocka_unit_test(test_param_count_and_layout), cmocka_unit_test(test_invalid_shapes),
+      cmocka_unit_test(test_forward_backward),       cmocka_unit_test(test_backward_rows),
+      cmocka_unit_test(test_input_output_buffers),   cmocka_unit_test(test_polyak),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

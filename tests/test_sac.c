@@ -22,7 +22,7 @@
 #include "rng.h"
 #include "sac.h"
 
-/* ---- allocation counter (not under ASan, which owns malloc) ------------------------------------ */
+/* ---- allocation counter (not under ASan, which owns malloc) ---------------------------------- */
 
 #if !defined(__SANITIZE_ADDRESS__)
 #define COUNT_ALLOCS 1
@@ -62,7 +62,7 @@ int posix_memalign(void **out, size_t align, size_t n) {
 }
 #endif
 
-/* ---- helpers ------------------------------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 static void expect_close(const char *what, int k, double got, double want, double atol,
                          double rtol) {
@@ -98,8 +98,7 @@ static frl_sac_config_t base_config(int obs_dim, int act_dim, int hidden1, int h
 /* log N(u; mean, exp(log_std)) + 2 log cosh(u) in long double: the density of a = tanh(u)
  * written directly (log(1 - tanh^2 u) = -2 log cosh u), independent of the library's
  * softplus form. */
-static double closed_form_log_prob(const float *mean, const float *log_std, const float *u,
-                                   int A) {
+static double closed_form_log_prob(const float *mean, const float *log_std, const float *u, int A) {
   long double lp = 0;
   for (int i = 0; i < A; i++) {
     long double s = expl((long double)log_std[i]), z = ((long double)u[i] - mean[i]) / s;
@@ -134,7 +133,7 @@ static double *to_double(const float *x, size_t n) {
   return d;
 }
 
-/* ---- the policy's density ------------------------------------------------------------------------ */
+/* ---- the policy's density -------------------------------------------------------------------- */
 
 static void test_log_prob_closed_form(void **state) {
   frl_rng_t rng;
@@ -155,7 +154,8 @@ static void test_log_prob_closed_form(void **state) {
   for (size_t k = 0; k < FRL_ARRAY_LEN(tails); k++) {
     double got = frl_sac_log_prob(m, ls, &tails[k], 1);
     assert_true(isfinite(got));
-    expect_close("log_prob tail", (int)k, got, closed_form_log_prob(m, ls, &tails[k], 1), 1e-9, 1e-12);
+    expect_close("log_prob tail", (int)k, got, closed_form_log_prob(m, ls, &tails[k], 1), 1e-9,
+                 1e-12);
   }
 }
 
@@ -164,7 +164,8 @@ static void test_log_prob_closed_form(void **state) {
  * grid's outermost cells sit at |u| ~ 6.8, so the cases keep the Gaussian's mass beyond that
  * below 1e-4. */
 static void test_log_prob_integrates_to_one(void **state) {
-  const float cases[][2] = {{0.0f, 0.0f}, {0.8f, -0.5f}, {-1.5f, 0.3f}, {0.3f, -2.0f}, {1.2f, -0.1f}};
+  const float cases[][2] = {
+      {0.0f, 0.0f}, {0.8f, -0.5f}, {-1.5f, 0.3f}, {0.3f, -2.0f}, {1.2f, -0.1f}};
   enum { N = 400000 };
   for (size_t c = 0; c < FRL_ARRAY_LEN(cases); c++) {
     double sum = 0;
@@ -224,7 +225,8 @@ static void check_sampler(float mean, float raw_log_std, float want_log_std, uin
     }
     chi2 += (count[b] - e) * (count[b] - e) / e;
   }
-  if (chi2 > 43.8) fail_msg("sampler chi2 %.1f > 43.8 (mean %g, log_std %g)", chi2, mean, want_log_std);
+  if (chi2 > 43.8)
+    fail_msg("sampler chi2 %.1f > 43.8 (mean %g, log_std %g)", chi2, mean, want_log_std);
   /* Deterministic: tanh(mean), no noise drawn. */
   frl_rng_t before = rng;
   float a;
@@ -254,14 +256,14 @@ static void test_sampler_min_log_std(void **state) {
   frl_mlp_destroy(&m);
 }
 
-/* ---- targets and losses by hand ---------------------------------------------------------------- */
+/* ---- targets and losses by hand -------------------------------------------------------------- */
 
 /* obs 1, act 1, hidden 2 and 2. Critic block {2, 2, 2, 1}: W1 = I, b1 = (10, 10) so the hidden
  * units are s + 10 and a + 10 (positive for |s|, |a| < 10), W2 = I, b2 = 0, and the head
  * (c_s, c_a) with bias k - 10 (c_s + c_a): Q(s, a) = c_s s + c_a a + k exactly. */
 static void set_linear_critic(frl_mlp_t *m, double cs, double ca, double k) {
-  const float p[] = {1, 0, 0, 1, 10, 10, 1, 0, 0, 1, 0, 0, (float)cs, (float)ca,
-                     (float)(k - 10.0 * (cs + ca))};
+  const float p[] = {
+      1, 0, 0, 1, 10, 10, 1, 0, 0, 1, 0, 0, (float)cs, (float)ca, (float)(k - 10.0 * (cs + ca))};
   assert_int_equal(frl_mlp_n_params(m), FRL_ARRAY_LEN(p));
   memcpy(frl_mlp_params(m), p, sizeof p);
 }
@@ -269,8 +271,8 @@ static void set_linear_critic(frl_mlp_t *m, double cs, double ca, double k) {
 /* Actor block {1, 2, 2, 2}: hidden (s + 10, 1), head rows (m1, m0) with bias -10 m1 and (0, 0)
  * with bias ls: mean = m1 s + m0, log_std = ls. */
 static void set_linear_actor(frl_mlp_t *m, double m1, double m0, double ls) {
-  const float p[] = {1, 0, 10, 1, 1, 0, 0, 1, 0, 0, (float)m1, (float)m0, 0, 0,
-                     (float)(-10.0 * m1), (float)ls};
+  const float p[] = {
+      1, 0, 10, 1, 1, 0, 0, 1, 0, 0, (float)m1, (float)m0, 0, 0, (float)(-10.0 * m1), (float)ls};
   assert_int_equal(frl_mlp_n_params(m), FRL_ARRAY_LEN(p));
   memcpy(frl_mlp_params(m), p, sizeof p);
 }
@@ -284,8 +286,8 @@ static void test_targets_and_losses_by_hand(void **state) {
   c.init_alpha = 0.5f;
   frl_sac_t *s = frl_sac_new(&c);
   assert_non_null(s);
-  const double cq[2][3] = {{0.5, -1.0, 0.2}, {0.3, 0.8, -0.1}};  /* online (c_s, c_a, k) */
-  const double ct[2][3] = {{1.0, 2.0, 0.5}, {-0.5, 1.5, 1.0}};   /* targets */
+  const double cq[2][3] = {{0.5, -1.0, 0.2}, {0.3, 0.8, -0.1}}; /* online (c_s, c_a, k) */
+  const double ct[2][3] = {{1.0, 2.0, 0.5}, {-0.5, 1.5, 1.0}};  /* targets */
   for (int i = 0; i < 2; i++) {
     set_linear_critic(frl__sac_critic(s, i, false), cq[i][0], cq[i][1], cq[i][2]);
     set_linear_critic(frl__sac_critic(s, i, true), ct[i][0], ct[i][1], ct[i][2]);
@@ -298,8 +300,13 @@ static void test_targets_and_losses_by_hand(void **state) {
   const float next[B] = {0.3f, 1.5f, 7.0f}, weight[B] = {1.0f, 0.5f, 2.0f};
   const float eps[2 * B] = {0.3f, -1.2f, 0.5f, 0.7f, -0.4f, 1.1f};
   frl__sac_fix_noise(s, eps);
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = next, .weight = weight};
+  frl_batch_t b = {.B = B,
+                   .obs = obs,
+                   .action = act,
+                   .reward = rew,
+                   .discount = disc,
+                   .next_obs = next,
+                   .weight = weight};
 
   double y[B], td[B], closs[2] = {0, 0}, actor = 0, sum_logp = 0, sum_q = 0;
   for (int r = 0; r < B; r++) {
@@ -307,7 +314,8 @@ static void test_targets_and_losses_by_hand(void **state) {
     double un = m1 * next[r] + m0 + exp(ls) * eps[B + r], an = tanh(un);
     double qn = fmin(ct[0][0] * next[r] + ct[0][1] * an + ct[0][2],
                      ct[1][0] * next[r] + ct[1][1] * an + ct[1][2]);
-    y[r] = disc[r] != 0 ? rew[r] + disc[r] * (qn - alpha * hand_log_prob(un, eps[B + r], ls)) : rew[r];
+    y[r] =
+        disc[r] != 0 ? rew[r] + disc[r] * (qn - alpha * hand_log_prob(un, eps[B + r], ls)) : rew[r];
     double q[2];
     for (int i = 0; i < 2; i++) {
       q[i] = cq[i][0] * obs[r] + cq[i][1] * act[r] + cq[i][2];
@@ -343,7 +351,7 @@ static void test_targets_and_losses_by_hand(void **state) {
   frl_sac_destroy(NULL);
 }
 
-/* ---- float64 reference of the whole computation, and gradients by finite differences ----------- */
+/* ---- float64 reference of the whole computation, and gradients by finite differences --------- */
 
 typedef struct {
   frl_mlp_shape_t actor_shape, critic_shape;
@@ -444,14 +452,27 @@ static void test_reference_and_gradients(void **state) {
   for (int r = 0; r < B; r++) disc[r] = r == 2 ? 0.0f : 0.97f;
   for (int k = 0; k < 2 * B * A; k++) eps[k] = (float)frl_rng_normal(&rng);
   frl__sac_fix_noise(s, eps);
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = next, .weight = weight};
+  frl_batch_t b = {.B = B,
+                   .obs = obs,
+                   .action = act,
+                   .reward = rew,
+                   .discount = disc,
+                   .next_obs = next,
+                   .weight = weight};
 
   ref_t R = {.actor_shape = *frl_mlp_shape(actor),
              .critic_shape = *frl_mlp_shape(frl__sac_critic(s, 0, false)),
-             .D = D, .A = A, .B = B,
-             .log_alpha = log((double)c.init_alpha), .target_entropy = -A,
-             .obs = obs, .act = act, .rew = rew, .disc = disc, .next = next, .weight = weight,
+             .D = D,
+             .A = A,
+             .B = B,
+             .log_alpha = log((double)c.init_alpha),
+             .target_entropy = -A,
+             .obs = obs,
+             .act = act,
+             .rew = rew,
+             .disc = disc,
+             .next = next,
+             .weight = weight,
              .eps = eps};
   R.actor = to_double(pa, NA);
   const size_t NC = frl_mlp_n_params(frl__sac_critic(s, 0, false));
@@ -523,7 +544,7 @@ static void test_reference_and_gradients(void **state) {
   frl_sac_destroy(&s);
 }
 
-/* ---- temperature, Polyak targets, refusal ------------------------------------------------------ */
+/* ---- temperature, Polyak targets, refusal ---------------------------------------------------- */
 
 /* A batch of B random transitions for obs_dim D and act_dim A (storage owned by the caller). */
 typedef struct {
@@ -537,8 +558,13 @@ static frl_batch_t random_batch(batch_store_t *st, int B, int D, int A, frl_rng_
   fill_uniform(st->rew, (size_t)B, -1, 1, rng);
   fill_uniform(st->weight, (size_t)B, 0.5, 1, rng);
   for (int r = 0; r < B; r++) st->disc[r] = r % 5 == 4 ? 0.0f : 0.99f;
-  return (frl_batch_t){.B = B, .obs = st->obs, .action = st->act, .reward = st->rew,
-                       .discount = st->disc, .next_obs = st->next, .weight = st->weight};
+  return (frl_batch_t){.B = B,
+                       .obs = st->obs,
+                       .action = st->act,
+                       .reward = st->rew,
+                       .discount = st->disc,
+                       .next_obs = st->next,
+                       .weight = st->weight};
 }
 
 /* Sets the actor's log_std head to a constant (weights 0, bias ls). */
@@ -641,7 +667,8 @@ static void test_target_polyak(void **state) {
           /* theta_targ <- theta_targ + tau (theta - theta_targ), the float expression once;
            * tau = 1 is an exact copy. */
           float want = taus[t] == 1.0f ? op[k] : before[i][k] + taus[t] * (op[k] - before[i][k]);
-          if (tp[k] != want) fail_msg("tau %g target %d [%zu]: %.9g != %.9g", taus[t], i, k, tp[k], want);
+          if (tp[k] != want)
+            fail_msg("tau %g target %d [%zu]: %.9g != %.9g", taus[t], i, k, tp[k], want);
         }
         free(before[i]);
       }
@@ -651,10 +678,12 @@ static void test_target_polyak(void **state) {
 }
 
 static void expect_unchanged(frl_sac_t *s, float *const saved[5], float alpha, uint64_t updates) {
-  frl_mlp_t *nets[5] = {frl_sac_actor(s), frl__sac_critic(s, 0, false), frl__sac_critic(s, 1, false),
-                        frl__sac_critic(s, 0, true), frl__sac_critic(s, 1, true)};
+  frl_mlp_t *nets[5] = {frl_sac_actor(s), frl__sac_critic(s, 0, false),
+                        frl__sac_critic(s, 1, false), frl__sac_critic(s, 0, true),
+                        frl__sac_critic(s, 1, true)};
   for (int n = 0; n < 5; n++)
-    assert_memory_equal(frl_mlp_params(nets[n]), saved[n], frl_mlp_n_params(nets[n]) * sizeof(float));
+    assert_memory_equal(frl_mlp_params(nets[n]), saved[n],
+                        frl_mlp_n_params(nets[n]) * sizeof(float));
   assert_true(frl_sac_alpha(s) == alpha);
   assert_int_equal(frl_sac_updates(s), updates);
 }
@@ -670,8 +699,9 @@ static void test_rejects_non_finite(void **state) {
   /* One good step first, so Adam's moments and the targets are not trivially zero/equal. */
   assert_int_equal(frl_sac_update(s, &good, NULL, NULL), 0);
   assert_int_equal(frl_sac_update(twin, &good, NULL, NULL), 0);
-  frl_mlp_t *nets[5] = {frl_sac_actor(s), frl__sac_critic(s, 0, false), frl__sac_critic(s, 1, false),
-                        frl__sac_critic(s, 0, true), frl__sac_critic(s, 1, true)};
+  frl_mlp_t *nets[5] = {frl_sac_actor(s), frl__sac_critic(s, 0, false),
+                        frl__sac_critic(s, 1, false), frl__sac_critic(s, 0, true),
+                        frl__sac_critic(s, 1, true)};
   float *saved[5];
   for (int n = 0; n < 5; n++) saved[n] = snapshot(nets[n]);
   const float alpha = frl_sac_alpha(s);
@@ -682,12 +712,24 @@ static void test_rejects_non_finite(void **state) {
     bad.obs = bad_store.obs, bad.action = bad_store.act, bad.reward = bad_store.rew;
     bad.discount = bad_store.disc, bad.next_obs = bad_store.next, bad.weight = bad_store.weight;
     switch (poison) {
-    case 0: bad_store.rew[3] = INFINITY; break;
-    case 1: bad_store.obs[1] = NAN; break;
-    case 2: bad_store.act[5] = NAN; break;
-    case 3: bad_store.weight[0] = NAN; break;
-    case 4: bad_store.next[D * 1] = NAN; break; /* row 1 is not terminal */
-    case 5: bad_store.disc[2] = INFINITY; break;
+      case 0:
+        bad_store.rew[3] = INFINITY;
+        break;
+      case 1:
+        bad_store.obs[1] = NAN;
+        break;
+      case 2:
+        bad_store.act[5] = NAN;
+        break;
+      case 3:
+        bad_store.weight[0] = NAN;
+        break;
+      case 4:
+        bad_store.next[D * 1] = NAN;
+        break; /* row 1 is not terminal */
+      case 5:
+        bad_store.disc[2] = INFINITY;
+        break;
     }
     float td[B] = {-1, -1, -1, -1, -1, -1, -1, -1};
     frl_sac_stats_t st = {.actor_loss = -7.0f};
@@ -750,7 +792,7 @@ static void test_rejects_bad_config(void **state) {
   assert_null(frl_sac_new(&c));
 }
 
-/* ---- no allocation per update or action ------------------------------------------------------- */
+/* ---- no allocation per update or action ------------------------------------------------------ */
 
 static void test_no_allocation(void **state) {
 #if COUNT_ALLOCS
@@ -784,7 +826,7 @@ static void test_no_allocation(void **state) {
 #endif
 }
 
-/* ---- learning ----------------------------------------------------------------------------------- */
+/* ---- learning -------------------------------------------------------------------------------- */
 
 /* A one-step continuous bandit: reward -(a - 0.3)^2, discount 0, actions sampled uniformly (any
  * behaviour policy will do off-policy). The critic learns the parabola, and the policy's mode
@@ -802,8 +844,13 @@ static void test_learns_bandit(void **state) {
   frl_rng_seed(&rng, 92);
   float obs[B], act[B], rew[B], disc[B], td[B];
   for (int r = 0; r < B; r++) obs[r] = 1.0f, disc[r] = 0.0f;
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = obs, .weight = NULL};
+  frl_batch_t b = {.B = B,
+                   .obs = obs,
+                   .action = act,
+                   .reward = rew,
+                   .discount = disc,
+                   .next_obs = obs,
+                   .weight = NULL};
   frl_sac_stats_t st;
   for (int u = 0; u < 3000; u++) {
     for (int r = 0; r < B; r++) {
@@ -814,8 +861,10 @@ static void test_learns_bandit(void **state) {
   }
   float a;
   frl_sac_act(frl_sac_actor(s), obs, true, &rng, &a);
-  print_message("bandit after 3000 updates: action %.4f (optimum 0.3), alpha %.4f, entropy %.3f, "
-                "critic loss %.2e\n", a, st.alpha, st.entropy, st.critic1_loss);
+  print_message(
+      "bandit after 3000 updates: action %.4f (optimum 0.3), alpha %.4f, entropy %.3f, "
+      "critic loss %.2e\n",
+      a, st.alpha, st.entropy, st.critic1_loss);
   expect_close("bandit action", 0, a, 0.3, 0.05, 0);
   /* Stochastic actions concentrate around it too. */
   double mean = 0;
@@ -845,8 +894,8 @@ static void test_full_size(void **state) {
   fill_uniform(act, 256 * 6, -1, 1, &rng);
   fill_uniform(rew, 256, -1, 1, &rng);
   for (int r = 0; r < 256; r++) disc[r] = 0.99f;
-  frl_batch_t b = {.B = 256, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = next};
+  frl_batch_t b = {
+      .B = 256, .obs = obs, .action = act, .reward = rew, .discount = disc, .next_obs = next};
   for (int u = 0; u < 3; u++) {
     frl_sac_stats_t st;
     assert_int_equal(frl_sac_update(s, &b, td, &st), 0);

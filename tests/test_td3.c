@@ -21,7 +21,7 @@
 #include "rng.h"
 #include "td3.h"
 
-/* ---- allocation counter (not under ASan, which owns malloc) ------------------------------------ */
+/* ---- allocation counter (not under ASan, which owns malloc) ---------------------------------- */
 
 #if !defined(__SANITIZE_ADDRESS__)
 #define COUNT_ALLOCS 1
@@ -59,7 +59,7 @@ int posix_memalign(void **out, size_t align, size_t n) {
 }
 #endif
 
-/* ---- helpers ------------------------------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 static void expect_close(const char *what, int k, double got, double want, double atol,
                          double rtol) {
@@ -127,8 +127,8 @@ static bool same_params(frl_mlp_t *m, const float *saved) {
 
 /* Q(s, a) = c_s s + c_a a + k exactly for |s|, |a| < 10 (see test_sac.c): block {2, 2, 2, 1}. */
 static void set_linear_critic(frl_mlp_t *m, double cs, double ca, double k) {
-  const float p[] = {1, 0, 0, 1, 10, 10, 1, 0, 0, 1, 0, 0, (float)cs, (float)ca,
-                     (float)(k - 10.0 * (cs + ca))};
+  const float p[] = {
+      1, 0, 0, 1, 10, 10, 1, 0, 0, 1, 0, 0, (float)cs, (float)ca, (float)(k - 10.0 * (cs + ca))};
   assert_int_equal(frl_mlp_n_params(m), FRL_ARRAY_LEN(p));
   memcpy(frl_mlp_params(m), p, sizeof p);
 }
@@ -142,7 +142,7 @@ static void set_linear_actor(frl_mlp_t *m, double m1, double m0) {
 
 static double clip(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
-/* ---- targets and losses by hand ---------------------------------------------------------------- */
+/* ---- targets and losses by hand -------------------------------------------------------------- */
 
 static void test_targets_and_losses_by_hand(void **state) {
   frl_td3_config_t c = base_config(1, 1, 2, 2, 4);
@@ -165,8 +165,13 @@ static void test_targets_and_losses_by_hand(void **state) {
    * action tanh(1.88) = 0.95 plus 0.5 leaves [-1, 1] and is clipped to 1. */
   const float z[B] = {0.5f, 10.0f, -10.0f, 3.0f};
   frl__td3_fix_noise(t, z);
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = next, .weight = weight};
+  frl_batch_t b = {.B = B,
+                   .obs = obs,
+                   .action = act,
+                   .reward = rew,
+                   .discount = disc,
+                   .next_obs = next,
+                   .weight = weight};
   double y[B], td[B], closs[2] = {0, 0}, actor = 0, sum_q = 0;
   for (int r = 0; r < B; r++) {
     double noise = clip(c.policy_noise * z[r], -c.noise_clip, c.noise_clip);
@@ -205,7 +210,7 @@ static void test_targets_and_losses_by_hand(void **state) {
   frl_td3_destroy(NULL);
 }
 
-/* ---- float64 reference and gradients by finite differences -------------------------------------- */
+/* ---- float64 reference and gradients by finite differences ----------------------------------- */
 
 typedef struct {
   frl_mlp_shape_t actor_shape, critic_shape;
@@ -229,7 +234,8 @@ static void ref_targets(const ref_t *R, double *y) {
     for (int k = 0; k < R->D; k++) x[k] = R->next[r * R->D + k];
     ref_forward(mu, &R->actor_shape, R->actor_target, x);
     for (int k = 0; k < R->A; k++)
-      mu[k] = clip(mu[k] + clip(R->sigma * R->z[r * R->A + k], -R->noise_clip, R->noise_clip), -1, 1);
+      mu[k] =
+          clip(mu[k] + clip(R->sigma * R->z[r * R->A + k], -R->noise_clip, R->noise_clip), -1, 1);
     double q = fmin(ref_q(R, R->target[0], R->next + r * R->D, mu),
                     ref_q(R, R->target[1], R->next + r * R->D, mu));
     y[r] = R->disc[r] != 0 ? R->rew[r] + R->disc[r] * q : R->rew[r];
@@ -284,13 +290,27 @@ static void test_reference_and_gradients(void **state) {
   for (int r = 0; r < B; r++) disc[r] = r == 2 ? 0.0f : 0.97f;
   for (int k = 0; k < B * A; k++) z[k] = (float)(2.0 * frl_rng_normal(&rng)); /* some clip */
   frl__td3_fix_noise(t, z);
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = next, .weight = weight};
+  frl_batch_t b = {.B = B,
+                   .obs = obs,
+                   .action = act,
+                   .reward = rew,
+                   .discount = disc,
+                   .next_obs = next,
+                   .weight = weight};
   const size_t NC = frl_mlp_n_params(frl__td3_critic(t, 0, false));
   ref_t R = {.actor_shape = *frl_mlp_shape(frl_td3_actor(t)),
              .critic_shape = *frl_mlp_shape(frl__td3_critic(t, 0, false)),
-             .D = D, .A = A, .B = B, .sigma = c.policy_noise, .noise_clip = c.noise_clip,
-             .obs = obs, .act = act, .rew = rew, .disc = disc, .next = next, .weight = weight,
+             .D = D,
+             .A = A,
+             .B = B,
+             .sigma = c.policy_noise,
+             .noise_clip = c.noise_clip,
+             .obs = obs,
+             .act = act,
+             .rew = rew,
+             .disc = disc,
+             .next = next,
+             .weight = weight,
              .z = z};
   R.actor = to_double(pa, NA);
   R.actor_target = to_double(pta, NA);
@@ -341,14 +361,15 @@ static void test_reference_and_gradients(void **state) {
   memcpy(gc0, frl__td3_grad(t, 1), NC * sizeof(float));
   assert_int_equal(frl__td3_compute(t, &b, false, td, &st), 0);
   assert_false(st.actor_updated);
-  for (size_t k = 0; k < NC; k++) expect_close("critic-only grad", (int)k, frl__td3_grad(t, 1)[k], gc0[k], 1e-7, 1e-5);
+  for (size_t k = 0; k < NC; k++)
+    expect_close("critic-only grad", (int)k, frl__td3_grad(t, 1)[k], gc0[k], 1e-7, 1e-5);
   free(gc0);
   free(R.actor), free(R.actor_target);
   for (int i = 0; i < 2; i++) free(R.critic[i]), free(R.target[i]);
   frl_td3_destroy(&t);
 }
 
-/* ---- delayed updates --------------------------------------------------------------------------- */
+/* ---- delayed updates ------------------------------------------------------------------------- */
 
 typedef struct {
   float obs[64 * 8], act[64 * 4], rew[64], disc[64], next[64 * 8], weight[64];
@@ -361,8 +382,13 @@ static frl_batch_t random_batch(batch_store_t *st, int B, int D, int A, frl_rng_
   fill_uniform(st->rew, (size_t)B, -1, 1, rng);
   fill_uniform(st->weight, (size_t)B, 0.5, 1, rng);
   for (int r = 0; r < B; r++) st->disc[r] = r % 5 == 4 ? 0.0f : 0.99f;
-  return (frl_batch_t){.B = B, .obs = st->obs, .action = st->act, .reward = st->rew,
-                       .discount = st->disc, .next_obs = st->next, .weight = st->weight};
+  return (frl_batch_t){.B = B,
+                       .obs = st->obs,
+                       .action = st->act,
+                       .reward = st->rew,
+                       .discount = st->disc,
+                       .next_obs = st->next,
+                       .weight = st->weight};
 }
 
 static void check_delay(int delay) {
@@ -378,8 +404,10 @@ static void check_delay(int delay) {
   assert_memory_equal(frl_mlp_params(actor), frl_mlp_params(actor_t),
                       frl_mlp_n_params(actor) * sizeof(float));
   for (int u = 1; u <= 3 * delay; u++) {
-    float *a0 = snapshot(actor), *at0 = snapshot(actor_t), *c0 = snapshot(frl__td3_critic(t, 0, false));
-    float *ct0 = snapshot(frl__td3_critic(t, 0, true)), *ct1 = snapshot(frl__td3_critic(t, 1, true));
+    float *a0 = snapshot(actor), *at0 = snapshot(actor_t),
+          *c0 = snapshot(frl__td3_critic(t, 0, false));
+    float *ct0 = snapshot(frl__td3_critic(t, 0, true)),
+          *ct1 = snapshot(frl__td3_critic(t, 1, true));
     frl_td3_stats_t st;
     assert_int_equal(frl_td3_update(t, &b, NULL, &st), 0);
     const bool actor_step = u % delay == 0; /* the delay-th, 2 delay-th, ... critic step */
@@ -411,7 +439,7 @@ static void test_delayed_updates(void **state) {
   check_delay(1);
 }
 
-/* ---- smoothing noise, sampled -------------------------------------------------------------------- */
+/* ---- smoothing noise, sampled ---------------------------------------------------------------- */
 
 /* Target policy constant mu' = tanh(bias), both target critics Q = a, online critics Q = 0,
  * reward 5 and discount 1: then td_abs = y = 5 + clip(mu' + noise, -1, 1), which exposes each
@@ -428,8 +456,8 @@ static void sampled_noise(frl_td3_t *t, float mu_bias, float *noise, int B) {
   }
   static float obs[512], act[512], rew[512], disc[512], td[512];
   for (int r = 0; r < B; r++) obs[r] = 0.1f, act[r] = 0.0f, rew[r] = 5.0f, disc[r] = 1.0f;
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = obs};
+  frl_batch_t b = {
+      .B = B, .obs = obs, .action = act, .reward = rew, .discount = disc, .next_obs = obs};
   frl_td3_stats_t st;
   assert_int_equal(frl__td3_compute(t, &b, false, td, &st), 0);
   for (int r = 0; r < B; r++) noise[r] = td[r] - 5.0f;
@@ -476,7 +504,7 @@ static void test_smoothing_noise(void **state) {
   frl_td3_destroy(&t);
 }
 
-/* ---- acting ------------------------------------------------------------------------------------- */
+/* ---- acting ---------------------------------------------------------------------------------- */
 
 static void test_act(void **state) {
   frl_rng_t rng;
@@ -487,7 +515,7 @@ static void test_act(void **state) {
   frl_mlp_t *m = frl_mlp_new(&s, 1, &rng);
   float *p = frl_mlp_params(m);
   memset(p, 0, frl_mlp_n_params(m) * sizeof(float));
-  p[frl_mlp_n_params(m) - 2] = 0.2f;  /* mu = (tanh 0.2, tanh 3) = (0.197, 0.995) */
+  p[frl_mlp_n_params(m) - 2] = 0.2f; /* mu = (tanh 0.2, tanh 3) = (0.197, 0.995) */
   p[frl_mlp_n_params(m) - 1] = 3.0f;
   const float obs[3] = {0.5f, -0.5f, 1.0f};
   float a[2];
@@ -514,7 +542,7 @@ static void test_act(void **state) {
   frl_mlp_destroy(&m);
 }
 
-/* ---- refusal ------------------------------------------------------------------------------------ */
+/* ---- refusal --------------------------------------------------------------------------------- */
 
 static void test_rejects_non_finite(void **state) {
   frl_rng_t rng;
@@ -527,21 +555,39 @@ static void test_rejects_non_finite(void **state) {
   assert_int_equal(frl_td3_update(t, &good, NULL, NULL), 0);
   assert_int_equal(frl_td3_update(twin, &good, NULL, NULL), 0);
   /* The next step is an actor step (update 2): refusals must not advance the delay either. */
-  frl_mlp_t *nets[6] = {frl_td3_actor(t), frl__td3_target_actor(t), frl__td3_critic(t, 0, false),
-                        frl__td3_critic(t, 1, false), frl__td3_critic(t, 0, true),
+  frl_mlp_t *nets[6] = {frl_td3_actor(t),
+                        frl__td3_target_actor(t),
+                        frl__td3_critic(t, 0, false),
+                        frl__td3_critic(t, 1, false),
+                        frl__td3_critic(t, 0, true),
                         frl__td3_critic(t, 1, true)};
   float *saved[6];
   for (int n = 0; n < 6; n++) saved[n] = snapshot(nets[n]);
   for (int poison = 0; poison < 5; poison++) {
     batch_store_t bs = store;
-    frl_batch_t bad = {.B = B, .obs = bs.obs, .action = bs.act, .reward = bs.rew,
-                       .discount = bs.disc, .next_obs = bs.next, .weight = bs.weight};
+    frl_batch_t bad = {.B = B,
+                       .obs = bs.obs,
+                       .action = bs.act,
+                       .reward = bs.rew,
+                       .discount = bs.disc,
+                       .next_obs = bs.next,
+                       .weight = bs.weight};
     switch (poison) {
-    case 0: bs.rew[3] = NAN; break;
-    case 1: bs.obs[2] = INFINITY; break;
-    case 2: bs.act[1] = NAN; break;
-    case 3: bs.weight[5] = INFINITY; break;
-    case 4: bs.next[D * 1] = NAN; break; /* row 1 is not terminal */
+      case 0:
+        bs.rew[3] = NAN;
+        break;
+      case 1:
+        bs.obs[2] = INFINITY;
+        break;
+      case 2:
+        bs.act[1] = NAN;
+        break;
+      case 3:
+        bs.weight[5] = INFINITY;
+        break;
+      case 4:
+        bs.next[D * 1] = NAN;
+        break; /* row 1 is not terminal */
     }
     float td[B] = {-1, -1, -1, -1, -1, -1, -1, -1};
     assert_int_equal(frl_td3_update(t, &bad, td, NULL), -ERANGE);
@@ -638,8 +684,8 @@ static void test_learns_bandit(void **state) {
   frl_rng_seed(&rng, 92);
   float obs[B], act[B], rew[B], disc[B];
   for (int r = 0; r < B; r++) obs[r] = 1.0f, disc[r] = 0.0f;
-  frl_batch_t b = {.B = B, .obs = obs, .action = act, .reward = rew, .discount = disc,
-                   .next_obs = obs};
+  frl_batch_t b = {
+      .B = B, .obs = obs, .action = act, .reward = rew, .discount = disc, .next_obs = obs};
   frl_td3_stats_t st;
   for (int u = 0; u < 3000; u++) {
     for (int r = 0; r < B; r++) {
