@@ -9,6 +9,7 @@
 #include "common.h"
 #include "config.h"
 #include "control.h"
+#include "eval.h"
 #include "learner.h"
 #include "log.h"
 #include "msg.h"
@@ -24,6 +25,7 @@ static void usage(FILE *out) {
           "  learner   the learner (replay store, training, parameter broadcasts)\n"
           "  actor     one simulated actor\n"
           "  stats RUN print a run's replay, episode and evaluation statistics (from SQLite)\n"
+          "  eval POLICY      run a saved policy.bin on its environment, without a learner\n"
           "  estop [REASON]   stop every actor (safe action) through the broker\n"
           "  resume           lift an e-stop\n"
           "  set-spi X        change the learner's samples-per-insert ratio at runtime\n"
@@ -50,6 +52,10 @@ int main(int argc, char **argv) {
       return 2;
     }
     return frl_stats_main(argv[2], stdout);
+  }
+  if (!strcmp(cmd, "eval")) {
+    openblas_set_num_threads(1);
+    return frl_eval_main(argc - 2, argv + 2);
   }
   if (!strcmp(cmd, "estop") || !strcmp(cmd, "resume") || !strcmp(cmd, "set-spi")) {
     /* An optional first positional argument: the e-stop reason, or the new ratio. */

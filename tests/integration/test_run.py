@@ -69,6 +69,19 @@ def test_cartpole_dqn_solves_within_budget():
         raise Failure(f"not solved within budget: {s}")
     if actors != 4:
         raise Failure(f"{actors} actors have items in the replay, expected 4")
+    # The saved policy runs without a learner, through the same policy code actors use.
+    e = subprocess.run([BIN, "eval", os.path.join(folder, "policy.bin"), "--episodes", "20"],
+                       capture_output=True, text=True, timeout=120)
+    if e.returncode != 0 or "env cartpole, 20 episodes: mean return" not in e.stdout:
+        raise Failure(f"fleetrl eval: exit {e.returncode}\n{e.stdout}{e.stderr}")
+    mean = float(e.stdout.split("mean return ")[1].split()[0])
+    if mean < 200:
+        raise Failure(f"the saved policy returns {mean} on fresh episodes, far below its "
+                      f"evaluation {s['eval_return']}")
+    e = subprocess.run([BIN, "eval", os.path.join(folder, "policy.bin"), "--env", "pendulum"],
+                       capture_output=True, text=True, timeout=60)
+    if e.returncode != 1 or "the policy needs obs 4" not in e.stderr:
+        raise Failure(f"eval on a mismatched env: exit {e.returncode}: {e.stderr!r}")
     print(f"  solved: eval {s['eval_return']:.1f} after {s['env_steps']} env steps, "
           f"{s['updates']} updates, {s['wall_seconds']:.1f} s; {items} items")
 

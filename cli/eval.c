@@ -1,0 +1,132 @@
+/* eval.c: loads a policy file, checks it against the environment, and acts with frl_policy
+ * exactly as an actor would, minus exploration. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "env.h"
+#include "policy.h"
+#include "policy_file.h"
+
+static int usage(void) {
+  fprintf(stderr, "usage: fleetrl eval POLICY_FILE [--episodes N (1..100000, default 20)] "
+                  "[--env NAME] [--seed S]\n");
+  return 2;
+}
+
+int frl_eval_main(int argc, char **argv) {
+  const char *path = NULL, *env_name = NULL;
+  long episodes = 20;
+  unsigned long long seed = 12345;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    char *end = NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage();
+      return 0;
+    } else if (!strcmp(a, "--episodes") && v) {
+      episodes = strtol(v, &end, 10);
+      if (*end || episodes < 1 || episodes > 100000) {
+        fprintf(stderr, "fleetrl eval: --episodes: '%s' is outside [1, 100000]\n", v);
+        return 2;
+      }
+      i++;
+    } else if (!strcmp(a, "--env") && v) {
+      env_name = v;
+      i++;
+    } else if (!strcmp(a, "--seed") && v) {
+      seed = strtoull(v, &end, 10);
+      if (*end) {
+        fprintf(stderr, "fleetrl eval: --seed: '%s' is not a number\n", v);
+        return 2;
+      }
+      i++;
+    } else if (a[0] != '-' && !path) {
+      path = a;
+    } else {
+      fprintf(stderr, "fleetrl eval: unknown or incomplete argument '%s'\n", a);
+      return usage();
+    }
+  }
+  if (!path) return usage();
+
+  frl_policy_info_t info;
+  float *params = NULL, *mean = NULL, *std = NULL;
+  size_t n = 0;
+  char err[512];
+  int rc = frl_policy_load(path, &info, &params, &n, &mean, &std, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "fleetrl eval: %s\n", err);
+    return 1;
+  }
+  int code = 1;
+  frl_env_t *env = NULL;
+  frl_policy_t *policy = NULL;
+  if (!env_name) env_name = info.env;
+  if (frl_env_new(&env, env_name, seed, err, sizeof err) != 0) {
+    fprintf(stderr, "fleetrl eval: %s\n", err);
+    goto done;
+  }
+  const frl_env_spec_t *spec = frl_env_spec(env);
+  const frl_policy_shape_t *shape = &info.shape;
+  bool discrete = shape->algo == FRL_ALGO_DQN;
+  if (spec->obs_dim != shape->obs_dim ||
+      (discrete ? spec->n_actions != shape->n_actions
+                : (spec->n_actions != 0 || spec->act_dim != shape->act_dim))) {
+    fprintf(stderr, "fleetrl eval: %s has obs %d and %s %d; the policy needs obs %d and %s %d\n",
+            env_name, spec->obs_dim, spec->n_actions ? "actions" : "action dims",
+            spec->n_actions ? spec->n_actions : spec->act_dim, shape->obs_dim,
+            discrete ? "actions" : "action dims", discrete ? shape->n_actions : shape->act_dim);
+    goto done;
+  }
+  frl_rng_t rng;
+  frl_rng_seed(&rng, seed);
+  policy = frl_policy_new(shape, 1, &rng);
+  if (!policy) goto done;
+  memcpy(frl_policy_params(policy), params, n * sizeof(float));
+  if (mean) frl_policy_set_normalizer(policy, mean, std, (size_t)shape->obs_dim);
+  double sum = 0, sum2 = 0, steps = 0;
+  long successes = 0, violations = 0;
+  float obs[FRL_ENV_MAX_DIM], action[FRL_ENV_MAX_DIM], env_action[FRL_ENV_MAX_DIM];
+  for (long e = 0; e < episodes; e++) {
+    frl_env_reset(env, obs);
+    double ret = 0;
+    bool success = false;
+    for (;;) {
+      frl_policy_act(policy, obs, 0.0, &rng, action);
+      if (discrete) env_action[0] = action[0];
+      else frl_policy_scale(env_action, action, spec->act_low, spec->act_high, spec->act_dim);
+      frl_step_t st;
+      frl_env_step(env, env_action, obs, &st);
+      ret += st.reward;
+      steps++;
+      success |= st.success;
+      violations += st.violations;
+      if (st.terminal || st.truncated) break;
+    }
+    successes += success;
+    sum += ret;
+    sum2 += ret * ret;
+  }
+  double m = sum / (double)episodes, var = sum2 / (double)episodes - m * m;
+  printf("policy %s: task %s, %s, params v%llu after %llu updates\n", path, info.task,
+         frl_algo_name(shape->algo), (unsigned long long)info.params_version,
+         (unsigned long long)info.updates);
+  printf("env %s, %ld episodes: mean return %.2f ± %.2f, mean length %.1f, success %.1f%%, "
+         "violations %ld\n",
+         env_name, episodes, m, sqrt(var > 0 ? var : 0), steps / (double)episodes,
+         100.0 * (double)successes / (double)episodes, violations);
+  code = 0;
+done:
+  frl_policy_destroy(&policy);
+  frl_env_destroy(&env);
+  free(params);
+  free(mean);
+  free(std);
+  return code;
+}
