@@ -392,7 +392,8 @@ int frl_actor_main(const frl_config_t *cfg) {
     if (a.discrete)
       env_action[0] = action[0];
     else
-      frl_policy_scale(env_action, action, a.spec->act_low, a.spec->act_high, a.act_dim);
+      frl_policy_scale(env_action, action, a.spec->act_low, a.spec->act_high,
+                       (float)cfg->action_scale, a.act_dim);
     frl_step_t st;
     frl_env_step(a.env, env_action, next, &st);
     a.env_steps++;

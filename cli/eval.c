@@ -100,7 +100,9 @@ int frl_eval_main(int argc, char **argv) {
     for (;;) {
       frl_policy_act(policy, obs, 0.0, &rng, action);
       if (discrete) env_action[0] = action[0];
-      else frl_policy_scale(env_action, action, spec->act_low, spec->act_high, spec->act_dim);
+      else
+        frl_policy_scale(env_action, action, spec->act_low, spec->act_high, info.action_scale,
+                         spec->act_dim);
       frl_step_t st;
       frl_env_step(env, env_action, obs, &st);
       ret += st.reward;

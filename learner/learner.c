@@ -326,7 +326,7 @@ static void evaluate(learner_t *l) {
         env_action[0] = action[0];
       else
         frl_policy_scale(env_action, action, l->spec->act_low, l->spec->act_high,
-                         l->shape.act_dim);
+                         (float)l->cfg->action_scale, l->shape.act_dim);
       frl_step_t st;
       frl_env_step(l->eval_env, env_action, obs, &st);
       ret += st.reward;
@@ -584,7 +584,7 @@ static void write_summary(learner_t *l) {
 
 static void save_policy(learner_t *l) {
   frl_policy_info_t info = {.shape = l->shape, .params_version = l->params_version,
-                            .updates = l->updates};
+                            .updates = l->updates, .action_scale = (float)l->cfg->action_scale};
   snprintf(info.task, sizeof info.task, "%s", l->cfg->task);
   snprintf(info.env, sizeof info.env, "%s", l->cfg->env);
   char path[600];

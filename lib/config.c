@@ -77,6 +77,8 @@ static const flag_t g_flags[] = {
   {"policy-delay", L | R, T_INT, F(policy_delay), "2", 1, 100, "TD3 critic steps per actor step"},
   {"explore-noise", A | R, T_DBL, F(explore_noise), "0.1", 0, 10,
    "TD3 actors' exploration noise std (actions normalized to [-1, 1])"},
+  {"action-scale", A | L | R, T_DBL, F(action_scale), "1", 0.001, 1,
+   "fraction of the environment's action range a continuous policy may command"},
   {"solve-metric", L | R, T_STR, F(solve_metric), "return", 0, 0,
    "what --solve-return compares: return (mean) | success (rate in [0, 1])"},
   {"n-step", A | L | R, T_INT, F(n_step), "3", 1, 100, "n of n-step returns"},

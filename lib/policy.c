@@ -198,6 +198,8 @@ int frl_policy_priorities(frl_policy_t *p, int B, const float *obs, const int32_
   return frl_dqn_td_abs(p->q, &db, td_abs);
 }
 
-void frl_policy_scale(float *out, const float *a, const float *low, const float *high, int n) {
-  for (int i = 0; i < n; i++) out[i] = low[i] + 0.5f * (a[i] + 1.0f) * (high[i] - low[i]);
+void frl_policy_scale(float *out, const float *a, const float *low, const float *high,
+                      float scale, int n) {
+  for (int i = 0; i < n; i++)
+    out[i] = 0.5f * (low[i] + high[i]) + scale * a[i] * 0.5f * (high[i] - low[i]);
 }

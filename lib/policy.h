@@ -66,7 +66,10 @@ int frl_policy_priorities(frl_policy_t *p, int B, const float *obs, const int32_
                           const float *reward, const float *discount, const float *next_obs,
                           float *td_abs);
 
-/* a_env = low + (a + 1) / 2 * (high - low), per dimension. */
-void frl_policy_scale(float *out, const float *a, const float *low, const float *high, int n);
+/* a_env = mid + scale * a * (high - low) / 2 per dimension, mid = (low + high) / 2: scale 1
+ * maps [-1, 1] onto the environment's bounds; a smaller scale (--action-scale) limits what
+ * the policy may command to that fraction of the range around its middle. */
+void frl_policy_scale(float *out, const float *a, const float *low, const float *high,
+                      float scale, int n);
 
 #endif

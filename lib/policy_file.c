@@ -11,6 +11,8 @@ typedef struct {
   char task[64];
   char env[32];
   int32_t algo, obs_dim, act_dim, n_actions, hidden1, hidden2, dueling, has_normalizer;
+  float action_scale;
+  uint32_t reserved;
   uint64_t params_version, updates, n_params;
 } header_t;
 
@@ -33,6 +35,7 @@ int frl_policy_save(const char *path, const frl_policy_info_t *info, const float
   h.hidden2 = s->hidden2;
   h.dueling = s->dueling;
   h.has_normalizer = obs_mean && obs_std;
+  h.action_scale = info->action_scale > 0 ? info->action_scale : 1.0f;
   h.params_version = info->params_version;
   h.updates = info->updates;
   h.n_params = n_params;
@@ -88,7 +91,8 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
                               .dueling = h.dueling != 0};
   bool sane = h.algo >= 0 && h.algo <= 2 && h.obs_dim > 0 && h.obs_dim <= 4096 &&
               h.act_dim > 0 && h.act_dim <= 4096 && h.n_actions >= 0 && h.n_actions <= 4096 &&
-              h.hidden1 > 0 && h.hidden1 <= 65536 && h.hidden2 >= 0 && h.hidden2 <= 65536;
+              h.hidden1 > 0 && h.hidden1 <= 65536 && h.hidden2 >= 0 && h.hidden2 <= 65536 &&
+              h.action_scale > 0 && h.action_scale <= 1;
   if (!sane || h.n_params != frl_policy_param_count(&shape)) {
     snprintf(err, errlen, "%s: the network shape in the header is invalid or does not match "
              "its %llu parameters", path, (unsigned long long)h.n_params);
@@ -122,6 +126,7 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
   info->shape = shape;
   info->params_version = h.params_version;
   info->updates = h.updates;
+  info->action_scale = h.action_scale;
   *params = p;
   *n_params = h.n_params;
   *obs_mean = mean;

@@ -21,6 +21,7 @@ typedef struct {
   frl_policy_shape_t shape;
   uint64_t params_version;
   uint64_t updates;
+  float action_scale; /* fraction of the environment's action range the policy commands */
 } frl_policy_info_t;
 
 /* Writes atomically (temporary file + rename). obs_mean/obs_std ([shape.obs_dim]) may be NULL.

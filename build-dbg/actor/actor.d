@@ -1,19 +1,17 @@
 build-dbg/actor/actor.o: actor/actor.c actor/actor.h lib/config.h \
- broker/broker.h lib/common.h lib/dqn.h lib/qnet.h lib/rng.h lib/env.h \
- lib/log.h actor/nstep.h actor/outbox.h lib/qnet.h lib/rng.h \
- lib/transport.h schema/fb.h schema/msg.h schema/fb.h
+ broker/broker.h lib/common.h lib/env.h lib/rng.h lib/log.h actor/nstep.h \
+ actor/outbox.h lib/policy.h lib/rng.h lib/transport.h schema/fb.h \
+ schema/msg.h schema/fb.h
 actor/actor.h:
 lib/config.h:
 broker/broker.h:
 lib/common.h:
-lib/dqn.h:
-lib/qnet.h:
-lib/rng.h:
 lib/env.h:
+lib/rng.h:
 lib/log.h:
 actor/nstep.h:
 actor/outbox.h:
-lib/qnet.h:
+lib/policy.h:
 lib/rng.h:
 lib/transport.h:
 schema/fb.h:

@@ -1,0 +1,4 @@
+build-dbg/lib/normalizer.o: lib/normalizer.c lib/normalizer.h \
+ lib/common.h
+lib/normalizer.h:
+lib/common.h:
