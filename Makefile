@@ -145,6 +145,8 @@ bench: bench-deps
 
 run-benches: $(BIN) $(BENCHES)
 	$(Q)for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	$(Q)for b in $(sort $(wildcard bench/bench_*.sh)); do echo "== $$b"; \
+	  FLEETRL_BIN=$(abspath $(BIN)) sh $$b || exit 1; done
 
 cppcheck:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \

@@ -246,6 +246,10 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
       code = 1;
       break;
     }
+    if (ec == 0) {
+      /* A normal stop: the learner ended the run (Shutdown) and this actor obeyed. */
+      continue;
+    }
     if (ec == 2) {
       frl_error("%s was refused by the broker; its log %s ends with:", cs[i].role, cs[i].log);
       tail_log(cs[i].log, 6);

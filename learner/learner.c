@@ -74,7 +74,7 @@ typedef struct {
   float recent[RECENT];
   int n_recent, recent_pos;
   uint64_t episodes;
-  uint64_t next_eval_at;
+  uint64_t next_eval_at, last_eval_steps;
   double last_eval, best_eval, last_success, best_score;
   bool reports_success; /* the task has reported a success at least once */
   int evals;
@@ -158,6 +158,7 @@ static void grant_credit(learner_t *l, double now) {
 /* ---- ingest ----------------------------------------------------------------------------- */
 
 static void start_training(learner_t *l);
+static void on_train(uv_idle_t *h);
 
 static void on_experience(learner_t *l, double now) {
   const frl_experience_t *x = &l->in.msg.u.experience;
@@ -349,6 +350,7 @@ static void evaluate(learner_t *l) {
     l->best_eval = mean;
   }
   l->evals++;
+  l->last_eval_steps = l->env_steps;
   frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n, frl_wall());
   l->reports_success |= successes > 0 || by_success;
   char success_text[48] = "";
@@ -423,7 +425,8 @@ static void check_milestones(learner_t *l) {
     evaluate(l);
   }
   if (!l->stopping && l->env_steps >= l->cfg->max_env_steps) {
-    if (l->updates > 0) evaluate(l);
+    /* A final evaluation, unless one was just taken at this very point. */
+    if (l->updates > 0 && l->last_eval_steps != l->env_steps) evaluate(l);
     if (!l->stopping) stop(l, FRL_LEARNER_UNSOLVED, "environment-step budget spent");
   }
 }
@@ -501,6 +504,9 @@ static void on_tick(uv_timer_t *h) {
     if (frl_msg_encode_heartbeat(l->fb, &hb) == 0) send_built(l);
     l->last_heartbeat = now;
   }
+  /* Training also starts without new experience: a learner restarted on a full store owes the
+   * rate limiter samples before it grants credit, so waiting for a batch would deadlock. */
+  start_training(l);
   grant_credit(l, now);
   if (now - l->rate_t >= 1.0) {
     double dt = now - l->rate_t;
