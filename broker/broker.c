@@ -526,8 +526,16 @@ done:
   free(b.peers);
   frl_inbox_free(&b.in);
   frl_fb_builder_destroy(&b.fb);
-  if (b.front) zmq_close(b.front);
-  if (b.back) zmq_close(b.back);
+  /* Let what was just fanned out (a Shutdown, final acks) leave, for at most a second. */
+  int linger = 1000;
+  if (b.front) {
+    zmq_setsockopt(b.front, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(b.front);
+  }
+  if (b.back) {
+    zmq_setsockopt(b.back, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(b.back);
+  }
   zmq_ctx_term(b.ctx);
   return exit_code;
 }
