@@ -66,7 +66,7 @@ SCHEMA_HASH_H := $(BUILD)/gen/schema_hash.h
 .PRECIOUS: $(BUILD)/%.o
 
 .PHONY: all test unit-tests integration-tests run deps bench-deps install-debs check-deps bench \
-        clean cppcheck
+        clean cppcheck fuzz
 
 all: check-deps $(BIN) $(TESTS)
 
@@ -148,11 +148,28 @@ run-benches: $(BIN) $(BENCHES)
 	$(Q)for b in $(sort $(wildcard bench/bench_*.sh)); do echo "== $$b"; \
 	  FLEETRL_BIN=$(abspath $(BIN)) sh $$b || exit 1; done
 
+# Coverage-guided fuzzing of the wire codec (libFuzzer, ASan, UBSan): prints executions and
+# findings; crashes are written to build-fuzz/ as crash-* files.
+FUZZ_SECONDS ?= 600
+FUZZ_DEBS := clang libclang-rt-14-dev
+fuzz: $(SCHEMA_HASH_H)
+	@$(MAKE) --no-print-directory install-debs PACKAGES="$(FUZZ_DEBS)"
+	@mkdir -p build-fuzz/corpus
+	$(Q)clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined $(INCLUDES) -o build-fuzz/fuzz_msg tests/fuzz/fuzz_msg.c \
+	  schema/fb.c schema/msg.c lib/common.c lib/log.c -pthread -lm
+	$(Q)cp tests/fuzz/corpus/* build-fuzz/corpus/
+	$(Q)cd build-fuzz && ./fuzz_msg -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus 2>&1 \
+	  | grep -E "stat::number_of_executed_units|stat::peak_rss|stat::new_units_added|ERROR|SUMMARY|Done" ; \
+	  if ls crash-* leak-* timeout-* 2>/dev/null | grep -q .; then \
+	    echo "findings: $$(ls crash-* leak-* timeout-* 2>/dev/null | tr '\n' ' ')(in build-fuzz/)"; \
+	  else echo "no findings"; fi
+
 cppcheck:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem $(INCLUDES) lib schema broker actor learner cli
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
