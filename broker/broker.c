@@ -388,8 +388,9 @@ static void on_back(broker_t *b, double now) {
   case FRL_MSG_CONTROL:
     frl_info("control %d from the learner: %s", (int)m->u.control.command,
              m->u.control.reason ? m->u.control.reason : "");
+    /* A learner's Shutdown ends its run, not the broker: the broker is shared infrastructure
+     * and keeps serving (a new learner may start); whoever started it stops it. */
     fan_out_control(b, b->in.data, b->in.len, false);
-    if (m->u.control.command == FRL_CONTROL_SHUTDOWN) g_stop = SIGTERM;
     break;
   default:
     frl_warn("the learner sent a %s, which is not for the broker; ignored",

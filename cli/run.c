@@ -236,10 +236,6 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
       }
       break;
     }
-    if (&cs[i] == broker && ec == 0) {
-      /* The learner asked the fleet to shut down and the broker obliged; the learner follows. */
-      continue;
-    }
     if (&cs[i] == broker) {
       frl_error("the broker exited with code %d; its log %s ends with:", ec, broker->log);
       tail_log(broker->log, 12);

@@ -70,7 +70,13 @@ def test_compose_file_runs_natively():
         if not os.path.exists(summary):
             raise Failure("the learner wrote no summary.json under the compose volume path")
         for role, p in procs:
-            wait_until(lambda p=p: p.poll() is not None, 30, f"{role} to stop after shutdown")
+            if role.startswith("actor"):
+                wait_until(lambda p=p: p.poll() is not None, 30, f"{role} to stop after shutdown")
+        broker = dict(procs)["broker-0"]
+        if broker.poll() is not None:
+            raise Failure("the broker exited when the learner's run ended; it should keep serving")
+        broker.terminate()
+        wait_until(lambda: broker.poll() is not None, 30, "the broker to stop on SIGTERM")
     finally:
         for _, p in procs:
             if p.poll() is None:
