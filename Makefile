@@ -15,7 +15,7 @@ BENCH_DEBS := python3-torch
 CC ?= cc
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -fno-strict-aliasing -pthread -MMD -MP
-INCLUDES := -Ilib -Ischema -Iactor -Ibroker -Ilearner -Icli -I$(BUILD)/gen
+INCLUDES := -Ilib -Ischema -Iactor -Ibroker -Ilearner -Icli -Itests -I$(BUILD)/gen
 ifeq ($(DEBUG),1)
   OPT := -O0 -g
 else

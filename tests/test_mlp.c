@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "numeric_check.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +17,6 @@
 #include "common.h"
 #include "mlp.h"
 #include "rng.h"
-
-static void expect_close(const char *what, int k, double got, double want, double atol,
-                         double rtol) {
-  double err = fabs(got - want);
-  if (!(err <= atol + rtol * fabs(want))) {
-    fail_msg("%s[%d]: got %.9g, want %.9g (err %.3g > %.3g)", what, k, got, want, err,
-             atol + rtol * fabs(want));
-  }
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, frl_rng_t *rng) {
-  for (size_t k = 0; k < n; k++) x[k] = (float)(lo + (hi - lo) * frl_rng_uniform(rng));
-}
 
 static double ref_act(frl_activation_t a, double x) {
   return a == FRL_ACT_RELU ? (x > 0 ? x : 0) : a == FRL_ACT_TANH ? tanh(x) : x;

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "numeric_check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,20 +18,6 @@
 #include "nn.h"
 #include "qnet.h"
 #include "rng.h"
-
-/* |got - want| <= atol + rtol |want|, with a message naming the element on failure. */
-static void expect_close(const char *what, int k, double got, double want, double atol,
-                         double rtol) {
-  double err = fabs(got - want);
-  if (!(err <= atol + rtol * fabs(want))) {
-    fail_msg("%s[%d]: got %.9g, want %.9g (err %.3g > %.3g)", what, k, got, want, err,
-             atol + rtol * fabs(want));
-  }
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, frl_rng_t *rng) {
-  for (size_t k = 0; k < n; k++) x[k] = (float)(lo + (hi - lo) * frl_rng_uniform(rng));
-}
 
 /* Values bounded away from zero (for kinks at 0): magnitude in [0.1, 1], random sign. */
 static void fill_away_from_zero(float *x, size_t n, frl_rng_t *rng) {

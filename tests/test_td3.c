@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "numeric_check.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -60,19 +62,6 @@ int posix_memalign(void **out, size_t align, size_t n) {
 #endif
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static void expect_close(const char *what, int k, double got, double want, double atol,
-                         double rtol) {
-  double err = fabs(got - want);
-  if (!(err <= atol + rtol * fabs(want))) {
-    fail_msg("%s[%d]: got %.9g, want %.9g (err %.3g > %.3g)", what, k, got, want, err,
-             atol + rtol * fabs(want));
-  }
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, frl_rng_t *rng) {
-  for (size_t k = 0; k < n; k++) x[k] = (float)(lo + (hi - lo) * frl_rng_uniform(rng));
-}
 
 static frl_td3_config_t base_config(int obs_dim, int act_dim, int hidden1, int hidden2, int batch) {
   frl_td3_config_t c = {.obs_dim = obs_dim,

@@ -84,6 +84,19 @@ class Fleet:
     def ack_log(self, name):
         return os.path.join(self.dir, f"{name}.acks")
 
+    def acked(self, name):
+        """Sequences the actor saw acknowledged (ok or duplicate), from its ack log. A torn last
+        line (the actor killed mid-write) is ignored."""
+        seqs = set()
+        try:
+            for line in open(self.ack_log(name)):
+                parts = line.split()
+                if len(parts) == 2 and line.endswith("\n"):
+                    seqs.add(int(parts[0]))
+        except FileNotFoundError:
+            pass
+        return seqs
+
     def db(self):
         """A read-only connection to the learner's replay store, as a user would open it."""
         path = os.path.join(self.run_dir, "replay.db")

@@ -7,20 +7,6 @@ import time
 from harness import Fleet, Failure, run_tests, wait_until
 
 
-def acked(fleet, name):
-    """Sequences the actor saw acknowledged (ok or duplicate), from its ack log. A torn last
-    line (killed mid-write) is ignored."""
-    seqs = set()
-    try:
-        for line in open(fleet.ack_log(name)):
-            parts = line.split()
-            if len(parts) == 2 and line.endswith("\n"):
-                seqs.add(int(parts[0]))
-    except FileNotFoundError:
-        pass
-    return seqs
-
-
 def test_kill_actor_exactly_once():
     f = Fleet("kill")
     f.start_broker()
@@ -59,7 +45,7 @@ def test_kill_actor_exactly_once():
     f.stop("broker")
     con = f.db()
     for name in ("actor-0", "actor-1"):
-        seqs = acked(f, name)
+        seqs = f.acked(name)
         if not seqs:
             raise Failure(f"{name} logged no acks")
         rows = dict(con.execute(
@@ -83,8 +69,8 @@ def test_kill_actor_exactly_once():
     ok = con.execute("PRAGMA integrity_check").fetchone()[0]
     if ok != "ok":
         raise Failure(f"integrity_check: {ok}")
-    print(f"  actor-1 killed after {killed_at} batches; acked: actor-0 {len(acked(f, 'actor-0'))},"
-          f" actor-1 {len(acked(f, 'actor-1'))}; all in SQLite exactly once")
+    print(f"  actor-1 killed after {killed_at} batches; acked: actor-0 {len(f.acked('actor-0'))},"
+          f" actor-1 {len(f.acked('actor-1'))}; all in SQLite exactly once")
 
 
 def test_unknown_flag_is_one_clear_line():

@@ -9,18 +9,6 @@ import time
 from harness import Fleet, Failure, run_tests, wait_until
 
 
-def acked(fleet, name):
-    seqs = set()
-    try:
-        for line in open(fleet.ack_log(name)):
-            parts = line.split()
-            if len(parts) == 2 and line.endswith("\n"):
-                seqs.add(int(parts[0]))
-    except FileNotFoundError:
-        pass
-    return seqs
-
-
 def batches(f):
     r = f.query("SELECT count(*) FROM batches")
     return r[0][0] if r else 0
@@ -32,7 +20,7 @@ def check_exactly_once(f, names):
     if ok != "ok":
         raise Failure(f"integrity_check: {ok}")
     for name in names:
-        seqs = acked(f, name)
+        seqs = f.acked(name)
         rows = dict(con.execute("SELECT b.seq, b.transitions FROM batches b JOIN actors "
                                 "USING(actor_id) WHERE name=?", (name,)).fetchall())
         items = dict(con.execute("SELECT i.batch_seq, count(*) FROM items i JOIN actors "
@@ -45,7 +33,7 @@ def check_exactly_once(f, names):
         if wrong:
             raise Failure(f"{name}: batch {wrong[0]} has {items.get(wrong[0], 0)} items, "
                           f"expected {rows[wrong[0]]}")
-    return sum(len(acked(f, n)) for n in names)
+    return sum(len(f.acked(n)) for n in names)
 
 
 def start_fleet(name):
