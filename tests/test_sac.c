@@ -24,45 +24,7 @@
 #include "rng.h"
 #include "sac.h"
 
-/* ---- allocation counter (not under ASan, which owns malloc) ---------------------------------- */
-
-#if !defined(__SANITIZE_ADDRESS__)
-#define COUNT_ALLOCS 1
-/* glibc's own entry points: every allocation in the process passes through the definitions
- * below, which count while counting is on. */
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-static atomic_int g_counting;
-static atomic_long g_allocs;
-static void count_one(void) {
-  if (atomic_load(&g_counting)) atomic_fetch_add(&g_allocs, 1);
-}
-void *malloc(size_t n) {
-  count_one();
-  return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t size) {
-  count_one();
-  return __libc_calloc(n, size);
-}
-void *realloc(void *p, size_t n) {
-  count_one();
-  return __libc_realloc(p, n);
-}
-void *aligned_alloc(size_t align, size_t n) {
-  count_one();
-  return __libc_memalign(align, n);
-}
-int posix_memalign(void **out, size_t align, size_t n) {
-  count_one();
-  void *p = __libc_memalign(align, n);
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
-}
-#endif
+#include "alloc_counter.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
