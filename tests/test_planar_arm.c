@@ -56,7 +56,7 @@ static double ref_step(double *s, const double *a, double *d) {
     }
     s[i] = q;
     s[J + i] = v;
-    act_sq += a[i] * a[i];
+    act_sq += (a[i] / 100.0) * (a[i] / 100.0);
   }
   double tip[3];
   ref_fk(s, tip);
@@ -188,11 +188,11 @@ static void test_kinematics_and_reward_terms(void **unused) {
   const double off_plane[3] = {0.9, 0.2, 0.1};
   assert_float_equal(step_at(e, q_flat, off_plane, none, obs).reward, -0.2, 1e-6);
   /* Effort alone: torques on joints 3..5 move joints the tip does not depend on, so the
-   * distance stays 0.5 and the cost is 0.001 (100^2 + 100^2 + 50^2) = 22.5. A torque beyond
-   * the bound is charged as the clipped torque. */
+   * distance stays 0.5 and the cost is 0.001 (1^2 + 1^2 + 0.5^2) = 0.00225 of torque as a
+   * fraction of its bound. A torque beyond the bound is charged as the clipped torque. */
   const float effort[J] = {0, 0, 0, 100, -250, 50};
   st = step_at(e, q_flat, off, effort, obs);
-  assert_float_equal(st.reward, -0.5 - 22.5, 1e-5);
+  assert_float_equal(st.reward, -0.5 - 0.00225, 1e-6);
   assert_float_equal(obs[J + 3], 0.1, 1e-7); /* qd = dt a / 10 */
   assert_float_equal(obs[J + 4], -0.1, 1e-7);
   assert_float_equal(obs[3], 0.001, 1e-9);
