@@ -50,7 +50,7 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             actor/actor.c actor/nstep.c actor/outbox.c \
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
             learner/ratelimit.c \
-            cli/run.c cli/stats.c cli/control.c cli/eval.c \
+            cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c \
             $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS)
 MAIN_SRCS := cli/main.c
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "control.h"
 #include "eval.h"
+#include "plot.h"
 #include "learner.h"
 #include "log.h"
 #include "msg.h"
@@ -26,6 +27,7 @@ static void usage(FILE *out) {
           "  actor     one simulated actor\n"
           "  stats RUN print a run's replay, episode and evaluation statistics (from SQLite)\n"
           "  eval POLICY      run a saved policy.bin on its environment, without a learner\n"
+          "  plot RUN         write learning-curve.svg and priority-histogram.svg for a run\n"
           "  estop [REASON]   stop every actor (safe action) through the broker\n"
           "  resume           lift an e-stop\n"
           "  set-spi X        change the learner's samples-per-insert ratio at runtime\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
     }
     return frl_stats_main(argv[2], stdout);
   }
+  if (!strcmp(cmd, "plot")) return frl_plot_main(argc - 2, argv + 2);
   if (!strcmp(cmd, "eval")) {
     openblas_set_num_threads(1);
     return frl_eval_main(argc - 2, argv + 2);

@@ -146,7 +146,7 @@ def test_estop_reaches_every_actor_and_resume_lifts_it():
             raise Failure(f"{name} did not log the resume")
 
 
-def test_stats_prints_a_run():
+def test_stats_and_plots_of_a_run():
     import subprocess
     from harness import BIN
     f = Fleet("stats")
@@ -158,6 +158,24 @@ def test_stats_prints_a_run():
     for needle in ("cartpole-dqn", "actor-0", "evaluations", "priority"):
         if needle not in p.stdout:
             raise Failure(f"stats output lacks {needle!r}:\n{p.stdout}")
+    # Figures for a paper, checked against the store they were drawn from.
+    import xml.etree.ElementTree as ET
+    out = os.path.join(f.dir, "plots")
+    p = subprocess.run([BIN, "plot", f.run_dir, "--out", out], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        raise Failure(f"plot exit {p.returncode}: {p.stderr}")
+    ns = "{http://www.w3.org/2000/svg}"
+    curve = ET.parse(os.path.join(out, "learning-curve.svg")).getroot()
+    evals = f.query("SELECT count(*) FROM evaluations")[0][0]
+    line = [e for e in curve.iter(ns + "polyline") if e.get("class") == "eval"]
+    if evals == 0 or len(line) != 1 or len(line[0].get("points").split()) != evals:
+        raise Failure(f"learning curve: {evals} evaluations, polyline {line}")
+    hist = ET.parse(os.path.join(out, "priority-histogram.svg")).getroot()
+    bins = [int(e.get("data-count")) for e in hist.iter(ns + "rect") if e.get("class") == "bin"]
+    items = f.query("SELECT count(*) FROM items WHERE priority IS NOT NULL")[0][0]
+    if len(bins) != 40 or sum(bins) != items:
+        raise Failure(f"histogram: {len(bins)} bins holding {sum(bins)} of {items} items")
     p = subprocess.run([BIN, "stats", "/nonexistent"], capture_output=True, text=True, timeout=30)
     if p.returncode != 1 or "/nonexistent" not in p.stderr:
         raise Failure(f"stats on a missing run: exit {p.returncode}, {p.stderr!r}")
@@ -166,4 +184,4 @@ def test_stats_prints_a_run():
 if __name__ == "__main__":
     run_tests([test_unknown_flag_is_one_clear_line, test_missing_broker_is_one_clear_line,
                test_kill_actor_exactly_once, test_estop_reaches_every_actor_and_resume_lifts_it,
-               test_stats_prints_a_run])
+               test_stats_and_plots_of_a_run])
