@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "numeric_check.h"
+#include "batch_fixture.h"
 
 #include <errno.h>
 #include <math.h>
@@ -497,26 +498,6 @@ static void test_reference_and_gradients(void **state) {
 
 /* ---- temperature, Polyak targets, refusal ---------------------------------------------------- */
 
-/* A batch of B random transitions for obs_dim D and act_dim A (storage owned by the caller). */
-typedef struct {
-  float obs[64 * 8], act[64 * 4], rew[64], disc[64], next[64 * 8], weight[64];
-} batch_store_t;
-
-static frl_batch_t random_batch(batch_store_t *st, int B, int D, int A, frl_rng_t *rng) {
-  fill_uniform(st->obs, (size_t)B * D, -1, 1, rng);
-  fill_uniform(st->next, (size_t)B * D, -1, 1, rng);
-  fill_uniform(st->act, (size_t)B * A, -1, 1, rng);
-  fill_uniform(st->rew, (size_t)B, -1, 1, rng);
-  fill_uniform(st->weight, (size_t)B, 0.5, 1, rng);
-  for (int r = 0; r < B; r++) st->disc[r] = r % 5 == 4 ? 0.0f : 0.99f;
-  return (frl_batch_t){.B = B,
-                       .obs = st->obs,
-                       .action = st->act,
-                       .reward = st->rew,
-                       .discount = st->disc,
-                       .next_obs = st->next,
-                       .weight = st->weight};
-}
 
 /* Sets the actor's log_std head to a constant (weights 0, bias ls). */
 static void set_log_std(frl_sac_t *s, float ls) {
