@@ -443,6 +443,13 @@ bool frl_fb_read_scalar(const frl_fb_table_t *t, unsigned field, size_t size, vo
   return true;
 }
 
+const char *frl_fb_read_string(const frl_fb_table_t *t, unsigned field) {
+  uint16_t o = frl_fb_field_offset(t, field);
+  if (!o) return NULL;
+  const uint8_t *at = t->table + o;
+  return (const char *)(at + rd_u32(at) + 4); /* skip the length prefix */
+}
+
 /* Follows the uoffset stored in field (when present) to its target; *target 0 when absent. */
 static int follow(frl_fb_verifier_t *v, const frl_fb_table_t *t, unsigned field,
                   const char *name, size_t *target) {

@@ -167,5 +167,8 @@ uint16_t frl_fb_field_offset(const frl_fb_table_t *t, unsigned field);
 /* Copies a scalar field whose bounds frl_fb_get_scalar verified; returns false when absent
  * (out untouched). */
 bool frl_fb_read_scalar(const frl_fb_table_t *t, unsigned field, size_t size, void *out);
+/* A string field that frl_fb_get_string verified (NUL-terminated in the buffer); NULL when
+ * absent. */
+const char *frl_fb_read_string(const frl_fb_table_t *t, unsigned field);
 
 #endif

@@ -40,7 +40,9 @@ enum {
   EPISODE_TRUNCATED,
   EPISODE_VIOLATIONS,
   EPISODE_POLICY_VERSION,
+  EPISODE_PHYSICS,
 };
+enum { SAFETY_KIND = 0, SAFETY_COUNT, SAFETY_TIME_NS, SAFETY_DETAIL };
 enum {
   EXP_ACTOR = 0,
   EXP_SEQ,
@@ -57,6 +59,8 @@ enum {
   EXP_POLICY_VERSION,
   EXP_EPISODES,
   EXP_ENV_STEPS,
+  EXP_DEMONSTRATION,
+  EXP_SAFETY,
 };
 enum { ACK_ACTOR = 0, ACK_SEQ, ACK_STATUS, ACK_REASON };
 enum {
@@ -82,9 +86,10 @@ enum { CREDIT_BATCHES = 0 };
 
 /* Schema defaults that are not zero. */
 #define HELLO_ACTOR_INDEX_DEFAULT (-1)
+#define SAFETY_COUNT_DEFAULT 1u
 
-/* Message, one body table, and up to MAX_EPISODES EpisodeStat tables. */
-#define MAX_TABLES (FRL_MSG_MAX_EPISODES + 2u)
+/* Message, one body table, up to MAX_EPISODES EpisodeStat and MAX_SAFETY SafetyEvent tables. */
+#define MAX_TABLES (FRL_MSG_MAX_EPISODES + FRL_MSG_MAX_SAFETY + 2u)
 #define MAX_DEPTH 3u
 
 #define TRY(expr)                                                                                  \
@@ -125,6 +130,18 @@ const char *frl_msg_type_name(frl_msg_type_t t) {
   }
 }
 
+const char *frl_safety_kind_name(frl_safety_kind_t k) {
+  switch (k) {
+  case FRL_SAFETY_CLIP: return "clip";
+  case FRL_SAFETY_BARRIER: return "barrier";
+  case FRL_SAFETY_SAFE_MODE_ENTER: return "safe_mode_enter";
+  case FRL_SAFETY_SAFE_MODE_EXIT: return "safe_mode_exit";
+  case FRL_SAFETY_ESTOP: return "estop";
+  case FRL_SAFETY_RESUME: return "resume";
+  default: return "unknown";
+  }
+}
+
 /* ---- checks shared by encoder and decoder --------------------------------------------------- */
 
 /* Writes the reason into err and returns FRL_EPROTO. */
@@ -142,15 +159,32 @@ static int __attribute__((format(printf, 3, 4))) refuse(char *err, size_t errlen
 /* The invariants of an ExperienceBatch that both sides can see in the struct (the decoder also
  * checks the lengths of obs, next_obs, reward and discount, which the struct does not hold). */
 static int check_experience(const frl_experience_t *m, char *err, size_t errlen) {
-  if (m->count < 1 || m->count > FRL_MSG_MAX_COUNT)
-    return refuse(err, errlen, "ExperienceBatch.count: %u, expected 1..%u", m->count,
-                  FRL_MSG_MAX_COUNT);
+  if (m->n_episodes > FRL_MSG_MAX_EPISODES)
+    return refuse(err, errlen, "ExperienceBatch.episodes: %u, max %u", m->n_episodes,
+                  FRL_MSG_MAX_EPISODES);
+  if (m->n_safety > FRL_MSG_MAX_SAFETY)
+    return refuse(err, errlen, "ExperienceBatch.safety: %u, max %u", m->n_safety,
+                  FRL_MSG_MAX_SAFETY);
   if (m->obs_dim < 1 || m->obs_dim > FRL_MSG_MAX_DIM)
     return refuse(err, errlen, "ExperienceBatch.obs_dim: %u, expected 1..%u", m->obs_dim,
                   FRL_MSG_MAX_DIM);
   if (m->act_dim < 1 || m->act_dim > FRL_MSG_MAX_DIM)
     return refuse(err, errlen, "ExperienceBatch.act_dim: %u, expected 1..%u", m->act_dim,
                   FRL_MSG_MAX_DIM);
+  if (m->count == 0) {
+    /* A report without transitions: episodes or safety events only (a robot in safe mode
+     * still reports what happened to it). */
+    if (m->n_episodes == 0 && m->n_safety == 0)
+      return refuse(err, errlen,
+                    "ExperienceBatch.count: 0 with no episodes or safety events, expected 1..%u",
+                    FRL_MSG_MAX_COUNT);
+    if (m->n_action_index || m->n_action || m->n_priority || m->n_policy_version)
+      return refuse(err, errlen, "ExperienceBatch.count: 0 but transition vectors are non-empty");
+    return 0;
+  }
+  if (m->count > FRL_MSG_MAX_COUNT)
+    return refuse(err, errlen, "ExperienceBatch.count: %u, expected 1..%u", m->count,
+                  FRL_MSG_MAX_COUNT);
   if ((m->n_action_index == 0) == (m->n_action == 0))
     return refuse(err, errlen,
                   "ExperienceBatch.action: action_index has %u and action %u elements, "
@@ -171,9 +205,6 @@ static int check_experience(const frl_experience_t *m, char *err, size_t errlen)
     return refuse(err, errlen,
                   "ExperienceBatch.policy_version: %u ulongs, expected 0 or count = %u",
                   m->n_policy_version, m->count);
-  if (m->n_episodes > FRL_MSG_MAX_EPISODES)
-    return refuse(err, errlen, "ExperienceBatch.episodes: %u, max %u", m->n_episodes,
-                  FRL_MSG_MAX_EPISODES);
   return 0;
 }
 
@@ -306,6 +337,19 @@ static int put_episodes(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_r
   if (m->n_episodes > FRL_ARRAY_LEN(stack)) refs = frl_xmalloc(m->n_episodes * sizeof *refs);
   for (uint32_t i = 0; i < m->n_episodes; i++) {
     const frl_episode_stat_t *e = &m->episodes_in[i];
+    frl_fb_ref_t physics = 0;
+    if (e->physics) {
+      size_t n = strlen(e->physics);
+      if (n > FRL_MSG_MAX_PHYSICS) {
+        char err[160];
+        rc = encode_refused(refuse(err, sizeof err, "EpisodeStat.physics: %zu bytes, max %u", n,
+                                   FRL_MSG_MAX_PHYSICS),
+                            err);
+        goto out;
+      }
+      rc = frl_fb_create_string(b, e->physics, n, &physics);
+      if (rc) goto fail;
+    }
     frl_fb_table_start(b);
     frl_fb_add_u64(b, EPISODE_POLICY_VERSION, e->policy_version, 0);
     frl_fb_add_f32(b, EPISODE_RETURN, e->episode_return, 0.0f);
@@ -313,13 +357,57 @@ static int put_episodes(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_r
     frl_fb_add_u32(b, EPISODE_VIOLATIONS, e->violations, 0);
     frl_fb_add_bool(b, EPISODE_SUCCESS, e->success, false);
     frl_fb_add_bool(b, EPISODE_TRUNCATED, e->truncated, false);
+    frl_fb_add_ref(b, EPISODE_PHYSICS, physics);
     rc = frl_fb_table_end(b, &refs[i]);
     if (rc) goto fail;
   }
   rc = frl_fb_create_ref_vector(b, refs, m->n_episodes, ref);
 fail:
+  if (rc) rc = builder_failed(b, "ExperienceBatch");
+out:
   if (refs != stack) free(refs);
-  return rc ? builder_failed(b, "ExperienceBatch") : 0;
+  return rc;
+}
+
+/* Builds the SafetyEvent tables of m and the vector referring to them into *ref. */
+static int put_safety(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_ref_t *ref) {
+  frl_fb_ref_t stack[32];
+  frl_fb_ref_t *refs = stack;
+  int rc = 0;
+  *ref = 0;
+  if (m->n_safety == 0) return 0;
+  if (!m->safety_in) {
+    char err[160];
+    return encode_refused(
+        refuse(err, sizeof err, "ExperienceBatch.safety: NULL, expected %u", m->n_safety), err);
+  }
+  if (m->n_safety > FRL_ARRAY_LEN(stack)) refs = frl_xmalloc(m->n_safety * sizeof *refs);
+  for (uint32_t i = 0; i < m->n_safety; i++) {
+    const frl_safety_event_t *e = &m->safety_in[i];
+    frl_fb_ref_t detail;
+    if ((unsigned)e->kind > FRL_SAFETY_KIND_MAX) {
+      char err[160];
+      rc = encode_refused(refuse(err, sizeof err, "SafetyEvent.kind: %u, expected 0..%u",
+                                 (unsigned)e->kind, FRL_SAFETY_KIND_MAX),
+                          err);
+      goto out;
+    }
+    rc = put_string(b, e->detail, "SafetyEvent.detail", &detail);
+    if (rc) goto out;
+    frl_fb_table_start(b);
+    frl_fb_add_u64(b, SAFETY_TIME_NS, e->time_ns, 0);
+    frl_fb_add_u32(b, SAFETY_COUNT, e->count, SAFETY_COUNT_DEFAULT);
+    frl_fb_add_ref(b, SAFETY_DETAIL, detail);
+    frl_fb_add_u8(b, SAFETY_KIND, (uint8_t)e->kind, 0);
+    rc = frl_fb_table_end(b, &refs[i]);
+    if (rc) goto fail;
+  }
+  rc = frl_fb_create_ref_vector(b, refs, m->n_safety, ref);
+fail:
+  if (rc) rc = builder_failed(b, "ExperienceBatch");
+out:
+  if (refs != stack) free(refs);
+  return rc;
 }
 
 int frl_msg_encode_experience(frl_fb_builder_t *b, const frl_experience_t *m) {
@@ -328,10 +416,11 @@ int frl_msg_encode_experience(frl_fb_builder_t *b, const frl_experience_t *m) {
   if (rc) return encode_refused(rc, err);
   size_t rows = (size_t)m->count * m->obs_dim;
   frl_fb_ref_t actor, obs, action_index, action, reward, discount, next_obs, priority, pv, eps,
-      body;
+      safety, body;
   begin(b);
   /* The episodes first: put_episodes needs no open vector (see there). */
   TRY(put_episodes(b, m, &eps));
+  TRY(put_safety(b, m, &safety));
   TRY(put_string(b, m->actor, "ExperienceBatch.actor", &actor));
   TRY(put_vector(b, m->obs, rows, 4, "ExperienceBatch.obs", &obs));
   TRY(put_vector(b, m->action_index, m->n_action_index, 4, "ExperienceBatch.action_index",
@@ -359,6 +448,8 @@ int frl_msg_encode_experience(frl_fb_builder_t *b, const frl_experience_t *m) {
   frl_fb_add_ref(b, EXP_POLICY_VERSION, pv);
   frl_fb_add_ref(b, EXP_EPISODES, eps);
   frl_fb_add_u32(b, EXP_ENV_STEPS, m->env_steps, 0);
+  frl_fb_add_ref(b, EXP_SAFETY, safety);
+  frl_fb_add_bool(b, EXP_DEMONSTRATION, m->demonstration, false);
   if (frl_fb_table_end(b, &body)) return builder_failed(b, "ExperienceBatch");
   return finish_message(b, FRL_MSG_EXPERIENCE, body);
 }
@@ -552,6 +643,23 @@ static int verify_episode(frl_fb_verifier_t *v, const frl_fb_table_t *t, void *a
   TRY(get_bool(v, t, EPISODE_TRUNCATED, "EpisodeStat.truncated", &e.truncated));
   TRY(get_u32(v, t, EPISODE_VIOLATIONS, "EpisodeStat.violations", &e.violations));
   TRY(get_u64(v, t, EPISODE_POLICY_VERSION, "EpisodeStat.policy_version", &e.policy_version));
+  uint32_t len;
+  TRY(frl_fb_get_string(v, t, EPISODE_PHYSICS, FRL_MSG_MAX_PHYSICS, true, "EpisodeStat.physics",
+                        &e.physics, &len));
+  return 0;
+}
+
+/* Verifies every field of one SafetyEvent so frl_msg_safety() may read them unchecked. */
+static int verify_safety(frl_fb_verifier_t *v, const frl_fb_table_t *t, void *arg) {
+  unsigned kind;
+  uint32_t count;
+  uint64_t time_ns;
+  const char *detail;
+  (void)arg;
+  TRY(get_enum(v, t, SAFETY_KIND, FRL_SAFETY_KIND_MAX, "SafetyEvent.kind", &kind));
+  TRY(frl_fb_get_scalar(v, t, SAFETY_COUNT, 4, "SafetyEvent.count", &count));
+  TRY(get_u64(v, t, SAFETY_TIME_NS, "SafetyEvent.time_ns", &time_ns));
+  TRY(get_string(v, t, SAFETY_DETAIL, "SafetyEvent.detail", &detail));
   return 0;
 }
 
@@ -581,6 +689,10 @@ static int decode_experience(frl_fb_verifier_t *v, const frl_fb_table_t *t,
                               &m->n_episodes));
   m->episodes_in = NULL;
   TRY(get_u32(v, t, EXP_ENV_STEPS, "ExperienceBatch.env_steps", &m->env_steps));
+  TRY(get_bool(v, t, EXP_DEMONSTRATION, "ExperienceBatch.demonstration", &m->demonstration));
+  TRY(frl_fb_get_table_vector(v, t, EXP_SAFETY, FRL_MSG_MAX_SAFETY, "ExperienceBatch.safety",
+                              verify_safety, NULL, &m->safety_vec, &m->n_safety));
+  m->safety_in = NULL;
 
   TRY(check_experience(m, v->err, v->errlen));
   /* count and obs_dim are now bounded, so the product fits 32 bits (2^16 * 2^12). */
@@ -701,4 +813,19 @@ void frl_msg_episode(const frl_experience_t *view, uint32_t i, frl_episode_stat_
   if (frl_fb_read_scalar(&t, EPISODE_TRUNCATED, 1, &flag)) out->truncated = flag != 0;
   frl_fb_read_scalar(&t, EPISODE_VIOLATIONS, 4, &out->violations);
   frl_fb_read_scalar(&t, EPISODE_POLICY_VERSION, 8, &out->policy_version);
+  out->physics = frl_fb_read_string(&t, EPISODE_PHYSICS);
+}
+
+void frl_msg_safety(const frl_experience_t *view, uint32_t i, frl_safety_event_t *out) {
+  /* Every field was bounds-checked by verify_safety() during frl_msg_decode(). */
+  assert(i < view->n_safety && view->safety_vec);
+  frl_fb_table_t t = frl_fb_vector_table(view->safety_vec, i);
+  uint8_t kind = 0;
+  memset(out, 0, sizeof *out);
+  frl_fb_read_scalar(&t, SAFETY_KIND, 1, &kind);
+  out->kind = (frl_safety_kind_t)kind;
+  out->count = SAFETY_COUNT_DEFAULT;
+  frl_fb_read_scalar(&t, SAFETY_COUNT, 4, &out->count);
+  frl_fb_read_scalar(&t, SAFETY_TIME_NS, 8, &out->time_ns);
+  out->detail = frl_fb_read_string(&t, SAFETY_DETAIL);
 }

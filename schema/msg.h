@@ -24,6 +24,8 @@
 #define FRL_MSG_MAX_DIM 4096u         /* obs_dim, act_dim */
 #define FRL_MSG_MAX_EPISODES 4096u    /* episodes in one batch */
 #define FRL_MSG_MAX_PARAMS (16u << 20) /* floats in Params.data */
+#define FRL_MSG_MAX_SAFETY 1024u      /* safety events in one batch */
+#define FRL_MSG_MAX_PHYSICS 2048u     /* bytes of EpisodeStat.physics (a JSON object) */
 
 /* Union tags; the numbers are the FlatBuffers union type values of Body. */
 typedef enum {
@@ -79,12 +81,32 @@ typedef struct {
   bool success, truncated;
   uint32_t violations;
   uint64_t policy_version;
+  const char *physics; /* JSON object of sampled physics parameters; NULL when absent */
 } frl_episode_stat_t;
+
+typedef enum {
+  FRL_SAFETY_CLIP = 0,
+  FRL_SAFETY_BARRIER = 1,
+  FRL_SAFETY_SAFE_MODE_ENTER = 2,
+  FRL_SAFETY_SAFE_MODE_EXIT = 3,
+  FRL_SAFETY_ESTOP = 4,
+  FRL_SAFETY_RESUME = 5,
+} frl_safety_kind_t;
+#define FRL_SAFETY_KIND_MAX FRL_SAFETY_RESUME
+
+/* One kind of safety event, aggregated over `count` occurrences since the previous batch. */
+typedef struct {
+  frl_safety_kind_t kind;
+  uint32_t count;
+  uint64_t time_ns; /* sender's wall clock at the first occurrence */
+  const char *detail;
+} frl_safety_event_t;
 
 /* For decode, n_* are the vector lengths found; for encode they are the lengths to write.
  * Verified invariants on decode: obs and next_obs have count*obs_dim floats; exactly one of
  * action_index (count ints) and action (count*act_dim floats) is non-empty; reward, discount
  * have count; priority has count or 0; policy_version has count or 0; count <= MAX_COUNT;
+ * count 0 only in a batch that carries episodes or safety events and no transition vectors;
  * obs_dim, act_dim in 1..MAX_DIM. Values (NaN, ranges) are NOT checked here: that is task
  * knowledge and belongs to the receiver. */
 typedef struct {
@@ -108,6 +130,11 @@ typedef struct {
   const frl_episode_stat_t *episodes_in; /* encode only */
   const void *episodes_vec;              /* decode only: internal */
   uint32_t env_steps;
+  bool demonstration;
+  /* Safety events: on decode, use frl_msg_safety(&view, i, &out); on encode, set safety_in. */
+  uint32_t n_safety;
+  const frl_safety_event_t *safety_in; /* encode only */
+  const void *safety_vec;              /* decode only: internal */
 } frl_experience_t;
 
 typedef struct {
@@ -178,6 +205,8 @@ int frl_msg_decode(const void *buf, size_t len, frl_msg_t *out, char *err, size_
 
 /* Reads episode i (< n_episodes) of a decoded ExperienceBatch view. */
 void frl_msg_episode(const frl_experience_t *view, uint32_t i, frl_episode_stat_t *out);
+/* Reads safety event i (< n_safety) of a decoded ExperienceBatch view. */
+void frl_msg_safety(const frl_experience_t *view, uint32_t i, frl_safety_event_t *out);
 
 /* Encoders: each resets builder b, builds one complete Message (with file identifier and
  * schema version) and leaves it in b; read it with frl_fb_builder_data(). Return 0 or
@@ -193,5 +222,7 @@ int frl_msg_encode_credit(frl_fb_builder_t *b, const frl_credit_t *m);
 
 /* Name of a message type for logs ("ExperienceBatch"), "unknown" otherwise. */
 const char *frl_msg_type_name(frl_msg_type_t t);
+/* Name of a safety kind as stored in SQLite ("clip", "safe_mode_enter"), "unknown" otherwise. */
+const char *frl_safety_kind_name(frl_safety_kind_t k);
 
 #endif

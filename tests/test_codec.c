@@ -40,6 +40,17 @@ static const frl_episode_stat_t EXP_EPISODES[2] = {
      .policy_version = 6},
     {.episode_return = -3.25f, .length = 500, .success = true, .policy_version = 7},
 };
+static const frl_episode_stat_t ROBOT_EPISODES[1] = {
+    {.episode_return = -12.5f, .length = 100, .success = true, .policy_version = 3,
+     .physics = "{\"mass\":1.125,\"damping\":0.875,\"gravity\":9.75}"},
+};
+static const frl_safety_event_t ROBOT_SAFETY[3] = {
+    {.kind = FRL_SAFETY_CLIP, .count = 17, .time_ns = 1763700000123456789ULL,
+     .detail = "joint 2 torque"},
+    {.kind = FRL_SAFETY_SAFE_MODE_ENTER, .count = 1, .time_ns = 1763700001000000000ULL,
+     .detail = "params 2.4 s old (bound 2.0 s)"},
+    {.kind = FRL_SAFETY_RESUME, .count = 2, .time_ns = 5},
+};
 static const float CONT_OBS[6] = {1, 2, 3, 4, 5, 6};
 static const float CONT_ACTION[4] = {0.5f, -0.5f, 0.25f, -0.25f};
 static const float CONT_REWARD[2] = {0.0f, 1.0f};
@@ -112,6 +123,36 @@ static const case_t CASES[] = {
                        .discount = CONT_DISCOUNT,
                        .next_obs = CONT_NEXT_OBS,
                        .env_steps = 2}}},
+    {"experience_robot",
+     {.type = FRL_MSG_EXPERIENCE,
+      .schema_version = 1,
+      .u.experience = {.actor = "arm-7",
+                       .seq = 9,
+                       .count = 2,
+                       .obs_dim = 3,
+                       .act_dim = 2,
+                       .obs = CONT_OBS,
+                       .action = CONT_ACTION,
+                       .n_action = 4,
+                       .reward = CONT_REWARD,
+                       .discount = CONT_DISCOUNT,
+                       .next_obs = CONT_NEXT_OBS,
+                       .n_episodes = 1,
+                       .episodes_in = ROBOT_EPISODES,
+                       .env_steps = 2,
+                       .demonstration = true,
+                       .n_safety = 3,
+                       .safety_in = ROBOT_SAFETY}}},
+    {"experience_report",
+     {.type = FRL_MSG_EXPERIENCE,
+      .schema_version = 1,
+      .u.experience = {.actor = "arm-7",
+                       .seq = 10,
+                       .count = 0,
+                       .obs_dim = 3,
+                       .act_dim = 2,
+                       .n_safety = 1,
+                       .safety_in = ROBOT_SAFETY + 1}}},
     {"ack",
      {.type = FRL_MSG_ACK,
       .schema_version = 1,
@@ -200,6 +241,13 @@ static void episode_of(const frl_experience_t *m, uint32_t i, frl_episode_stat_t
     frl_msg_episode(m, i, e);
 }
 
+static void safety_of(const frl_experience_t *m, uint32_t i, frl_safety_event_t *e) {
+  if (m->safety_in)
+    *e = m->safety_in[i];
+  else
+    frl_msg_safety(m, i, e);
+}
+
 /* want is an encoder input or a decoded view; got is a decoded view. */
 static void assert_msg_equal(const frl_msg_t *want, const frl_msg_t *got) {
   assert_int_equal(got->type, want->type);
@@ -258,8 +306,21 @@ static void assert_msg_equal(const frl_msg_t *want, const frl_msg_t *got) {
       assert_int_equal(ge.truncated, we.truncated);
       assert_int_equal(ge.violations, we.violations);
       assert_true(ge.policy_version == we.policy_version);
+      assert_str_same(we.physics, ge.physics);
     }
     assert_int_equal(g->env_steps, w->env_steps);
+    assert_int_equal(g->demonstration, w->demonstration);
+    assert_int_equal(g->n_safety, w->n_safety);
+    assert_null(g->safety_in);
+    for (uint32_t i = 0; i < w->n_safety; i++) {
+      frl_safety_event_t we, ge;
+      safety_of(w, i, &we);
+      frl_msg_safety(g, i, &ge);
+      assert_int_equal(ge.kind, we.kind);
+      assert_int_equal(ge.count, we.count);
+      assert_true(ge.time_ns == we.time_ns);
+      assert_str_same(we.detail, ge.detail);
+    }
     break;
   }
   case FRL_MSG_ACK: {
@@ -353,6 +414,13 @@ static uint64_t touch_all(const frl_msg_t *m) {
       frl_episode_stat_t s;
       frl_msg_episode(e, i, &s);
       TOUCH(&s, sizeof s);
+      TOUCH_STR(s.physics);
+    }
+    for (uint32_t i = 0; i < e->n_safety; i++) {
+      frl_safety_event_t s;
+      frl_msg_safety(e, i, &s);
+      TOUCH(&s, sizeof s);
+      TOUCH_STR(s.detail);
     }
     break;
   }
@@ -1133,7 +1201,7 @@ static void test_refuses_bad_vectors(void **state) {
        "ExperienceBatch.priority: 2 floats, expected 0 or count = 4"},
       {{4, 4, 2, 16, 4, -1, 4, 4, 16, -1, 5, -1},
        "ExperienceBatch.policy_version: 5 ulongs, expected 0 or count = 4"},
-      {{0, 4, 2, 0, 0, -1, 0, 0, 0, -1, -1, -1}, "ExperienceBatch.count: 0, expected 1..65536"},
+      {{0, 4, 2, 0, 0, -1, 0, 0, 0, -1, -1, -1}, "ExperienceBatch.count: 0 with no episodes or safety events, expected 1..65536"},
       {{70000, 4, 2, 16, 4, -1, 4, 4, 16, -1, -1, -1},
        "ExperienceBatch.count: 70000, expected 1..65536"},
       {{4, 0, 2, 0, 4, -1, 4, 4, 0, -1, -1, -1}, "ExperienceBatch.obs_dim: 0, expected 1..4096"},
@@ -1194,6 +1262,55 @@ static void test_refuses_bad_vectors(void **state) {
 }
 
 /* The generic verifier's depth and table-count limits, on a message with nested tables. */
+/* The robot-side fields: a safety kind outside the enum, an over-long physics string, a
+ * transition-less batch that carries transitions or nothing at all. */
+static void test_refuses_bad_safety_and_physics(void **state) {
+  (void)state;
+  frl_fb_builder_t *b = frl_fb_builder_new(256);
+  frl_fb_ref_t ev, vec, body;
+  const void *p;
+  size_t len;
+  /* kind 6 is one past Resume */
+  frl_fb_builder_reset(b);
+  frl_fb_table_start(b);
+  frl_fb_add_u8(b, 0, 6, 0);
+  assert_int_equal(frl_fb_table_end(b, &ev), 0);
+  assert_int_equal(frl_fb_create_ref_vector(b, &ev, 1, &vec), 0);
+  frl_fb_table_start(b);
+  frl_fb_add_u32(b, 3, 3, 0); /* obs_dim */
+  frl_fb_add_u32(b, 4, 2, 0); /* act_dim */
+  frl_fb_add_ref(b, 16, vec); /* safety */
+  assert_int_equal(frl_fb_table_end(b, &body), 0);
+  raw_message(b, FRL_MSG_EXPERIENCE, body, FRL_SCHEMA_VERSION);
+  p = frl_fb_builder_data(b, &len);
+  assert_refused(p, len, FRL_EPROTO, "SafetyEvent.kind: 6, expected 0..5");
+
+  /* the encoder refuses the same input, and physics past its bound */
+  char big[FRL_MSG_MAX_PHYSICS + 2];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  frl_episode_stat_t ep = {.physics = big};
+  frl_safety_event_t bad = {.kind = (frl_safety_kind_t)6};
+  frl_experience_t x = {.actor = "a", .count = 0, .obs_dim = 3, .act_dim = 2, .n_episodes = 1,
+                        .episodes_in = &ep};
+  assert_int_equal(frl_msg_encode_experience(b, &x), FRL_EPROTO);
+  big[FRL_MSG_MAX_PHYSICS] = '\0'; /* exactly at the bound: accepted */
+  assert_int_equal(frl_msg_encode_experience(b, &x), 0);
+  x.n_episodes = 0;
+  x.n_safety = 1;
+  x.safety_in = &bad;
+  assert_int_equal(frl_msg_encode_experience(b, &x), FRL_EPROTO);
+  x.n_safety = 0;
+  assert_int_equal(frl_msg_encode_experience(b, &x), FRL_EPROTO); /* nothing to report */
+  const float r[1] = {0};
+  x.n_episodes = 1;
+  x.reward = r;
+  x.priority = r;
+  x.n_priority = 1;
+  assert_int_equal(frl_msg_encode_experience(b, &x), FRL_EPROTO); /* transitions in count 0 */
+  frl_fb_builder_destroy(&b);
+}
+
 static void test_verifier_limits(void **state) {
   (void)state;
   frl_fb_builder_t *b = frl_fb_builder_new(0);
@@ -1500,6 +1617,7 @@ int main(void) {
       cmocka_unit_test(test_refuses_bad_enums),
       cmocka_unit_test(test_refuses_bad_strings),
       cmocka_unit_test(test_refuses_bad_vectors),
+      cmocka_unit_test(test_refuses_bad_safety_and_physics),
       cmocka_unit_test(test_verifier_limits),
       cmocka_unit_test(test_builder_primitives),
       cmocka_unit_test(test_conformance_flatc),

@@ -35,6 +35,11 @@ TABLES = {
     "EpisodeStat": [
         ("episode_return", "float", 0.0), ("length", "uint", 0), ("success", "bool", False),
         ("truncated", "bool", False), ("violations", "uint", 0), ("policy_version", "ulong", 0),
+        ("physics", "string", None),
+    ],
+    "SafetyEvent": [
+        ("kind", "SafetyKind", 0), ("count", "uint", 1), ("time_ns", "ulong", 0),
+        ("detail", "string", None),
     ],
     "ExperienceBatch": [
         ("actor", "string", None), ("seq", "ulong", 0), ("count", "uint", 0),
@@ -43,7 +48,8 @@ TABLES = {
         ("reward", "[float]", None), ("discount", "[float]", None),
         ("next_obs", "[float]", None), ("priority", "[float]", None),
         ("policy_version", "[ulong]", None), ("episodes", "[EpisodeStat]", None),
-        ("env_steps", "uint", 0),
+        ("env_steps", "uint", 0), ("demonstration", "bool", False),
+        ("safety", "[SafetyEvent]", None),
     ],
     "Ack": [
         ("actor", "string", None), ("seq", "ulong", 0), ("status", "AckStatus", 0),
@@ -63,7 +69,7 @@ TABLES = {
     ],
     "Credit": [("batches", "uint", 0)],
 }
-ENUMS = ("Role", "AckStatus", "ControlCommand")
+ENUMS = ("Role", "AckStatus", "ControlCommand", "SafetyKind")
 # Builder method per scalar kind (Python runtime names).
 PREPEND = {
     "bool": "Bool", "ubyte": "Uint8", "ushort": "Uint16", "int": "Int32", "uint": "Uint32",

@@ -46,6 +46,13 @@ static void read_all(const frl_msg_t *m) {
       frl_episode_stat_t e;
       frl_msg_episode(x, i, &e);
       touch(&e, sizeof e);
+      touch_str(e.physics);
+    }
+    for (uint32_t i = 0; i < x->n_safety; i++) {
+      frl_safety_event_t e;
+      frl_msg_safety(x, i, &e);
+      touch(&e, sizeof e);
+      touch_str(e.detail);
     }
     break;
   }
