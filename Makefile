@@ -15,7 +15,10 @@ BENCH_DEBS := python3-torch
 CC ?= cc
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -fno-strict-aliasing -pthread -MMD -MP
-INCLUDES := -Ilib -Ischema -Iactor -Ibroker -Ilearner -Icli -Itests -I$(BUILD)/gen
+# -iquote: project headers are found for #include "x.h" only, so a module named like a system
+# header (broker/limits.h) never shadows <limits.h>.
+PROJECT_DIRS := lib schema actor broker learner cli tests $(BUILD)/gen
+INCLUDES := $(addprefix -iquote ,$(PROJECT_DIRS))
 ifeq ($(DEBUG),1)
   OPT := -O0 -g
 else
@@ -42,6 +45,11 @@ endif
 ENV_CLASSIC_SRCS := lib/pendulum.c lib/reacher.c lib/tracking.c lib/planar_arm.c
 ENV_MUJOCO_SRCS := lib/mujoco_env.c
 ALGO_SRCS := lib/mlp.c lib/sac.c lib/td3.c
+OBSERVE_SRCS := $(wildcard lib/http.c lib/metrics.c learner/status.c)
+SECURITY_SRCS := $(wildcard lib/curve.c broker/zap.c broker/peer_limits.c cli/keygen.c)
+CHECKPOINT_SRCS := $(wildcard learner/checkpoint.c)
+ROBOT_SRCS := $(wildcard lib/shield.c lib/watchdog.c actor/client.c cli/emulator.c)
+SIM2REAL_SRCS := $(wildcard lib/randomize.c lib/hardware.c)
 LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c lib/dqn.c \
             lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c lib/policy_file.c lib/policy.c lib/agent.c \
             lib/normalizer.c \
@@ -51,7 +59,8 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
             learner/ratelimit.c \
             cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c \
-            $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS)
+            $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS) $(OBSERVE_SRCS) $(SECURITY_SRCS) \
+            $(CHECKPOINT_SRCS) $(ROBOT_SRCS) $(SIM2REAL_SRCS)
 MAIN_SRCS := cli/main.c
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
@@ -167,7 +176,7 @@ fuzz: $(SCHEMA_HASH_H)
 
 cppcheck:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
-	  --suppress=missingIncludeSystem $(INCLUDES) lib schema broker actor learner cli
+	  --suppress=missingIncludeSystem $(addprefix -I,$(PROJECT_DIRS)) lib schema broker actor learner cli
 
 clean:
 	rm -rf build build-san build-fuzz

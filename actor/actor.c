@@ -13,10 +13,12 @@
 #include "broker.h"
 #include "common.h"
 #include "env.h"
+#include "hardware.h"
 #include "log.h"
 #include "nstep.h"
 #include "outbox.h"
 #include "policy.h"
+#include "randomize.h"
 #include "rng.h"
 #include "transport.h"
 
@@ -40,6 +42,7 @@ typedef struct {
   int32_t *action;
   uint64_t *version;
   frl_episode_stat_t episodes[MAX_EPISODES_PER_BATCH];
+  char *physics;        /* per episode of the batch: its randomized physics (JSON) */
   int n_episodes;
   uint32_t batch_env_steps;
   uint64_t seq;
@@ -258,8 +261,8 @@ static int service_network(actor_t *a, long wait_ms) {
     if (now - a->last_hello > cfg->heartbeat_s) send_hello(a, now);
     if (a->lost_since > 0 && now - a->lost_since > cfg->connect_timeout_s) {
       if (a->last_heard == 0) {
-        frl_error("no answer from the broker at %s after %.0f s (is `fleetrl broker` running?)",
-                  cfg->actor_endpoint, cfg->connect_timeout_s);
+        frl_error("no answer from the broker at %s after %.0f s (%s)", cfg->actor_endpoint,
+                  cfg->connect_timeout_s, frl_transport_hint());
         return 3;
       }
       frl_warn("still no broker at %s after %.0f s; holding %u batches and retrying",
@@ -302,6 +305,23 @@ int frl_actor_main(const frl_config_t *cfg) {
     frl_error("--env: %s", err);
     return 1;
   }
+  /* Sim-to-real: domain randomization around the task and the hardware model around both, so
+   * that commands meet the motors first and observations leave through the sensors last. */
+  frl_randomize_opts_t dr;
+  frl_hardware_opts_t hw;
+  if (frl_randomize_from_config(&dr, cfg, err, sizeof err) != 0 ||
+      frl_randomize_wrap(&a.env, &dr, seed ^ 0x2545f4914f6cdd1dULL, err, sizeof err) != 0 ||
+      frl_hardware_from_config(&hw, cfg, err, sizeof err) != 0 ||
+      (cfg->hardware_model &&
+       frl_hardware_wrap(&a.env, &hw, seed ^ 0x9e3779b97f4a7c15ULL, err, sizeof err) != 0)) {
+    frl_error("%s", err);
+    goto done;
+  }
+  if (dr.mode != FRL_RANDOMIZE_OFF || cfg->hardware_model)
+    frl_info("domain randomization %s (scale %g, curriculum over %llu steps), hardware model %s",
+             cfg->randomize, dr.scale, (unsigned long long)dr.curriculum_steps,
+             cfg->hardware_model ? "on" : "off");
+  a.physics = frl_xcalloc(MAX_EPISODES_PER_BATCH, FRL_RANDOMIZE_JSON_MAX);
   a.spec = frl_env_spec(a.env);
   frl_policy_shape_t shape;
   if (frl_policy_shape_from_config(cfg, a.spec, &shape, err, sizeof err) != 0) {
@@ -423,6 +443,13 @@ int frl_actor_main(const frl_config_t *cfg) {
                                 .truncated = st.truncated && !st.terminal,
                                 .violations = ep_violations,
                                 .policy_version = a.params_version};
+      /* The episode's physics, copied before the reset below draws the next episode's. */
+      const char *physics = frl_randomize_json(a.env);
+      if (physics) {
+        char *slot = a.physics + (size_t)(a.n_episodes - 1) * FRL_RANDOMIZE_JSON_MAX;
+        snprintf(slot, FRL_RANDOMIZE_JSON_MAX, "%s", physics);
+        e->physics = slot;
+      }
       a.episodes_done++;
       ep_return = 0;
       ep_len = 0;
@@ -452,6 +479,7 @@ done:
   free(a.action);
   free(a.action_vec);
   free(a.version);
+  free(a.physics);
   frl_outbox_destroy(&a.outbox);
   frl_nstep_destroy(&a.ns);
   frl_policy_destroy(&a.policy);

@@ -9,8 +9,12 @@
 #include <zmq.h>
 
 #include "common.h"
+#include "http.h"
+#include "peer_limits.h"
 #include "log.h"
+#include "metrics.h"
 #include "transport.h"
+#include "zap.h"
 
 #define MAX_PEERS 4096
 #define QUEUE_MAX_BYTES (512u << 20)
@@ -25,11 +29,13 @@ typedef struct {
   uint64_t params_version, env_steps, shed;
   uint32_t outbox;
   uint64_t batches, busy, rejected;
+  uint64_t forwarded; /* batches of this actor passed on to the learner */
 } peer_t;
 
 typedef struct {
   void *data;
   size_t len;
+  int peer; /* index of the sender in peers, for its forwarded count */
 } queued_t;
 
 typedef struct {
@@ -59,6 +65,13 @@ typedef struct {
   char estop_reason[FRL_MSG_MAX_STRING + 1];
   /* counters */
   uint64_t forwarded, busy, rejected, acks_routed, acks_unroutable, bad_messages;
+  /* security: the ZAP handler (CURVE only) and the per-actor limits */
+  frl_zap_t *zap;
+  frl_peer_limits_t *limits;
+  uint64_t throttled;
+  /* observability: /metrics on an own libuv loop polled along with the sockets */
+  frl_http_server_t *http;
+  char http_addr[FRL_HTTP_ADDR_MAX]; /* bound address, "" without HTTP */
 } broker_t;
 
 static volatile sig_atomic_t g_stop;
@@ -120,7 +133,35 @@ static void pump_queue(broker_t *b) {
     b->q_len--;
     b->credit--;
     b->forwarded++;
+    if (q->peer >= 0 && q->peer < b->n_peers) b->peers[q->peer].forwarded++;
   }
+}
+
+/* Per-actor limits (broker/peer_limits.c), keyed by the CURVE identity when there is one, so that a
+ * key holder cannot escape its limits by changing names, else by the actor's name. A batch over
+ * a rate is answered Busy (the actor keeps it), one over the size limit Rejected. Returns true
+ * when the batch may go on. */
+static bool within_limits(broker_t *b, peer_t *p, const frl_experience_t *x) {
+  const char *who = b->in.user_id[0] ? b->in.user_id : p->name;
+  frl_limit_result_t r;
+  frl_limit_verdict_t v = frl_peer_limits_admit(b->limits, who, b->in.len, frl_now(), &r);
+  if (v == FRL_LIMIT_OK) return true;
+  bool busy = v != FRL_LIMIT_SIZE;
+  if (busy) {
+    p->busy++;
+    b->busy++;
+    b->throttled++;
+  } else {
+    p->rejected++;
+    b->rejected++;
+  }
+  if (r.report)
+    frl_warn("%s batch %llu of actor %s (limits of '%s'): %s (%llu refused so far)",
+             busy ? "throttled" : "rejected", (unsigned long long)x->seq, p->name, who, r.reason,
+             (unsigned long long)r.refused);
+  send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq,
+           busy ? FRL_ACK_BUSY : FRL_ACK_REJECTED, r.reason);
+  return false;
 }
 
 static void on_experience(broker_t *b, peer_t *p) {
@@ -136,6 +177,7 @@ static void on_experience(broker_t *b, peer_t *p) {
              reason);
     return;
   }
+  if (!within_limits(b, p, x)) return;
   if (b->learner_live && (x->obs_dim != b->obs_dim || x->act_dim != b->act_dim)) {
     char reason[160];
     snprintf(reason, sizeof reason,
@@ -153,6 +195,7 @@ static void on_experience(broker_t *b, peer_t *p) {
     if (rc == 0) {
       b->credit--;
       b->forwarded++;
+      p->forwarded++;
       return;
     }
   }
@@ -161,6 +204,7 @@ static void on_experience(broker_t *b, peer_t *p) {
     q->data = frl_xmalloc(b->in.len);
     memcpy(q->data, b->in.data, b->in.len);
     q->len = b->in.len;
+    q->peer = (int)(p - b->peers);
     b->q_len++;
     b->q_bytes += b->in.len;
     return;
@@ -261,8 +305,8 @@ static void on_front_hello(broker_t *b, double now) {
   p->live = true;
   p->last_seen = now;
   if (!was_live)
-    frl_info("%s %s joined (%d actors live)", h->role == FRL_ROLE_ACTOR ? "actor" : "operator",
-             p->name, live_actors(b));
+    frl_info("%s %s joined (%d actors live)%s%s", h->role == FRL_ROLE_ACTOR ? "actor" : "operator",
+             p->name, live_actors(b), b->in.user_id[0] ? "; CURVE key " : "", b->in.user_id);
   send_welcome(b, b->front, rid, rl, true, NULL);
   if (h->role == FRL_ROLE_ACTOR) {
     if (b->params) frl_send_raw(b->front, rid, rl, b->params, b->params_len);
@@ -347,7 +391,8 @@ static void on_back(broker_t *b, double now) {
     snprintf(b->task, sizeof b->task, "%s", h->task ? h->task : "");
     b->obs_dim = h->obs_dim;
     b->act_dim = h->act_dim;
-    frl_info("learner joined: task %s (obs %u, act %u)", b->task, b->obs_dim, b->act_dim);
+    frl_info("learner joined: task %s (obs %u, act %u)%s%s", b->task, b->obs_dim, b->act_dim,
+             b->in.user_id[0] ? "; CURVE key " : "", b->in.user_id);
     send_welcome(b, b->back, rid, rl, true, NULL);
     return;
   }
@@ -441,6 +486,98 @@ static void drain(broker_t *b, void *sock, bool front, double now) {
   }
 }
 
+/* GET /metrics: the broker's figures in the Prometheus text format, collected when scraped. */
+static void serve_metrics(void *arg, const frl_http_request_t *req, frl_http_response_t *res) {
+  const broker_t *b = arg;
+  double now = frl_now();
+  frl_metrics_t *m = frl_metrics_new();
+  int live[3] = {0, 0, 0};
+  for (int i = 0; i < b->n_peers; i++)
+    if (b->peers[i].live && (unsigned)b->peers[i].role < 3) live[b->peers[i].role]++;
+  live[FRL_ROLE_LEARNER] = b->learner_live;
+  int peers, fwd, busy, rej, age, up, pv, outbox, steps, shed;
+  frl_metrics_gauge(m, "fleetrl_broker_peers", "Live peers registered at the broker, by role.",
+                    FRL_LABELS("role"), &peers);
+  frl_metrics_set(m, peers, FRL_LABELS("actor"), live[FRL_ROLE_ACTOR]);
+  frl_metrics_set(m, peers, FRL_LABELS("learner"), live[FRL_ROLE_LEARNER]);
+  frl_metrics_set(m, peers, FRL_LABELS("operator"), live[FRL_ROLE_OPERATOR]);
+  frl_metrics_put(m, "fleetrl_broker_forwarded_batches_total", FRL_METRIC_COUNTER,
+                  "Experience batches forwarded to the learner.", (double)b->forwarded);
+  frl_metrics_put(m, "fleetrl_broker_busy_refusals_total", FRL_METRIC_COUNTER,
+                  "Batches refused with a Busy ack (the actor keeps and resends them).",
+                  (double)b->busy);
+  frl_metrics_put(m, "fleetrl_broker_throttled_batches_total", FRL_METRIC_COUNTER,
+                  "Busy refusals because an actor exceeded its rate limit.", (double)b->throttled);
+  frl_metrics_put(m, "fleetrl_broker_rejected_batches_total", FRL_METRIC_COUNTER,
+                  "Batches refused for good (wrong sender, dimensions or size).",
+                  (double)b->rejected);
+  frl_metrics_put(m, "fleetrl_broker_refused_messages_total", FRL_METRIC_COUNTER,
+                  "Malformed or unexpected messages refused.", (double)b->bad_messages);
+  frl_metrics_put(m, "fleetrl_broker_acks_routed_total", FRL_METRIC_COUNTER,
+                  "Learner acks passed back to their actor.", (double)b->acks_routed);
+  frl_metrics_put(m, "fleetrl_broker_acks_unroutable_total", FRL_METRIC_COUNTER,
+                  "Acks whose actor was gone (it resends; the learner answers Duplicate).",
+                  (double)b->acks_unroutable);
+  frl_metrics_put(m, "fleetrl_broker_queue_batches", FRL_METRIC_GAUGE,
+                  "Batches queued while the learner has no credit.", b->q_len);
+  frl_metrics_put(m, "fleetrl_broker_queue_bytes", FRL_METRIC_GAUGE, "Bytes of those batches.",
+                  (double)b->q_bytes);
+  frl_metrics_put(m, "fleetrl_broker_queue_capacity_batches", FRL_METRIC_GAUGE,
+                  "Batches the queue holds at most (--queue).", b->q_cap);
+  frl_metrics_put(m, "fleetrl_broker_learner_credit_batches", FRL_METRIC_GAUGE,
+                  "Batches the learner currently lets the broker forward.", (double)b->credit);
+  frl_metrics_put(m, "fleetrl_broker_estop", FRL_METRIC_GAUGE,
+                  "1 while an e-stop is in force, else 0.", b->estopped);
+  frl_metrics_put(m, "fleetrl_broker_params_version", FRL_METRIC_GAUGE,
+                  "Version of the parameters cached for newcomers (0: none yet).",
+                  (double)b->params_version);
+  frl_metrics_counter(m, "fleetrl_broker_actor_forwarded_batches_total",
+                      "Batches of this actor forwarded to the learner.", FRL_LABELS("actor"),
+                      &fwd);
+  frl_metrics_counter(m, "fleetrl_broker_actor_busy_refusals_total",
+                      "Batches of this actor refused with a Busy ack.", FRL_LABELS("actor"), &busy);
+  frl_metrics_counter(m, "fleetrl_broker_actor_rejected_batches_total",
+                      "Batches or messages of this actor refused for good.", FRL_LABELS("actor"),
+                      &rej);
+  frl_metrics_gauge(m, "fleetrl_broker_actor_last_heard_seconds",
+                    "Seconds since the broker last heard from this actor.", FRL_LABELS("actor"),
+                    &age);
+  frl_metrics_gauge(m, "fleetrl_broker_actor_up", "1 while this actor is live, else 0.",
+                    FRL_LABELS("actor"), &up);
+  frl_metrics_gauge(m, "fleetrl_broker_actor_params_version",
+                    "Parameters version the actor reported in its last heartbeat.",
+                    FRL_LABELS("actor"), &pv);
+  frl_metrics_gauge(m, "fleetrl_broker_actor_outbox_batches",
+                    "Unacknowledged batches the actor reported holding.", FRL_LABELS("actor"),
+                    &outbox);
+  frl_metrics_counter(m, "fleetrl_broker_actor_env_steps_total",
+                      "Environment steps the actor reported (restarts from 0 with the actor).",
+                      FRL_LABELS("actor"), &steps);
+  frl_metrics_counter(m, "fleetrl_broker_actor_shed_batches_total",
+                      "Batches the actor could not keep and reported shed.", FRL_LABELS("actor"),
+                      &shed);
+  for (int i = 0; i < b->n_peers; i++) {
+    const peer_t *p = &b->peers[i];
+    if (p->role != FRL_ROLE_ACTOR) continue;
+    const char *const *who = FRL_LABELS(p->name);
+    frl_metrics_set(m, fwd, who, (double)p->forwarded);
+    frl_metrics_set(m, busy, who, (double)p->busy);
+    frl_metrics_set(m, rej, who, (double)p->rejected);
+    frl_metrics_set(m, age, who, now - p->last_seen);
+    frl_metrics_set(m, up, who, p->live);
+    frl_metrics_set(m, pv, who, (double)p->params_version);
+    frl_metrics_set(m, outbox, who, p->outbox);
+    frl_metrics_set(m, steps, who, (double)p->env_steps);
+    frl_metrics_set(m, shed, who, (double)p->shed);
+  }
+  char *text;
+  size_t len;
+  frl_metrics_render(m, &text, &len);
+  frl_metrics_destroy(&m);
+  frl_http_set_body(res, text, len);
+  res->content_type = FRL_METRICS_CONTENT_TYPE;
+}
+
 static void write_endpoints(const broker_t *b, const char *path, const char *front,
                             const char *back) {
   char tmp[300];
@@ -451,6 +588,7 @@ static void write_endpoints(const broker_t *b, const char *path, const char *fro
     return;
   }
   fprintf(f, "actor_endpoint=%s\nlearner_endpoint=%s\n", front, back);
+  if (b->http_addr[0]) fprintf(f, "http_address=%s\n", b->http_addr);
   fclose(f);
   if (rename(tmp, path) != 0) frl_error("--endpoints-file: cannot rename to %s", path);
 }
@@ -471,6 +609,23 @@ int frl_broker_main(const frl_config_t *cfg) {
   b.q_cap = cfg->queue_batches > 0 ? cfg->queue_batches : 1;
   b.queue = frl_xcalloc((size_t)b.q_cap, sizeof *b.queue);
   if (cfg->queue_batches == 0) b.q_cap = 0;
+  frl_peer_limits_config_t lc = {.rate_batches = cfg->actor_rate_batches,
+                                 .rate_bytes = cfg->actor_rate_bytes,
+                                 .burst_s = cfg->actor_burst_s,
+                                 .max_batch_bytes = cfg->actor_max_batch_bytes,
+                                 .max_actors = MAX_PEERS};
+  if (frl_peer_limits_new(&lc, &b.limits) != 0) {
+    frl_error("the per-actor limits (--actor-rate-*, --actor-burst) are not valid");
+    goto done;
+  }
+  if (cfg->allow[0]) {
+    /* The ZAP handler must be bound before any CURVE socket: without it libzmq admits all. */
+    char err[600];
+    if (frl_zap_new(b.ctx, cfg->allow, &b.zap, err, sizeof err) != 0) {
+      frl_error("--allow: %s", err);
+      goto done;
+    }
+  }
   b.front = frl_socket_router(b.ctx, cfg->actor_endpoint, front_ep, sizeof front_ep);
   if (!b.front) {
     frl_error("cannot bind actor endpoint %s: %s", cfg->actor_endpoint, zmq_strerror(errno));
@@ -481,17 +636,33 @@ int frl_broker_main(const frl_config_t *cfg) {
     frl_error("cannot bind learner endpoint %s: %s", cfg->learner_endpoint, zmq_strerror(errno));
     goto done;
   }
+  if (b.zap) {
+    void *watch[2] = {b.front, b.back};
+    const char *labels[2] = {"actor", "learner"};
+    if (frl_zap_start(b.zap, watch, labels, 2) != 0) goto done;
+  }
+  /* /metrics runs on a libuv loop of its own whose epoll fd is polled with the sockets. It is
+   * an aid: a port that cannot be had is a warning, not a reason to stop brokering. */
+  if (frl_http_server_new(&b.http, NULL, NULL) == 0) {
+    frl_http_server_route(b.http, "/metrics", serve_metrics, &b);
+    frl_http_server_start(b.http, cfg->http, FRL_HTTP_BROKER_DEFAULT, "/metrics",
+                          cfg->http_addr_file, b.http_addr, sizeof b.http_addr);
+    if (!b.http_addr[0]) frl_http_server_destroy(&b.http);
+  }
   if (cfg->endpoints_file[0]) write_endpoints(&b, cfg->endpoints_file, front_ep, back_ep);
   frl_info("listening: actors %s, learner %s", front_ep, back_ep);
 
   double next_tick = frl_now(), next_report = frl_now() + 10;
   uint64_t last_forwarded = 0;
   while (!g_stop) {
-    zmq_pollitem_t items[2] = {{b.front, 0, ZMQ_POLLIN, 0}, {b.back, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {{b.front, 0, ZMQ_POLLIN, 0}, {b.back, 0, ZMQ_POLLIN, 0},
+                               {NULL, b.http ? frl_http_server_fd(b.http) : -1, ZMQ_POLLIN, 0}};
     long wait_ms = (long)((next_tick - frl_now()) * 1000);
     if (wait_ms < 0) wait_ms = 0;
     if (b.q_len > 0 && b.credit > 0 && wait_ms > 5) wait_ms = 5;
-    int n = zmq_poll(items, 2, wait_ms);
+    int http_ms = b.http ? frl_http_server_timeout_ms(b.http) : -1;
+    if (http_ms >= 0 && http_ms < wait_ms) wait_ms = http_ms;
+    int n = zmq_poll(items, b.http ? 3 : 2, wait_ms);
     if (n < 0 && zmq_errno() != EINTR) {
       frl_error("poll failed: %s", zmq_strerror(zmq_errno()));
       goto done;
@@ -502,17 +673,19 @@ int frl_broker_main(const frl_config_t *cfg) {
       if (items[0].revents & ZMQ_POLLIN) drain(&b, b.front, true, now);
     }
     pump_queue(&b);
+    if (b.http) frl_http_server_run_nowait(b.http); /* cheap when nothing is due */
     if (now >= next_tick) {
       expire_peers(&b, now);
+      frl_peer_limits_expire(b.limits, now);
       next_tick = now + cfg->heartbeat_s;
     }
     if (now >= next_report) {
       frl_info("%d actors live, learner %s, forwarded %.0f batches/s, queue %d, refused busy %llu, "
-               "rejected %llu, bad messages %llu",
+               "rejected %llu, bad messages %llu, throttled %llu",
                live_actors(&b), b.learner_live ? "up" : "DOWN",
                (double)(b.forwarded - last_forwarded) / 10.0, b.q_len,
                (unsigned long long)b.busy, (unsigned long long)b.rejected,
-               (unsigned long long)b.bad_messages);
+               (unsigned long long)b.bad_messages, (unsigned long long)b.throttled);
       last_forwarded = b.forwarded;
       next_report = now + 10;
     }
@@ -521,6 +694,7 @@ int frl_broker_main(const frl_config_t *cfg) {
            (unsigned long long)b.forwarded, b.q_len);
   exit_code = 0;
 done:
+  frl_http_server_destroy(&b.http);
   for (int i = 0; i < b.q_len; i++) free(b.queue[(b.q_head + i) % (b.q_cap ? b.q_cap : 1)].data);
   free(b.queue);
   free(b.params);
@@ -537,6 +711,9 @@ done:
     zmq_setsockopt(b.back, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(b.back);
   }
+  /* After the sockets close, so that no handshake ever finds the ZAP handler gone. */
+  frl_zap_destroy(&b.zap);
+  frl_peer_limits_destroy(&b.limits);
   zmq_ctx_term(b.ctx);
   return exit_code;
 }

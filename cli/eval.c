@@ -1,5 +1,6 @@
 /* eval.c: loads a policy file, checks it against the environment, and acts with frl_policy
- * exactly as an actor would, minus exploration. */
+ * exactly as an actor would, minus exploration; optionally on chosen physics (--physics), for
+ * measuring how a policy generalizes beyond the physics it was trained on. */
 #include "eval.h"
 
 #include <math.h>
@@ -8,18 +9,60 @@
 #include <string.h>
 
 #include "common.h"
+#include "config.h"
 #include "env.h"
 #include "policy.h"
 #include "policy_file.h"
+#include "randomize.h"
 
 static int usage(void) {
-  fprintf(stderr, "usage: fleetrl eval POLICY_FILE [--episodes N (1..100000, default 20)] "
-                  "[--env NAME] [--seed S]\n");
+  fprintf(stderr,
+          "usage: fleetrl eval POLICY_FILE [--episodes N (1..100000, default 20)] [--env NAME | "
+          "--task TASK] [--seed S] [--physics NAME=VALUE,...]\n"
+          "  --task TASK    evaluate on the environment of this task preset\n"
+          "  --physics ...  every episode with these parameters (the rest nominal): mass, damping,\n"
+          "                 motor_strength, link_length (multipliers), friction, gravity (m/s^2),\n"
+          "                 sensor_noise (sigma), action_delay (steps); e.g. mass=1.3,damping=1.4\n");
   return 2;
 }
 
+/* Wraps env so that every episode runs on `physics` ("name=value,..."); a physical parameter the
+ * environment lacks is an error naming the ones it has. Returns 0, or 2 (bad value: usage) or 1
+ * with a message printed. */
+static int apply_physics(frl_env_t **env, const char *env_name, const char *physics) {
+  double value[FRL_RANDOMIZE_COUNT], nominal[FRL_PHYS_COUNT];
+  char err[320];
+  if (frl_randomize_parse_values(physics, value, err, sizeof err) != 0) {
+    fprintf(stderr, "fleetrl eval: --physics: %s\n", err);
+    return 2;
+  }
+  frl_env_physics_nominal(*env, nominal);
+  for (int p = 0; p < FRL_PHYS_COUNT; p++) {
+    if (isnan(value[p]) || !isnan(nominal[p])) continue;
+    char have[160] = "";
+    size_t used = 0;
+    for (int q = 0; q < FRL_PHYS_COUNT && used < sizeof have; q++)
+      if (!isnan(nominal[q]))
+        used += (size_t)snprintf(have + used, sizeof have - used, "%s%s", used ? ", " : "",
+                                 frl_phys_name(q));
+    fprintf(stderr,
+            "fleetrl eval: --physics: %s has no parameter '%s' (it has: %s%ssensor_noise, "
+            "action_delay)\n",
+            env_name, frl_phys_name(p), have, used ? ", " : "");
+    return 2;
+  }
+  frl_randomize_opts_t o;
+  frl_randomize_fixed(&o, value);
+  if (frl_randomize_wrap(env, &o, 1, err, sizeof err) != 0) {
+    fprintf(stderr, "fleetrl eval: --physics: %s\n", err);
+    return 1;
+  }
+  return 0;
+}
+
 int frl_eval_main(int argc, char **argv) {
-  const char *path = NULL, *env_name = NULL;
+  const char *path = NULL, *env_name = NULL, *task = NULL, *physics = NULL;
+  frl_config_t preset;
   long episodes = 20;
   unsigned long long seed = 12345;
   for (int i = 0; i < argc; i++) {
@@ -39,6 +82,12 @@ int frl_eval_main(int argc, char **argv) {
     } else if (!strcmp(a, "--env") && v) {
       env_name = v;
       i++;
+    } else if (!strcmp(a, "--task") && v) {
+      task = v;
+      i++;
+    } else if ((!strcmp(a, "--physics") || !strcmp(a, "--eval-physics")) && v) {
+      physics = v;
+      i++;
     } else if (!strcmp(a, "--seed") && v) {
       seed = strtoull(v, &end, 10);
       if (*end) {
@@ -54,6 +103,11 @@ int frl_eval_main(int argc, char **argv) {
     }
   }
   if (!path) return usage();
+  if (task && !env_name) {
+    char *targv[] = {"--task", (char *)task};
+    if (frl_config_parse(&preset, FRL_CFG_COMMON, 2, targv, stdout, stderr) != 0) return 2;
+    env_name = preset.env;
+  }
 
   frl_policy_info_t info;
   float *params = NULL, *mean = NULL, *std = NULL;
@@ -72,6 +126,8 @@ int frl_eval_main(int argc, char **argv) {
     fprintf(stderr, "fleetrl eval: %s\n", err);
     goto done;
   }
+  if (physics && (code = apply_physics(&env, env_name, physics)) != 0) goto done;
+  code = 1;
   const frl_env_spec_t *spec = frl_env_spec(env);
   const frl_policy_shape_t *shape = &info.shape;
   bool discrete = shape->algo == FRL_ALGO_DQN;
@@ -119,6 +175,7 @@ int frl_eval_main(int argc, char **argv) {
   printf("policy %s: task %s, %s, params v%llu after %llu updates\n", path, info.task,
          frl_algo_name(shape->algo), (unsigned long long)info.params_version,
          (unsigned long long)info.updates);
+  if (physics) printf("physics %s\n", frl_randomize_json(env));
   printf("env %s, %ld episodes: mean return %.2f ± %.2f, mean length %.1f, success %.1f%%, "
          "violations %ld\n",
          env_name, episodes, m, sqrt(var > 0 ? var : 0), steps / (double)episodes,

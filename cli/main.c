@@ -6,9 +6,11 @@
 
 #include "actor.h"
 #include "broker.h"
+#include "client.h"
 #include "common.h"
 #include "config.h"
 #include "control.h"
+#include "curve.h"
 #include "eval.h"
 #include "plot.h"
 #include "learner.h"
@@ -25,12 +27,14 @@ static void usage(FILE *out) {
           "  broker    the broker (actor and learner endpoints)\n"
           "  learner   the learner (replay store, training, parameter broadcasts)\n"
           "  actor     one simulated actor\n"
+          "  emulate   a robot emulator: the robot client library in a fixed-rate control loop\n"
           "  stats RUN print a run's replay, episode and evaluation statistics (from SQLite)\n"
           "  eval POLICY      run a saved policy.bin on its environment, without a learner\n"
           "  plot RUN         write learning-curve.svg and priority-histogram.svg for a run\n"
           "  estop [REASON]   stop every actor (safe action) through the broker\n"
           "  resume           lift an e-stop\n"
           "  set-spi X        change the learner's samples-per-insert ratio at runtime\n"
+          "  keygen NAME [--out DIR]  write a CURVE key pair: NAME.key (secret), NAME.pub\n"
           "  version   print version and schema hash\n\n"
           "`fleetrl <command> --help` lists a command's flags. Tasks: %s\n",
           frl_config_presets());
@@ -56,6 +60,8 @@ int main(int argc, char **argv) {
     return frl_stats_main(argv[2], stdout);
   }
   if (!strcmp(cmd, "plot")) return frl_plot_main(argc - 2, argv + 2);
+  if (!strcmp(cmd, "emulate")) return frl_emulate_main(argc - 2, argv + 2);
+  if (!strcmp(cmd, "keygen")) return frl_keygen_main(argc - 2, argv + 2, stdout, stderr);
   if (!strcmp(cmd, "eval")) {
     openblas_set_num_threads(1);
     return frl_eval_main(argc - 2, argv + 2);
@@ -73,6 +79,7 @@ int main(int argc, char **argv) {
     if (rc == 1) return 0;
     if (rc != 0) return 2;
     frl_log_init(cmd, frl_log_level_parse(cfg.log_level));
+    if (frl_curve_setup(&cfg, false, stderr) != 0) return 2;
     if (!strcmp(cmd, "estop"))
       return frl_control_main(&cfg, FRL_CONTROL_ESTOP, arg ? arg : "operator e-stop", 0);
     if (!strcmp(cmd, "resume")) return frl_control_main(&cfg, FRL_CONTROL_RESUME, arg, 0);
@@ -101,6 +108,8 @@ int main(int argc, char **argv) {
   const char *component = cmd;
   if (!strcmp(cmd, "actor")) component = cfg.name;
   frl_log_init(component, frl_log_level_parse(cfg.log_level));
+  /* CURVE or plaintext for every socket this process creates (`run` takes no key flags). */
+  if (frl_curve_setup(&cfg, !strcmp(cmd, "broker"), stderr) != 0) return 2;
   /* Our matrices are small: OpenBLAS's own threads cost more than they give on a few cores,
    * and the fleet's processes already use every core. */
   openblas_set_num_threads(1);

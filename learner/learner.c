@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "broker.h"
+#include "checkpoint.h"
 #include "common.h"
 #include "agent.h"
 #include "env.h"
@@ -25,6 +26,7 @@
 #include "policy_file.h"
 #include "ratelimit.h"
 #include "replay.h"
+#include "status.h"
 #include "store.h"
 #include "transport.h"
 
@@ -85,6 +87,10 @@ typedef struct {
   double env_rate, upd_rate, last_progress_print, last_progress_row, last_flush;
   int exit_code;
   bool stopping;
+  /* checkpoints: when the last was written, and the progress it (or the one resumed) held */
+  double last_checkpoint;
+  uint64_t checkpoint_updates, checkpoint_env_steps;
+  frl_status_t *status; /* /metrics and the status page; NULL with --http off */
 } learner_t;
 
 static void stop(learner_t *l, int code, const char *why);
@@ -205,7 +211,8 @@ static void on_experience(learner_t *l, double now) {
     double lag = (double)l->params_version - (double)x->policy_version[i];
     l->lag_ewma += 0.01 * (lag - l->lag_ewma);
   }
-  for (uint32_t i = 0; i < x->n_episodes; i++) {
+  /* A demonstrator's episodes are in the store, but the learning curve is the policy's. */
+  for (uint32_t i = 0; i < x->n_episodes && !x->demonstration; i++) {
     frl_episode_stat_t e;
     frl_msg_episode(x, i, &e);
     l->recent[l->recent_pos] = e.episode_return;
@@ -213,6 +220,7 @@ static void on_experience(learner_t *l, double now) {
     if (l->n_recent < RECENT) l->n_recent++;
     l->episodes++;
   }
+  frl_status_batch(l->status, x, l->params_version, l->env_steps);
   start_training(l);
 }
 
@@ -230,6 +238,10 @@ static int on_message(learner_t *l, double now) {
       l->lost_since = 0;
       /* A new broker session: nothing is in flight there any more. */
       l->granted = l->received = 0;
+      /* The broker may hold parameters a previous learner published after the checkpoint we
+       * resumed from; actors apply only newer versions, so continue above them. */
+      if (l->params_version > 0 && m->u.welcome.params_version >= l->params_version)
+        l->params_version = m->u.welcome.params_version + 1;
       if (l->params_version > 0) {
         l->params_version--; /* republish the current parameters for the new session */
         publish_params(l);
@@ -352,6 +364,7 @@ static void evaluate(learner_t *l) {
   l->evals++;
   l->last_eval_steps = l->env_steps;
   frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n, frl_wall());
+  frl_status_eval(l->status, l->env_steps, mean, sd);
   l->reports_success |= successes > 0 || by_success;
   char success_text[48] = "";
   if (l->reports_success)
@@ -451,6 +464,154 @@ static void start_training(learner_t *l) {
   }
 }
 
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+/* Writes the learner's whole state into the store's checkpoints table (the newest 2 are kept).
+ * It runs on the loop thread between events, as every store access does (the connection is
+ * single-threaded, and a second writer would only make ingest wait for its lock instead); the
+ * time it takes is logged. Skipped when nothing changed since the last one; a failure is
+ * logged and the previous checkpoints stay. */
+static void write_checkpoint(learner_t *l, double now) {
+  l->last_checkpoint = now;
+  if (l->updates == l->checkpoint_updates && l->env_steps == l->checkpoint_env_steps) return;
+  double t0 = frl_now();
+  frl_checkpoint_learner_t c = {
+      .env_steps = l->env_steps, .transitions = l->inserted, .updates = l->updates,
+      .params_version = l->params_version, .episodes = l->episodes,
+      .duplicates = l->duplicates, .rejected = l->rejected,
+      .skipped_updates = l->skipped_updates, .next_eval_at = l->next_eval_at,
+      .last_eval_steps = l->last_eval_steps, .evals = (uint64_t)l->evals,
+      .reports_success = l->reports_success, .last_eval = l->last_eval,
+      .best_eval = l->best_eval, .last_success = l->last_success, .best_score = l->best_score,
+      .beta = l->beta, .lag_ewma = l->lag_ewma, .last_loss = l->last_loss,
+      .last_mean_q = l->last_mean_q, .ratelimit = l->rl, .spi_flag = l->cfg->spi,
+      .rng = l->rng};
+  frl_store_totals_t t;
+  uint8_t *blob = NULL;
+  size_t n = 0;
+  frl_store_checkpoint_t info = {.created = frl_wall(), .env_steps = l->env_steps,
+                                 .updates = l->updates, .params_version = l->params_version};
+  int rc = frl_store_totals(l->store, &t);
+  c.store = (frl_checkpoint_store_t){.batches = t.batches, .transitions = t.transitions,
+                                     .env_steps = t.env_steps,
+                                     .last_episode_id = t.last_episode_id};
+  if (rc == 0)
+    rc = frl_checkpoint_encode(l->cfg->task, l->agent, l->norm, &c, info.created, &blob, &n);
+  if (rc == 0) rc = frl_store_save_checkpoint(l->store, &info, blob, n, 2);
+  free(blob);
+  if (rc != 0) {
+    frl_warn("checkpoint not written: %s; the previous one stays", frl_strerror(rc));
+    return;
+  }
+  l->checkpoint_updates = l->updates;
+  l->checkpoint_env_steps = l->env_steps;
+  frl_info("checkpoint %lld: %llu updates, %llu env steps, params v%llu; %.2f MB in %.1f ms",
+           (long long)info.id, (unsigned long long)l->updates,
+           (unsigned long long)l->env_steps, (unsigned long long)l->params_version,
+           (double)n / 1e6, 1e3 * (frl_now() - t0));
+}
+
+/* Takes over a restored checkpoint. Counters the store also keeps (environment steps,
+ * transitions, episodes, recent returns) add what it committed after the checkpoint was taken,
+ * since those batches were acknowledged and are not sent again; the rate limiter counts them
+ * as inserted, so training first catches up on them. */
+static void take_checkpoint(learner_t *l, const frl_checkpoint_learner_t *c,
+                            const frl_store_checkpoint_t *info) {
+  frl_store_totals_t t = {0};
+  uint64_t latest = 0;
+  if (frl_store_totals(l->store, &t) != 0) t = (frl_store_totals_t){0};
+  uint64_t d_env = t.env_steps > c->store.env_steps ? t.env_steps - c->store.env_steps : 0;
+  uint64_t d_tr = t.transitions > c->store.transitions ? t.transitions - c->store.transitions : 0;
+  uint64_t d_ep =
+      t.last_episode_id > c->store.last_episode_id ? t.last_episode_id - c->store.last_episode_id : 0;
+  l->env_steps = c->env_steps + d_env;
+  l->inserted = c->transitions + d_tr;
+  l->episodes = c->episodes + d_ep;
+  l->updates = c->updates;
+  l->params_version = c->params_version;
+  l->duplicates = c->duplicates;
+  l->rejected = c->rejected;
+  l->skipped_updates = c->skipped_updates;
+  l->next_eval_at = c->next_eval_at;
+  l->last_eval_steps = c->last_eval_steps;
+  l->evals = (int)c->evals;
+  l->reports_success = c->reports_success != 0;
+  l->last_eval = c->last_eval;
+  l->best_eval = c->best_eval;
+  l->last_success = c->last_success;
+  l->best_score = c->best_score;
+  l->beta = c->beta;
+  l->lag_ewma = c->lag_ewma;
+  l->last_loss = c->last_loss;
+  l->last_mean_q = c->last_mean_q;
+  l->rng = c->rng;
+  /* The limiter's counters and ratio are state; its warm-up size and slack follow the flags. */
+  l->rl.inserts = c->ratelimit.inserts + d_tr;
+  l->rl.samples = c->ratelimit.samples;
+  l->rl.anchor = c->ratelimit.anchor;
+  l->rl.target_at = c->ratelimit.target_at;
+  l->rl.spi = c->ratelimit.spi;
+  if (l->cfg->spi != c->spi_flag) {
+    frl_ratelimit_set_spi(&l->rl, l->cfg->spi);
+    frl_info("samples per insert: --spi changed from %g to %g since the checkpoint", c->spi_flag,
+             l->cfg->spi);
+  }
+  if (frl_store_recent_returns(l->store, l->recent, RECENT, &l->n_recent) != 0) l->n_recent = 0;
+  l->recent_pos = l->n_recent % RECENT;
+  if (frl_store_latest_version(l->store, &latest) == 0 && latest > l->params_version)
+    l->params_version = latest;
+  l->checkpoint_updates = c->updates;
+  l->checkpoint_env_steps = c->env_steps;
+  frl_info("resumed from checkpoint %lld (%.0f s old): %llu updates, %llu env steps (%llu of "
+           "them stored after it), params v%llu%s, %llu evaluations",
+           (long long)info->id, frl_wall() - info->created, (unsigned long long)l->updates,
+           (unsigned long long)l->env_steps, (unsigned long long)d_env,
+           (unsigned long long)l->params_version,
+           l->params_version > c->params_version ? " (above newer versions seen in the store)" : "",
+           (unsigned long long)c->evals);
+}
+
+/* At start, once the replay index is rebuilt: resumes from the newest checkpoint in the store,
+ * or from the one before it when the newest does not restore. Returns 0 (also when the store
+ * has none), or -1 after logging why the learner must not start: checkpoints of another task
+ * or network, or none usable (starting afresh would soon replace them). */
+static int resume_checkpoint(learner_t *l) {
+  int count = 0;
+  if (frl_store_count_checkpoints(l->store, &count) != 0) return -1;
+  char err[400];
+  for (int rank = 0; rank < count; rank++) {
+    frl_store_checkpoint_t info;
+    void *blob = NULL;
+    size_t n = 0;
+    int rc = frl_store_load_checkpoint(l->store, rank, &info, &blob, &n);
+    if (rc == FRL_ECORRUPT) continue; /* logged */
+    if (rc != 0) return -1;
+    frl_checkpoint_learner_t c = {0};
+    rc = frl_checkpoint_restore(blob, n, l->cfg->task, l->agent, l->norm, &c, err, sizeof err);
+    free(blob);
+    if (rc == 0) {
+      take_checkpoint(l, &c, &info);
+      return 0;
+    }
+    if (rc == FRL_EDIM) {
+      frl_error("cannot resume from checkpoint %lld in %s/replay.db: %s. Use another --run-dir "
+                "for another task or network, or delete the checkpoints (sqlite3 replay.db "
+                "'DELETE FROM checkpoints') to train this store's data afresh",
+                (long long)info.id, l->run_dir, err);
+      return -1;
+    }
+    frl_error("checkpoint %lld in %s/replay.db is damaged: %s", (long long)info.id, l->run_dir,
+              err);
+  }
+  if (count > 0) {
+    frl_error("none of the %d checkpoints in %s/replay.db can be restored; not starting afresh "
+              "over them (delete them with sqlite3 replay.db 'DELETE FROM checkpoints' to do so)",
+              count, l->run_dir);
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- progress --------------------------------------------------------------------------- */
 
 static void print_progress(learner_t *l, bool final) {
@@ -489,8 +650,8 @@ static void on_tick(uv_timer_t *h) {
     if (now - l->last_hello >= cfg->heartbeat_s) send_hello(l, now);
     if (l->lost_since > 0 && now - l->lost_since > cfg->connect_timeout_s) {
       if (l->last_heard == 0) {
-        frl_error("no answer from the broker at %s after %.0f s (is `fleetrl broker` running?)",
-                  cfg->learner_endpoint, cfg->connect_timeout_s);
+        frl_error("no answer from the broker at %s after %.0f s (%s)", cfg->learner_endpoint,
+                  cfg->connect_timeout_s, frl_transport_hint());
         stop(l, FRL_LEARNER_NO_BROKER, NULL);
         return;
       }
@@ -536,6 +697,8 @@ static void on_tick(uv_timer_t *h) {
     frl_store_log_progress(l->store, &p, frl_wall());
     l->last_progress_row = now;
   }
+  if (cfg->checkpoint_s > 0 && now - l->last_checkpoint >= cfg->checkpoint_s)
+    write_checkpoint(l, now);
 }
 
 /* ---- stopping --------------------------------------------------------------------------- */
@@ -554,6 +717,22 @@ static void on_signal(uv_signal_t *h, int sig) {
   learner_t *l = h->data;
   frl_info("%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
   stop(l, FRL_LEARNER_STOPPED, NULL);
+}
+
+/* The figures /metrics and the status page show, read when someone asks. */
+static void fill_status(void *arg, frl_status_figures_t *f) {
+  const learner_t *l = arg;
+  *f = (frl_status_figures_t){
+      .env_steps = l->env_steps, .inserted = l->inserted, .duplicates = l->duplicates,
+      .rejected = l->rejected, .samples = l->rl.samples, .updates = l->updates,
+      .skipped_updates = l->skipped_updates, .episodes = l->episodes,
+      .params_version = l->params_version, .replay_size = frl_replay_size(l->replay),
+      .capacity = l->cfg->capacity, .evals = l->evals, .loss = l->last_loss,
+      .mean_q = l->last_mean_q, .recent_return = recent_return(l), .last_eval = l->last_eval,
+      .best_eval = l->best_eval, .last_success = l->last_success, .lag = l->lag_ewma,
+      .priority_max = frl_replay_max_priority(l->replay), .env_rate = l->env_rate,
+      .upd_rate = l->upd_rate, .spi = l->rl.spi, .beta = l->beta, .connected = l->welcomed,
+      .store_failing = l->store_failing, .solved = l->solved};
 }
 
 static void write_summary(learner_t *l) {
@@ -644,7 +823,9 @@ int frl_learner_main(const frl_config_t *cfg) {
                               .n_actions = (uint32_t)l->shape.n_actions,
                               .alpha = cfg->alpha, .eps = cfg->priority_eps,
                               .prioritized = cfg->prioritized,
-                              .max_batch = (uint32_t)cfg->batch};
+                              .max_batch = (uint32_t)cfg->batch,
+                              .demo_capacity = cfg->demo_capacity,
+                              .demo_bonus = cfg->demo_bonus};
   rc = frl_replay_open(&l->replay, &rcfg, l->store);
   if (rc != 0) {
     frl_error("cannot build the replay index from %s: %s", db, frl_strerror(rc));
@@ -683,6 +864,8 @@ int frl_learner_main(const frl_config_t *cfg) {
   frl_ratelimit_inserted(&l->rl, frl_replay_size(l->replay));
   l->next_eval_at = cfg->eval_period;
   l->beta = cfg->beta0;
+  l->last_checkpoint = l->started;
+  if (resume_checkpoint(l) != 0) goto out;
 
   l->fb = frl_fb_builder_new(1 << 20);
   l->ctx = zmq_ctx_new();
@@ -711,6 +894,13 @@ int frl_learner_main(const frl_config_t *cfg) {
   uv_timer_start(&l->tick, on_tick, 0, tick_ms ? tick_ms : 1);
   uv_signal_start(&l->sigint, on_signal, SIGINT);
   uv_signal_start(&l->sigterm, on_signal, SIGTERM);
+  /* Without its HTTP port the learner still trains (the reason is logged). */
+  frl_status_new(&l->status, &l->loop, cfg, fill_status, l);
+  if (l->status && cfg->progress) {
+    printf("status page: http://%s/  (Prometheus metrics: /metrics)\n",
+           frl_status_address(l->status));
+    fflush(stdout);
+  }
 
   frl_info("task %s: env %s, replay %s (%llu items), capacity %u, batch %d, spi %g, budget %llu "
            "env steps",
@@ -724,6 +914,7 @@ int frl_learner_main(const frl_config_t *cfg) {
   print_progress(l, true);
   /* Orderly end: persist what the run learned, tell the fleet if the run is over. */
   frl_replay_flush(l->replay);
+  if (cfg->checkpoint_s > 0) write_checkpoint(l, frl_now());
   if (l->exit_code == FRL_LEARNER_SOLVED || l->exit_code == FRL_LEARNER_UNSOLVED) {
     frl_control_t c = {.command = FRL_CONTROL_SHUTDOWN,
                        .reason = l->solved ? "task solved" : "environment-step budget spent"};
@@ -736,6 +927,7 @@ int frl_learner_main(const frl_config_t *cfg) {
            l->solved ? "SOLVED" : "not solved", (unsigned long long)l->env_steps,
            (unsigned long long)l->updates, frl_now() - l->started, l->best_eval, l->run_dir);
 
+  frl_status_destroy(&l->status);
   uv_close((uv_handle_t *)&l->zpoll, close_cb);
   uv_close((uv_handle_t *)&l->prepare, close_cb);
   uv_close((uv_handle_t *)&l->train, close_cb);

@@ -25,7 +25,8 @@ struct frl_replay {
   frl_store_t *store;
   frl_sumtree_t *tree;
   bool discrete;
-  uint32_t capacity, D, A; /* slots, obs_dim, act_dim */
+  uint32_t capacity, D, A; /* agent slots, obs_dim, act_dim */
+  uint32_t demo_cap, slots; /* demonstration slots (after the agent's), all slots */
 
   /* Slot i is one record at rec + i * stride: a record_t, then obs[D], next_obs[D] and, for
    * continuous tasks, action[A], padded to whole 64-byte cache lines, so that gathering a
@@ -37,7 +38,10 @@ struct frl_replay {
   uint32_t n_dirty;
 
   uint64_t size;     /* occupied slots */
+  uint64_t demo_size; /* occupied demonstration slots */
   uint64_t next_id;  /* id of the next inserted item */
+  uint64_t next_demo_id; /* id of the next demonstration, from FRL_DEMO_ID_BASE */
+  uint64_t demo_skipped; /* stored demonstrations not loaded (demo_cap 0) */
   double max_priority; /* largest p set so far, 0 before any */
 
   float *new_priority; /* [FRL_MSG_MAX_COUNT] priorities of a batch being inserted */
@@ -98,6 +102,21 @@ static float priority_of(const frl_replay_t *r, double td_abs) {
  * stored items. */
 static float new_item_priority(const frl_replay_t *r) {
   return r->max_priority > 0.0 ? (float)r->max_priority : 1.0f;
+}
+
+static inline bool is_demo(uint64_t id) { return id >= FRL_DEMO_ID_BASE; }
+
+/* Agent item id -> slot id mod capacity; demonstration id -> one of the demo_cap slots after
+ * them. Only called for ids of the replay's own ranges (a demo id needs demo_cap > 0). */
+static inline uint32_t slot_of(const frl_replay_t *r, uint64_t id) {
+  if (is_demo(id)) return r->capacity + (uint32_t)((id - FRL_DEMO_ID_BASE) % r->demo_cap);
+  return (uint32_t)(id % r->capacity);
+}
+
+/* Demonstrations keep a bonus eps_d on top of their TD error (Hester et al. 2018, sec. 3),
+ * so that the few of them keep being replayed among many agent transitions. */
+static float priority_for(const frl_replay_t *r, uint64_t id, double td_abs) {
+  return priority_of(r, is_demo(id) ? td_abs + r->cfg.demo_bonus : td_abs);
 }
 
 static void set_slot_priority(frl_replay_t *r, uint32_t slot, float p) {
@@ -260,10 +279,13 @@ static int validate(const frl_replay_t *r, const frl_experience_t *b, char *err,
 static void place(frl_replay_t *r, uint64_t id, const float *obs, int32_t action_index,
                   const float *action, float reward, float discount, const float *next_obs,
                   float p) {
-  const uint32_t slot = (uint32_t)(id % r->capacity), D = r->D, A = r->A;
+  const uint32_t slot = slot_of(r, id), D = r->D, A = r->A;
   record_t *h = record(r, slot);
   float *f = record_floats(r, slot);
-  if (h->id == 0) r->size++;
+  if (h->id == 0) {
+    r->size++;
+    if (is_demo(id)) r->demo_size++;
+  }
   h->id = id;
   h->reward = reward;
   h->discount = discount;
@@ -284,6 +306,10 @@ static int rebuild_item(void *ctx, uint64_t id, const float *obs, int32_t action
                         float priority) {
   frl_replay_t *r = ctx;
   const char *bad = NULL;
+  if (is_demo(id) && r->demo_cap == 0) {
+    r->demo_skipped++; /* kept in the store; not replayed while demo_capacity is 0 */
+    return 0;
+  }
   if (first_nonfinite(obs, r->D) < r->D) bad = "obs";
   else if (first_nonfinite(next_obs, r->D) < r->D) bad = "next_obs";
   else if (!isfinite(reward)) bad = "reward";
@@ -300,7 +326,7 @@ static int rebuild_item(void *ctx, uint64_t id, const float *obs, int32_t action
    * the running max once all items are loaded; mark it with -1 meanwhile. */
   bool usable = isfinite(priority) && priority >= 0.0f;
   place(r, id, obs, action_index, action, reward, discount, next_obs, usable ? priority : 0.0f);
-  if (!usable) record(r, (uint32_t)(id % r->capacity))->priority = -1.0f;
+  if (!usable) record(r, slot_of(r, id))->priority = -1.0f;
   return 0;
 }
 
@@ -308,10 +334,19 @@ static int rebuild(frl_replay_t *r) {
   uint64_t max_id = 0;
   int err = frl_store_max_item_id(r->store, &max_id);
   if (err) return err;
+  uint64_t max_demo = 0;
+  if ((err = frl_store_max_demo_id(r->store, &max_demo))) return err;
   uint64_t min_id = max_id >= r->capacity ? max_id - r->capacity + 1 : 1;
-  if (max_id > 0 && (err = frl_store_scan_items(r->store, min_id, rebuild_item, r))) return err;
+  /* The scan runs in id order, agent items first, then demonstrations (whose ids are above):
+   * where more demonstrations are stored than slots, the newest win their slots. */
+  if ((max_id > 0 || max_demo > 0) &&
+      (err = frl_store_scan_items(r->store, min_id, rebuild_item, r)))
+    return err;
+  if (r->demo_skipped)
+    frl_warn("replay: %llu stored demonstrations are not replayed (demo capacity is 0)",
+             (unsigned long long)r->demo_skipped);
   uint64_t fixed = 0;
-  for (uint32_t slot = 0; slot < r->capacity; slot++) {
+  for (uint32_t slot = 0; slot < r->slots; slot++) {
     if (record(r, slot)->id && record(r, slot)->priority < 0.0f) {
       set_slot_priority(r, slot, new_item_priority(r));
       mark_dirty(r, slot);
@@ -322,6 +357,7 @@ static int rebuild(frl_replay_t *r) {
     frl_warn("replay: %llu stored items had no usable priority; gave them the max %g",
              (unsigned long long)fixed, (double)new_item_priority(r));
   r->next_id = max_id + 1;
+  r->next_demo_id = max_demo > 0 ? max_demo + 1 : FRL_DEMO_ID_BASE;
   return 0;
 }
 
@@ -336,6 +372,10 @@ static int check_config(const frl_replay_config_t *c) {
   else if (!(isfinite(c->eps) && c->eps > 0.0)) what = "eps must be finite and > 0";
   else if (c->max_batch == 0 || c->max_batch > FRL_REPLAY_MAX_BATCH)
     what = "max_batch must be in 1..65536";
+  else if ((uint64_t)c->capacity + c->demo_capacity > (1u << 31))
+    what = "capacity + demo_capacity must be at most 2^31";
+  else if (!(isfinite(c->demo_bonus) && c->demo_bonus >= 0.0))
+    what = "demo_bonus must be finite and >= 0";
   if (!what) return 0;
   frl_error("replay: bad config: %s", what);
   return FRL_EUSAGE;
@@ -345,11 +385,14 @@ int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_stor
   int err = check_config(cfg);
   if (err) return err;
   frl_replay_t *r = frl_xcalloc(1, sizeof *r);
-  const size_t C = cfg->capacity, D = cfg->obs_dim, A = cfg->act_dim, B = cfg->max_batch;
+  const size_t C = (size_t)cfg->capacity + cfg->demo_capacity, D = cfg->obs_dim,
+               A = cfg->act_dim, B = cfg->max_batch;
   r->cfg = *cfg;
   r->store = store;
   r->discrete = cfg->n_actions > 0;
   r->capacity = cfg->capacity;
+  r->demo_cap = cfg->demo_capacity;
+  r->slots = (uint32_t)C;
   r->D = cfg->obs_dim;
   r->A = cfg->act_dim;
   r->max_priority = 0.0; /* none seen yet: see new_item_priority() */
@@ -364,7 +407,7 @@ int frl_replay_open(frl_replay_t **out, const frl_replay_config_t *cfg, frl_stor
     return -ENOMEM;
   }
   memset(r->rec, 0, C * r->stride);
-  r->tree = frl_sumtree_new(cfg->capacity);
+  r->tree = frl_sumtree_new(r->slots);
   r->dirty = frl_xcalloc((C + 63) / 64, sizeof *r->dirty);
   r->new_priority = frl_xcalloc(FRL_MSG_MAX_COUNT, sizeof *r->new_priority);
   r->out.item_id = frl_xcalloc(B, sizeof *r->out.item_id);
@@ -424,12 +467,15 @@ int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now
   int rc = validate(r, batch, err, errlen);
   if (rc) return rc;
   const uint32_t n = batch->count, D = r->D, A = r->A;
+  const bool demo = batch->demonstration && r->demo_cap > 0;
+  const uint64_t first = demo ? r->next_demo_id : r->next_id;
+  const uint32_t cap = demo ? r->demo_cap : r->capacity;
   const float p_new = new_item_priority(r);
   for (uint32_t i = 0; i < n; i++)
-    r->new_priority[i] = batch->n_priority ? priority_of(r, batch->priority[i]) : p_new;
-  const uint64_t first = r->next_id;
-  /* After this batch the replay holds ids first+n-capacity .. first+n-1. */
-  const int64_t evict_below = (int64_t)(first + n) - (int64_t)r->capacity;
+    r->new_priority[i] =
+        batch->n_priority ? priority_for(r, first, batch->priority[i]) : p_new;
+  /* After this batch the replay holds ids first+n-cap .. first+n-1 of this range. */
+  const int64_t evict_below = (int64_t)(first + n) - (int64_t)cap;
   bool duplicate = false;
   rc = frl_store_insert_batch(r->store, batch, first, r->new_priority, evict_below, now,
                               &duplicate);
@@ -442,14 +488,17 @@ int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now
     return 0;
   }
   /* Only the newest capacity items of an oversized batch survive; skip the others. */
-  const uint32_t skip = n > r->capacity ? n - r->capacity : 0;
+  const uint32_t skip = n > cap ? n - cap : 0;
   for (uint32_t i = skip; i < n; i++) {
     place(r, first + i, batch->obs + (size_t)i * D,
           r->discrete ? batch->action_index[i] : -1,
           r->discrete ? NULL : batch->action + (size_t)i * A, batch->reward[i],
           batch->discount[i], batch->next_obs + (size_t)i * D, r->new_priority[i]);
   }
-  r->next_id = first + n;
+  if (demo)
+    r->next_demo_id = first + n;
+  else
+    r->next_id = first + n;
   *outcome = FRL_INSERT_OK;
   return 0;
 }
@@ -501,20 +550,46 @@ void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, cons
                                   uint32_t B) {
   /* Fetch all records first: their misses then overlap instead of stalling one by one. */
   for (uint32_t j = 0; j < B; j++)
-    __builtin_prefetch(record(r, (uint32_t)(item_id[j] % r->capacity)));
+    if (item_id[j] && (!is_demo(item_id[j]) || r->demo_cap))
+      __builtin_prefetch(record(r, slot_of(r, item_id[j])));
   for (uint32_t j = 0; j < B; j++) {
     const uint64_t id = item_id[j];
-    const uint32_t slot = (uint32_t)(id % r->capacity);
+    if (id == 0 || (is_demo(id) && r->demo_cap == 0)) continue;
+    const uint32_t slot = slot_of(r, id);
     record_t *h = record(r, slot);
     /* The item may have been evicted (and its slot reused) since it was sampled. */
-    if (id == 0 || h->id != id) continue;
+    if (h->id != id) continue;
     if (h->sampled < UINT32_MAX) h->sampled++;
     /* A non-finite TD error (a diverging network) must not poison the tree's sums; the item
      * keeps its old priority. */
     const float td = td_abs[j];
-    if (isfinite(td) && td >= 0.0f) set_slot_priority(r, slot, priority_of(r, td));
+    if (isfinite(td) && td >= 0.0f) set_slot_priority(r, slot, priority_for(r, id, td));
     mark_dirty(r, slot);
   }
+}
+
+/* Appends the dirty slots of ring [base, base+len) to the flush arrays from index k, walking
+ * from the ring's oldest slot (base+start) so that ids reach SQLite in increasing order. */
+static uint32_t collect_dirty(frl_replay_t *r, uint32_t base, uint32_t len, uint32_t start,
+                              uint32_t k) {
+  for (uint32_t i = 0; i < len && k < r->n_dirty;) {
+    uint32_t off = start + i;
+    if (off >= len) off -= len;
+    const uint32_t slot = base + off;
+    if (slot % 64 == 0 && r->dirty[slot / 64] == 0) {
+      i += FRL_MIN(64u, len - off); /* a clean word: skip its slots at once */
+      continue;
+    }
+    i++;
+    if (!(r->dirty[slot / 64] >> (slot % 64) & 1)) continue;
+    const record_t *h = record(r, slot);
+    r->flush_slot[k] = slot;
+    r->flush_id[k] = h->id;
+    r->flush_priority[k] = h->priority;
+    r->flush_sampled[k] = h->sampled;
+    k++;
+  }
+  return k;
 }
 
 int frl_replay_flush(frl_replay_t *r) {
@@ -530,24 +605,10 @@ int frl_replay_flush(frl_replay_t *r) {
   /* Walk the ring from the oldest slot, so the updates reach SQLite in item_id order: each
    * b-tree page is then modified once and in order (ids in the ring increase from slot
    * next_id mod capacity, wrapping around). */
-  uint32_t k = 0;
-  const uint32_t start = (uint32_t)(r->next_id % r->capacity);
-  for (uint32_t i = 0; i < r->capacity && k < n;) {
-    uint32_t slot = start + i;
-    if (slot >= r->capacity) slot -= r->capacity;
-    if (slot % 64 == 0 && r->dirty[slot / 64] == 0) {
-      i += FRL_MIN(64u, r->capacity - slot); /* a clean word: skip its slots at once */
-      continue;
-    }
-    i++;
-    if (!(r->dirty[slot / 64] >> (slot % 64) & 1)) continue;
-    const record_t *h = record(r, slot);
-    r->flush_slot[k] = slot;
-    r->flush_id[k] = h->id;
-    r->flush_priority[k] = h->priority;
-    r->flush_sampled[k] = h->sampled;
-    k++;
-  }
+  uint32_t k = collect_dirty(r, 0, r->capacity, (uint32_t)(r->next_id % r->capacity), 0);
+  if (r->demo_cap)
+    k = collect_dirty(r, r->capacity, r->demo_cap,
+                      (uint32_t)((r->next_demo_id - FRL_DEMO_ID_BASE) % r->demo_cap), k);
   int err = frl_store_update_items(r->store, r->flush_id, r->flush_priority, r->flush_sampled, k);
   if (err) return err; /* still dirty: the next flush retries */
   for (uint32_t j = 0; j < k; j++) {
@@ -560,6 +621,8 @@ int frl_replay_flush(frl_replay_t *r) {
 }
 
 uint64_t frl_replay_size(const frl_replay_t *r) { return r->size; }
+
+uint64_t frl_replay_demo_size(const frl_replay_t *r) { return r->demo_size; }
 
 uint64_t frl_replay_inserted_total(const frl_replay_t *r) { return r->next_id - 1; }
 

@@ -2,7 +2,10 @@
  * payload cache indexed by a sum-tree and min-tree, backed by the SQLite store. Sampling never
  * touches SQLite. Priorities p = (|delta| + eps)^alpha; new items get the actor's initial
  * priority or, without one, the running max; importance weights (N P(i))^-beta / max_j w_j;
- * FIFO eviction at capacity (slot = item_id mod capacity). */
+ * FIFO eviction at capacity (slot = item_id mod capacity). Demonstrations (batches flagged
+ * demonstration) live in a separate segment of demo_capacity slots after those, with ids from
+ * FRL_DEMO_ID_BASE, so agent experience never evicts them; they are evicted FIFO only among
+ * themselves, and their priorities get a bonus (DQfD, Hester et al. 2018: eps_d). */
 #ifndef FRL_REPLAY_H
 #define FRL_REPLAY_H
 
@@ -22,6 +25,8 @@ typedef struct {
   double eps;            /* 1e-6 .. 1e-2, > 0 so no item starves */
   bool prioritized;      /* false: uniform sampling, weights 1 */
   uint32_t max_batch;    /* largest sample batch */
+  uint32_t demo_capacity; /* slots kept for demonstrations; 0: they are ordinary experience */
+  double demo_bonus;      /* added to |delta| + eps of demonstrations, >= 0 */
 } frl_replay_config_t;
 
 typedef struct frl_replay frl_replay_t;
@@ -76,6 +81,7 @@ void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, cons
 int frl_replay_flush(frl_replay_t *r);
 
 uint64_t frl_replay_size(const frl_replay_t *r);
+uint64_t frl_replay_demo_size(const frl_replay_t *r); /* demonstrations held */
 uint64_t frl_replay_inserted_total(const frl_replay_t *r); /* items ever inserted (ids issued) */
 /* The priority a new item without an actor priority gets: the largest p set so far (1 before
  * any). */

@@ -21,12 +21,22 @@
  *       the float32 vector (continuous tasks, else NULL); reward is the n-step return and
  *       discount gamma^k (0 at a terminal). priority and times_sampled are written back by the
  *       learner's periodic flush. Small columns come before the blobs so that the summary
- *       queries (priority, times_sampled) never follow a large row's overflow pages.
+ *       queries (priority, times_sampled) never follow a large row's overflow pages. demo is 1
+ *       for experience a demonstrator sent (ExperienceBatch.demonstration).
  *   episodes(episode_id INTEGER PRIMARY KEY, actor_id, ended_at, episode_return, length,
- *            success, truncated, violations, policy_version)
+ *            success, truncated, violations, policy_version, physics): physics is the JSON
+ *            object of physics parameters an actor sampled for the episode (NULL: nominal).
+ *   safety_events(event_id INTEGER PRIMARY KEY, actor_id, received_at, kind, count, at, detail):
+ *            what robot-side shields and watchdogs did (kind clip, barrier, safe_mode_enter,
+ *            safe_mode_exit, estop, resume; count occurrences folded into the row; at is the
+ *            sender's wall clock of the first one, in Unix seconds).
  *   training(at, updates, env_steps, replay_size, loss, mean_q, beta, updates_per_s,
  *            env_steps_per_s, recent_return, params_version)
  *   evaluations(at, updates, env_steps, mean_return, std_return, episodes)
+ *   checkpoints(id INTEGER PRIMARY KEY, created, env_steps, updates, params_version, bytes,
+ *               blob)
+ *       the learner's newest checkpoints (learner/checkpoint.h), written and trimmed in one
+ *       transaction, so a crash leaves the previous set intact.
  *   views: actor_summary, priority_summary, policy_lag, returns_by_minute (see SCHEMA_SQL).
  *
  * Ingest path: one BEGIN IMMEDIATE .. COMMIT per batch holding the dedup insert, the item rows
@@ -54,7 +64,7 @@
 #include "common.h"
 #include "log.h"
 
-#define FRL_STORE_SCHEMA_VERSION 1
+#define FRL_STORE_SCHEMA_VERSION 2
 #define FRL_STORE_CKPT_PAGES 4096             /* 16 MiB of 4 KiB pages */
 #define FRL_STORE_WAL_LIMIT (64LL << 20)      /* journal_size_limit, bytes */
 #define FRL_STORE_WAL_WARN_PAGES (4 * 16384)  /* 256 MiB of 4 KiB pages */
@@ -96,7 +106,8 @@ static const char SCHEMA_SQL[] =
     "  discount REAL NOT NULL,\n"
     "  action_vec BLOB,\n"
     "  obs BLOB NOT NULL,\n"
-    "  next_obs BLOB NOT NULL\n"
+    "  next_obs BLOB NOT NULL,\n"
+    "  demo INTEGER NOT NULL DEFAULT 0\n"
     ");\n"
     "CREATE TABLE IF NOT EXISTS episodes(\n"
     "  episode_id INTEGER PRIMARY KEY,\n"
@@ -107,7 +118,17 @@ static const char SCHEMA_SQL[] =
     "  success INTEGER NOT NULL,\n"
     "  truncated INTEGER NOT NULL,\n"
     "  violations INTEGER NOT NULL,\n"
-    "  policy_version INTEGER NOT NULL\n"
+    "  policy_version INTEGER NOT NULL,\n"
+    "  physics TEXT\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS safety_events(\n"
+    "  event_id INTEGER PRIMARY KEY,\n"
+    "  actor_id INTEGER NOT NULL REFERENCES actors(actor_id),\n"
+    "  received_at REAL NOT NULL,\n"
+    "  kind TEXT NOT NULL,\n"
+    "  count INTEGER NOT NULL,\n"
+    "  at REAL NOT NULL,\n"
+    "  detail TEXT\n"
     ");\n"
     "CREATE TABLE IF NOT EXISTS training(\n"
     "  at REAL NOT NULL,\n"
@@ -129,6 +150,17 @@ static const char SCHEMA_SQL[] =
     "  mean_return REAL,\n"
     "  std_return REAL,\n"
     "  episodes INTEGER NOT NULL\n"
+    ");\n"
+    /* IF NOT EXISTS adds it to an older store when it is opened. The blob comes last so that
+     * listing the rows reads no overflow pages. */
+    "CREATE TABLE IF NOT EXISTS checkpoints(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  created REAL NOT NULL,\n"
+    "  env_steps INTEGER NOT NULL,\n"
+    "  updates INTEGER NOT NULL,\n"
+    "  params_version INTEGER NOT NULL,\n"
+    "  bytes INTEGER NOT NULL,\n"
+    "  blob BLOB NOT NULL\n"
     ");\n"
     /* Aggregate first, join after: items has no index on actor_id (it would slow every
      * insert), so a per-actor correlated subquery would scan items once per actor. */
@@ -173,11 +205,14 @@ struct frl_store {
   frl_store_config_t cfg;
   char *path;
   double wal_warned_at; /* frl_now() of the last "WAL is large" warning */
+  int old_version;      /* user_version found at open: 0 new, 1 needs migrate() */
   sqlite3_stmt *begin, *commit, *rollback;
   sqlite3_stmt *actor_find, *actor_add, *actor_count;
-  sqlite3_stmt *batch_add, *item_add, *episode_add, *evict;
+  sqlite3_stmt *batch_add, *item_add, *episode_add, *safety_add, *evict;
   sqlite3_stmt *item_update, *item_max, *item_scan;
   sqlite3_stmt *progress_add, *eval_add, *meta_set, *meta_get;
+  sqlite3_stmt *ckpt_add, *ckpt_trim, *ckpt_get, *ckpt_count, *totals, *recent_returns,
+      *latest_version;
 };
 
 /* Logs SQLite's own message and maps the result code for callers: a full disk and a read-only
@@ -310,7 +345,19 @@ static int check_version(frl_store_t *s) {
               (long long)version, FRL_STORE_SCHEMA_VERSION);
     return FRL_ESCHEMA;
   }
+  s->old_version = (int)version;
   return 0;
+}
+
+/* Brings a store written by an older build up to this schema inside the caller's transaction.
+ * Version 1 lacked items.demo and episodes.physics (safety_events is created with the rest). */
+static int migrate(frl_store_t *s) {
+  if (s->old_version != 1) return 0;
+  frl_info("store %s: upgrading schema version 1 to %d", s->path, FRL_STORE_SCHEMA_VERSION);
+  int err = exec(s, "ALTER TABLE items ADD COLUMN demo INTEGER NOT NULL DEFAULT 0",
+                 "adding items.demo");
+  if (!err) err = exec(s, "ALTER TABLE episodes ADD COLUMN physics TEXT", "adding episodes.physics");
+  return err;
 }
 
 static int configure(frl_store_t *s) {
@@ -366,14 +413,19 @@ static int prepare_all(frl_store_t *s) {
                       " ON CONFLICT(actor_id, seq) DO NOTHING"},
       {&s->item_add, "INSERT INTO items(item_id, actor_id, batch_seq, inserted_at,"
                      " policy_version, priority, action, reward, discount, action_vec, obs,"
-                     " next_obs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
+                     " next_obs, demo)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
       {&s->episode_add, "INSERT INTO episodes(actor_id, ended_at, episode_return, length,"
-                        " success, truncated, violations, policy_version)"
-                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"},
-      {&s->evict, "DELETE FROM items WHERE item_id < ?1"},
+                        " success, truncated, violations, policy_version, physics)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+      {&s->safety_add, "INSERT INTO safety_events(actor_id, received_at, kind, count, at,"
+                       " detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
+      /* A range, so that evicting agent experience never reaches the demonstrations kept at
+       * ids from FRL_DEMO_ID_BASE up, and evicting demonstrations never reaches the agent's. */
+      {&s->evict, "DELETE FROM items WHERE item_id >= ?2 AND item_id < ?1"},
       {&s->item_update, "UPDATE items SET priority = ?1, times_sampled = times_sampled + ?2"
                         " WHERE item_id = ?3"},
-      {&s->item_max, "SELECT MAX(item_id) FROM items"},
+      {&s->item_max, "SELECT MAX(item_id) FROM items WHERE item_id >= ?1 AND item_id < ?2"},
       {&s->item_scan, "SELECT item_id, action, action_vec, reward, discount, obs, next_obs,"
                       " priority FROM items WHERE item_id >= ?1 ORDER BY item_id"},
       {&s->progress_add, "INSERT INTO training(at, updates, env_steps, replay_size, loss,"
@@ -384,6 +436,29 @@ static int prepare_all(frl_store_t *s) {
       {&s->meta_set, "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
       {&s->meta_get, "SELECT value FROM meta WHERE key = ?1"},
+      {&s->ckpt_add, "INSERT INTO checkpoints(created, env_steps, updates, params_version,"
+                     " bytes, blob) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
+      /* Everything from the (keep+1)-th newest down; nothing while there are <= keep rows. */
+      {&s->ckpt_trim, "DELETE FROM checkpoints WHERE id <= (SELECT id FROM checkpoints"
+                      " ORDER BY id DESC LIMIT 1 OFFSET ?1)"},
+      {&s->ckpt_get, "SELECT id, created, env_steps, updates, params_version, bytes, blob"
+                     " FROM checkpoints ORDER BY id DESC LIMIT 1 OFFSET ?1"},
+      {&s->ckpt_count, "SELECT COUNT(*) FROM checkpoints"},
+      {&s->totals, "SELECT COALESCE(SUM(batches), 0), COALESCE(SUM(transitions), 0),"
+                   " COALESCE(SUM(env_steps), 0),"
+                   " (SELECT COALESCE(MAX(episode_id), 0) FROM episodes) FROM actors"},
+      {&s->recent_returns, "SELECT episode_return FROM episodes ORDER BY episode_id DESC"
+                           " LIMIT ?1"},
+      /* Bounded: the last training row and the newest items and episodes, each read
+       * backwards along its primary key. */
+      {&s->latest_version,
+       "SELECT MAX(v) FROM ("
+       " SELECT params_version AS v FROM"
+       "  (SELECT params_version FROM training ORDER BY rowid DESC LIMIT 1)"
+       " UNION ALL SELECT MAX(policy_version) FROM"
+       "  (SELECT policy_version FROM items ORDER BY item_id DESC LIMIT 4096)"
+       " UNION ALL SELECT MAX(policy_version) FROM"
+       "  (SELECT policy_version FROM episodes ORDER BY episode_id DESC LIMIT 1024))"},
   };
   for (size_t i = 0; i < FRL_ARRAY_LEN(list); i++) {
     int err = prepare(s, list[i].st, list[i].sql);
@@ -420,6 +495,7 @@ int frl_store_open(frl_store_t **out, const frl_store_config_t *cfg) {
   if ((err = configure(s))) goto fail;
   if ((err = check_version(s))) goto fail;
   if ((err = exec(s, "BEGIN IMMEDIATE", "creating the schema"))) goto fail;
+  if ((err = migrate(s))) goto fail_txn;
   if ((err = exec(s, SCHEMA_SQL, "creating the schema"))) goto fail_txn;
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version=%d", FRL_STORE_SCHEMA_VERSION);
@@ -441,9 +517,11 @@ void frl_store_close(frl_store_t **self_p) {
   frl_store_t *s = *self_p;
   sqlite3_stmt **all[] = {&s->begin,      &s->commit,    &s->rollback,   &s->actor_find,
                           &s->actor_add,  &s->actor_count, &s->batch_add, &s->item_add,
-                          &s->episode_add, &s->evict,    &s->item_update, &s->item_max,
+                          &s->episode_add, &s->safety_add, &s->evict,    &s->item_update, &s->item_max,
                           &s->item_scan,  &s->progress_add, &s->eval_add, &s->meta_set,
-                          &s->meta_get};
+                          &s->meta_get,   &s->ckpt_add,  &s->ckpt_trim,  &s->ckpt_get,
+                          &s->ckpt_count, &s->totals,    &s->recent_returns,
+                          &s->latest_version};
   for (size_t i = 0; i < FRL_ARRAY_LEN(all); i++) sqlite3_finalize(*all[i]);
   if (s->db) {
     /* The last connection to close checkpoints and removes the WAL; a reader still open keeps
@@ -482,6 +560,13 @@ static void episode_at(const frl_experience_t *b, uint32_t i, frl_episode_stat_t
     frl_msg_episode(b, i, ep);
 }
 
+static void safety_at(const frl_experience_t *b, uint32_t i, frl_safety_event_t *ev) {
+  if (b->safety_in)
+    *ev = b->safety_in[i];
+  else
+    frl_msg_safety(b, i, ev);
+}
+
 /* The store trusts the replay's value checks but not the shape of what it is handed, since a
  * wrong shape here would read past the message buffer. */
 static int check_batch(frl_store_t *s, const frl_experience_t *b, int *name_len) {
@@ -500,7 +585,8 @@ static int check_batch(frl_store_t *s, const frl_experience_t *b, int *name_len)
       (n && (!b->obs || !b->next_obs || !b->reward || !b->discount)) ||
       (b->n_policy_version && (b->n_policy_version != n || !b->policy_version)) ||
       b->n_episodes > FRL_MSG_MAX_EPISODES ||
-      (b->n_episodes && !b->episodes_in && !b->episodes_vec)) {
+      (b->n_episodes && !b->episodes_in && !b->episodes_vec) ||
+      b->n_safety > FRL_MSG_MAX_SAFETY || (b->n_safety && !b->safety_in && !b->safety_vec)) {
     frl_error("store %s: batch shape does not match the store (obs_dim %u act_dim %u)", s->path,
               s->cfg.obs_dim, s->cfg.act_dim);
     return FRL_EDIM;
@@ -544,6 +630,7 @@ int frl_store_insert_batch(frl_store_t *s, const frl_experience_t *batch, uint64
   sqlite3_bind_int64(st, 2, actor);
   sqlite3_bind_int64(st, 3, seq);
   sqlite3_bind_double(st, 4, now);
+  sqlite3_bind_int(st, 13, batch->demonstration ? 1 : 0);
   const bool have_version = batch->n_policy_version == n && batch->policy_version;
   if (!have_version) sqlite3_bind_null(st, 5);
   if (!priority) sqlite3_bind_null(st, 6);
@@ -586,8 +673,30 @@ int frl_store_insert_batch(frl_store_t *s, const frl_experience_t *batch, uint64
     sqlite3_bind_int(st, 6, ep.truncated ? 1 : 0);
     sqlite3_bind_int64(st, 7, ep.violations);
     sqlite3_bind_int64(st, 8, (sqlite3_int64)ep.policy_version);
+    if (ep.physics)
+      sqlite3_bind_text(st, 9, ep.physics, -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(st, 9);
     if ((err = run(s, st, "inserting an episode"))) goto fail;
   }
+  sqlite3_clear_bindings(st);
+
+  st = s->safety_add;
+  for (uint32_t e = 0; e < batch->n_safety; e++) {
+    frl_safety_event_t ev;
+    safety_at(batch, e, &ev);
+    sqlite3_bind_int64(st, 1, actor);
+    sqlite3_bind_double(st, 2, now);
+    sqlite3_bind_text(st, 3, frl_safety_kind_name(ev.kind), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ev.count);
+    sqlite3_bind_double(st, 5, (double)ev.time_ns * 1e-9);
+    if (ev.detail)
+      sqlite3_bind_text(st, 6, ev.detail, -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(st, 6);
+    if ((err = run(s, st, "inserting a safety event"))) goto fail;
+  }
+  sqlite3_clear_bindings(st);
 
   st = s->actor_count;
   sqlite3_bind_double(st, 1, now);
@@ -598,6 +707,7 @@ int frl_store_insert_batch(frl_store_t *s, const frl_experience_t *batch, uint64
 
   if (evict_below > 1) {
     sqlite3_bind_int64(s->evict, 1, evict_below);
+    sqlite3_bind_int64(s->evict, 2, first_item_id >= FRL_DEMO_ID_BASE ? (sqlite3_int64)FRL_DEMO_ID_BASE : 0);
     if ((err = run(s, s->evict, "evicting old items"))) goto fail;
   }
   if ((err = run(s, s->commit, "COMMIT"))) goto fail;
@@ -690,7 +800,9 @@ done:
   return err;
 }
 
-int frl_store_max_item_id(frl_store_t *s, uint64_t *out) {
+static int max_id_in(frl_store_t *s, uint64_t lo, uint64_t hi, uint64_t *out) {
+  sqlite3_bind_int64(s->item_max, 1, (sqlite3_int64)lo);
+  sqlite3_bind_int64(s->item_max, 2, (sqlite3_int64)hi);
   int rc = sqlite3_step(s->item_max);
   int err = 0;
   if (rc == SQLITE_ROW) {
@@ -701,6 +813,14 @@ int frl_store_max_item_id(frl_store_t *s, uint64_t *out) {
   }
   sqlite3_reset(s->item_max);
   return err;
+}
+
+int frl_store_max_item_id(frl_store_t *s, uint64_t *out) {
+  return max_id_in(s, 0, FRL_DEMO_ID_BASE, out);
+}
+
+int frl_store_max_demo_id(frl_store_t *s, uint64_t *out) {
+  return max_id_in(s, FRL_DEMO_ID_BASE, INT64_MAX, out);
 }
 
 int frl_store_log_progress(frl_store_t *s, const frl_store_progress_t *p, double now) {
@@ -740,5 +860,137 @@ int frl_store_set_meta(frl_store_t *s, const char *key, const char *value) {
     sqlite3_bind_null(st, 2);
   int err = run(s, st, "setting meta");
   sqlite3_clear_bindings(st);
+  return err;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+int frl_store_save_checkpoint(frl_store_t *s, frl_store_checkpoint_t *info, const void *blob,
+                              size_t len, int keep) {
+  if (keep < 1 || len == 0 || len > (size_t)INT32_MAX) {
+    frl_error("store %s: checkpoint of %zu bytes (limit %d) or keep %d (must be >= 1) refused",
+              s->path, len, INT32_MAX, keep);
+    return FRL_EUSAGE;
+  }
+  int err = run(s, s->begin, "BEGIN");
+  if (err) return err;
+  sqlite3_stmt *st = s->ckpt_add;
+  sqlite3_bind_double(st, 1, info->created);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)info->env_steps);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)info->updates);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)info->params_version);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)len);
+  sqlite3_bind_blob64(st, 6, blob, (sqlite3_uint64)len, SQLITE_STATIC);
+  err = run(s, st, "writing a checkpoint");
+  sqlite3_clear_bindings(st);
+  if (err) goto fail;
+  int64_t id = sqlite3_last_insert_rowid(s->db);
+  sqlite3_bind_int(s->ckpt_trim, 1, keep);
+  if ((err = run(s, s->ckpt_trim, "deleting old checkpoints"))) goto fail;
+  if ((err = run(s, s->commit, "COMMIT"))) goto fail;
+  info->id = id;
+  info->bytes = len;
+  return 0;
+fail:
+  rollback(s);
+  return err;
+}
+
+int frl_store_load_checkpoint(frl_store_t *s, int rank, frl_store_checkpoint_t *info,
+                              void **blob, size_t *len) {
+  if (rank < 0) return FRL_ENOTFOUND;
+  sqlite3_stmt *st = s->ckpt_get;
+  sqlite3_bind_int(st, 1, rank);
+  int rc = sqlite3_step(st);
+  int err = 0;
+  if (rc == SQLITE_DONE) {
+    err = FRL_ENOTFOUND;
+  } else if (rc != SQLITE_ROW) {
+    err = sql_error(s, rc, "reading a checkpoint");
+  } else {
+    /* The row is read back from a file: check that its columns are what we write. */
+    int64_t id = sqlite3_column_int64(st, 0), bytes = sqlite3_column_int64(st, 5);
+    const void *p = sqlite3_column_blob(st, 6);
+    int n = sqlite3_column_bytes(st, 6);
+    if (sqlite3_column_type(st, 6) != SQLITE_BLOB || !p || n <= 0 || bytes != n) {
+      frl_error("store %s: checkpoints row %lld: bytes is %lld but the blob holds %d bytes "
+                "(type %d)",
+                s->path, (long long)id, (long long)bytes, n, sqlite3_column_type(st, 6));
+      err = FRL_ECORRUPT;
+    } else {
+      info->id = id;
+      info->created = sqlite3_column_double(st, 1);
+      info->env_steps = (uint64_t)sqlite3_column_int64(st, 2);
+      info->updates = (uint64_t)sqlite3_column_int64(st, 3);
+      info->params_version = (uint64_t)sqlite3_column_int64(st, 4);
+      info->bytes = (uint64_t)n;
+      *blob = frl_xmalloc((size_t)n);
+      memcpy(*blob, p, (size_t)n);
+      *len = (size_t)n;
+    }
+  }
+  sqlite3_reset(st);
+  return err;
+}
+
+int frl_store_count_checkpoints(frl_store_t *s, int *out) {
+  int rc = sqlite3_step(s->ckpt_count);
+  int err = 0;
+  if (rc == SQLITE_ROW)
+    *out = sqlite3_column_int(s->ckpt_count, 0);
+  else
+    err = sql_error(s, rc, "counting checkpoints");
+  sqlite3_reset(s->ckpt_count);
+  return err;
+}
+
+int frl_store_totals(frl_store_t *s, frl_store_totals_t *out) {
+  sqlite3_stmt *st = s->totals;
+  int rc = sqlite3_step(st);
+  int err = 0;
+  if (rc == SQLITE_ROW) {
+    int64_t v[4];
+    for (int i = 0; i < 4; i++) v[i] = sqlite3_column_int64(st, i);
+    out->batches = v[0] > 0 ? (uint64_t)v[0] : 0;
+    out->transitions = v[1] > 0 ? (uint64_t)v[1] : 0;
+    out->env_steps = v[2] > 0 ? (uint64_t)v[2] : 0;
+    out->last_episode_id = v[3] > 0 ? (uint64_t)v[3] : 0;
+  } else {
+    err = sql_error(s, rc, "reading the store's totals");
+  }
+  sqlite3_reset(st);
+  return err;
+}
+
+int frl_store_recent_returns(frl_store_t *s, float *out, int max, int *n) {
+  sqlite3_stmt *st = s->recent_returns;
+  sqlite3_bind_int(st, 1, max > 0 ? max : 0);
+  int k = 0, rc, err = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < max)
+    out[k++] = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : (float)sqlite3_column_double(st, 0);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) err = sql_error(s, rc, "reading recent returns");
+  sqlite3_reset(st);
+  if (err) return err;
+  /* Newest first from the query; callers keep them oldest first. */
+  for (int i = 0; i < k / 2; i++) {
+    float t = out[i];
+    out[i] = out[k - 1 - i];
+    out[k - 1 - i] = t;
+  }
+  *n = k;
+  return 0;
+}
+
+int frl_store_latest_version(frl_store_t *s, uint64_t *out) {
+  sqlite3_stmt *st = s->latest_version;
+  int rc = sqlite3_step(st);
+  int err = 0;
+  if (rc == SQLITE_ROW) {
+    int64_t v = sqlite3_column_int64(st, 0); /* NULL (nothing stored) reads as 0 */
+    *out = v > 0 ? (uint64_t)v : 0;
+  } else {
+    err = sql_error(s, rc, "reading the latest parameter version");
+  }
+  sqlite3_reset(st);
   return err;
 }

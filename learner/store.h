@@ -31,7 +31,8 @@ void frl_store_close(frl_store_t **self_p);
 /* One transaction per batch: looks up/creates the actor row; if (actor, seq) is already in
  * batches, commits nothing and sets *duplicate. Otherwise inserts the batch row, count item
  * rows with item ids first_item_id.. and the given priorities, the episodes, updates the
- * actor's counters, and deletes items with item_id < evict_below (FIFO eviction), then commits.
+ * actor's counters, and deletes items with item_id < evict_below (FIFO eviction, only within
+ * the id range, agent or demonstration, that first_item_id is in), then commits.
  * Returns 0, -ENOSPC when the disk is full, -EROFS when read-only, FRL_ESQL otherwise; on
  * error nothing is committed. now is wall-clock Unix seconds (frl_wall()), as are all times
  * in the tables. Episodes are read from batch->episodes_in when non-NULL, else through
@@ -53,8 +54,14 @@ typedef int (*frl_store_item_fn)(void *ctx, uint64_t item_id, const float *obs,
                                  int32_t action_index, const float *action, float reward,
                                  float discount, const float *next_obs, float priority);
 int frl_store_scan_items(frl_store_t *s, uint64_t min_item_id, frl_store_item_fn fn, void *ctx);
-/* Largest item_id stored (0 when empty; ids start at 1). */
+/* Demonstrations get item ids from FRL_DEMO_ID_BASE up, agent experience below it, so that the
+ * FIFO eviction of each (a delete of the ids below a bound, within its own range) never
+ * reaches the other. frl_store_insert_batch evicts in the range its first_item_id is in. */
+#define FRL_DEMO_ID_BASE (1ull << 62)
+/* Largest agent item_id stored (below FRL_DEMO_ID_BASE; 0 when none; ids start at 1). */
 int frl_store_max_item_id(frl_store_t *s, uint64_t *out);
+/* Largest demonstration item_id stored (0 when none). */
+int frl_store_max_demo_id(frl_store_t *s, uint64_t *out);
 
 /* A progress row of the learner (training table). */
 typedef struct {
@@ -68,5 +75,50 @@ int frl_store_log_eval(frl_store_t *s, uint64_t updates, uint64_t env_steps, dou
                        double std_return, uint32_t episodes, double now);
 /* Run metadata (meta table: key/value text). */
 int frl_store_set_meta(frl_store_t *s, const char *key, const char *value);
+
+/* ---- learner checkpoints (checkpoints table; the blob format is learner/checkpoint.h) ---- */
+
+/* A checkpoint row without its blob. */
+typedef struct {
+  int64_t id;          /* increasing: the newest checkpoint has the largest id */
+  double created;      /* Unix seconds */
+  uint64_t env_steps, updates, params_version;
+  uint64_t bytes;      /* length of the blob */
+} frl_store_checkpoint_t;
+
+/* Stores blob[len] as a new checkpoint row described by info (its id and bytes are set here)
+ * and deletes all but the newest `keep` (>= 1) rows, in one transaction: a crash at any moment
+ * leaves either the old set or the new one. Sets info->id on success. Returns 0, FRL_EUSAGE
+ * for keep < 1 or a blob above the store's limit, or the codes of frl_store_insert_batch (on
+ * error nothing is committed). */
+int frl_store_save_checkpoint(frl_store_t *s, frl_store_checkpoint_t *info, const void *blob,
+                              size_t len, int keep);
+/* Reads the checkpoint of rank `rank` (0 the newest, 1 the one before, ...): its row into
+ * *info and a heap copy of its blob into *blob (free() it). Returns 0, FRL_ENOTFOUND when
+ * there are not that many, FRL_ECORRUPT (logged) when the row's columns are not what this
+ * build writes (bytes differing from the blob's length, a non-blob), or FRL_ESQL. The blob's
+ * contents are not checked here: that is frl_checkpoint_restore's job. */
+int frl_store_load_checkpoint(frl_store_t *s, int rank, frl_store_checkpoint_t *info,
+                              void **blob, size_t *len);
+/* Number of checkpoint rows. */
+int frl_store_count_checkpoints(frl_store_t *s, int *out);
+
+/* Running totals of the store, cheap to read at any time (from the actors table's counters
+ * and the episodes key, not a scan): accepted batches, their transitions and environment
+ * steps, and the largest episode_id (episodes are never deleted, so also their number). */
+typedef struct {
+  uint64_t batches, transitions, env_steps, last_episode_id;
+} frl_store_totals_t;
+int frl_store_totals(frl_store_t *s, frl_store_totals_t *out);
+
+/* The newest up to `max` episode returns, oldest first, into out (NaN where a return was not
+ * finite); *n receives how many. */
+int frl_store_recent_returns(frl_store_t *s, float *out, int max, int *n);
+
+/* The newest parameter version anything in the store mentions: the last training row's
+ * params_version and the policy_version of the newest items and episodes (a bounded read).
+ * A learner resuming from an older checkpoint continues above it, since actors apply only
+ * newer versions than they hold. */
+int frl_store_latest_version(frl_store_t *s, uint64_t *out);
 
 #endif

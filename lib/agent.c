@@ -14,6 +14,7 @@
 
 struct frl_agent {
   frl_algo_t algo;
+  frl_policy_shape_t shape;
   frl_dqn_t *dqn;
   frl_sac_t *sac;
   frl_td3_t *td3;
@@ -23,6 +24,7 @@ frl_agent_t *frl_agent_new(const frl_agent_config_t *c) {
   frl_agent_t *a = frl_xcalloc(1, sizeof *a);
   const frl_policy_shape_t *s = &c->shape;
   a->algo = s->algo;
+  a->shape = *s;
   switch (s->algo) {
   case FRL_ALGO_DQN: {
     frl_dqn_config_t dc = {.shape = {.obs_dim = s->obs_dim, .n_actions = s->n_actions,
@@ -126,4 +128,15 @@ const float *frl_agent_policy_params(frl_agent_t *a, size_t *n) {
 uint64_t frl_agent_updates(const frl_agent_t *a) {
   if (a->dqn) return frl_dqn_updates(a->dqn);
   return a->sac ? frl_sac_updates(a->sac) : frl_td3_updates(a->td3);
+}
+
+const frl_policy_shape_t *frl_agent_shape(const frl_agent_t *a) { return &a->shape; }
+
+void frl_agent_state(frl_agent_t *a, frl_state_t *st) {
+  if (a->dqn)
+    frl_dqn_state(a->dqn, st);
+  else if (a->sac)
+    frl_sac_state(a->sac, st);
+  else
+    frl_td3_state(a->td3, st);
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn.h"
 #include "policy.h"
 
 typedef struct {
@@ -55,5 +56,10 @@ int frl_agent_update(frl_agent_t *a, const frl_agent_batch_t *b, float *td_abs,
 /* The parameters actors act with (DQN online Q-network, SAC/TD3 actor network). */
 const float *frl_agent_policy_params(frl_agent_t *a, size_t *n);
 uint64_t frl_agent_updates(const frl_agent_t *a);
+/* The policy shape the agent was built for (owned by a). */
+const frl_policy_shape_t *frl_agent_shape(const frl_agent_t *a);
+/* Appends the algorithm's whole learning state to st: frl_dqn_state, frl_sac_state or
+ * frl_td3_state (their part names, unprefixed). The parts point into a. */
+void frl_agent_state(frl_agent_t *a, frl_state_t *st);
 
 #endif

@@ -16,9 +16,12 @@
 #define CP_THETA_LIMIT (12.0 * 2.0 * M_PI / 360.0) /* 12 degrees, 0.2094 rad */
 #define CP_MAX_STEPS 500
 
-/* State in double as in the reference formulation; observations are its float rounding. */
+/* State in double as in the reference formulation; observations are its float rounding. The
+ * physical constants in effect follow: the defines above unless domain randomization set them
+ * (mass scales both masses, motor strength the push force, link length the pole). */
 typedef struct {
   double x, x_dot, theta, theta_dot;
+  double gravity, mass_cart, mass_pole, half_length, force;
 } cartpole_t;
 
 static void write_obs(const cartpole_t *c, float *obs) {
@@ -28,7 +31,10 @@ static void write_obs(const cartpole_t *c, float *obs) {
   obs[3] = (float)c->theta_dot;
 }
 
+static void cp_set_physics(void *state, const double *value);
+
 static void cp_init(void *state, frl_env_spec_t *spec) {
+  cp_set_physics(state, NULL);
   spec->obs_dim = 4;
   spec->act_dim = 1;
   spec->n_actions = 2;
@@ -51,13 +57,13 @@ static void cp_reset(void *state, frl_rng_t *rng, float *obs) {
  * then one explicit Euler step of length tau, positions updated with the old velocities. */
 static void cp_step(void *state, frl_rng_t *rng, const float *action, float *obs, frl_step_t *out) {
   cartpole_t *c = state;
-  const double total_mass = CP_MASS_CART + CP_MASS_POLE;
-  const double pole_ml = CP_MASS_POLE * CP_HALF_LENGTH;
-  double force = (int)action[0] == 1 ? CP_FORCE : -CP_FORCE;
+  const double total_mass = c->mass_cart + c->mass_pole;
+  const double pole_ml = c->mass_pole * c->half_length;
+  double force = (int)action[0] == 1 ? c->force : -c->force;
   double sin_t = sin(c->theta), cos_t = cos(c->theta);
   double common_term = (force + pole_ml * c->theta_dot * c->theta_dot * sin_t) / total_mass;
-  double theta_acc = (CP_GRAVITY * sin_t - cos_t * common_term) /
-                     (CP_HALF_LENGTH * (4.0 / 3.0 - CP_MASS_POLE * cos_t * cos_t / total_mass));
+  double theta_acc = (c->gravity * sin_t - cos_t * common_term) /
+                     (c->half_length * (4.0 / 3.0 - c->mass_pole * cos_t * cos_t / total_mass));
   double x_acc = common_term - pole_ml * theta_acc * cos_t / total_mass;
 
   c->x += CP_TAU * c->x_dot;
@@ -85,6 +91,25 @@ static int cp_set_state(void *state, const double *s, int n, float *obs) {
   return 0;
 }
 
+/* Physical parameters: gravity (absolute), mass, motor strength and link length (multipliers).
+ * The cart-pole has no friction in this formulation, so it has no friction parameter. */
+static void cp_physics_nominal(const void *state, double *nominal) {
+  nominal[FRL_PHYS_GRAVITY] = CP_GRAVITY;
+  nominal[FRL_PHYS_MASS] = 1.0;
+  nominal[FRL_PHYS_MOTOR] = 1.0;
+  nominal[FRL_PHYS_LINK] = 1.0;
+}
+
+static void cp_set_physics(void *state, const double *value) {
+  cartpole_t *c = state;
+  const double mass = frl__phys_or(value, FRL_PHYS_MASS, 1.0);
+  c->gravity = frl__phys_or(value, FRL_PHYS_GRAVITY, CP_GRAVITY);
+  c->mass_cart = CP_MASS_CART * mass;
+  c->mass_pole = CP_MASS_POLE * mass;
+  c->half_length = CP_HALF_LENGTH * frl__phys_or(value, FRL_PHYS_LINK, 1.0);
+  c->force = CP_FORCE * frl__phys_or(value, FRL_PHYS_MOTOR, 1.0);
+}
+
 const frl_env_impl_t frl_env_cartpole = {
     .name = "cartpole",
     .state_size = sizeof(cartpole_t),
@@ -92,4 +117,6 @@ const frl_env_impl_t frl_env_cartpole = {
     .reset = cp_reset,
     .step = cp_step,
     .set_state = cp_set_state,
+    .physics_nominal = cp_physics_nominal,
+    .set_physics = cp_set_physics,
 };

@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "hardware.h"
+#include "http.h"
 #include "log.h"
+#include "randomize.h"
 
 enum { T_STR, T_INT, T_U32, T_U64, T_DBL, T_BOOL };
 
@@ -30,6 +33,7 @@ typedef struct {
 #define L FRL_CFG_LEARNER
 #define B FRL_CFG_BROKER
 #define R FRL_CFG_RUN
+#define ROBOT FRL_CFG_ROBOT
 #define F(field) offsetof(frl_config_t, field), sizeof(((frl_config_t *)0)->field)
 #define BIG 1e18
 
@@ -63,6 +67,44 @@ static const flag_t g_flags[] = {
   {"ack-log", A, T_STR, F(ack_log), "", 0, 0, "append 'seq status' for every ack to this file"},
   {"backpressure", A | R, T_BOOL, F(backpressure), "true", 0, 0,
    "simulated actors pause while the outbox is full (physical robots shed instead)"},
+  {"randomize", A | R, T_STR, F(randomize), "off", 0, 0,
+   "domain randomization per episode: off | uniform | gaussian (centred, range = +-2 sigma, "
+   "clipped)"},
+  {"randomize-scale", A | R, T_DBL, F(randomize_scale), "1", 0, 10,
+   "stretch every --dr-* range about its nominal value by this factor"},
+  {"curriculum-steps", A | R, T_U64, F(curriculum_steps), "0", 0, BIG,
+   "ranges widen linearly from --curriculum-start to full over this many of an actor's env "
+   "steps (0: full ranges at once)"},
+  {"curriculum-start", A | R, T_DBL, F(curriculum_start), "0.1", 0, 1,
+   "fraction of each range used at the first step of the curriculum"},
+  {"dr-mass", A | R, T_STR, F(dr_mass), "0.8:1.2", 0, 0, "mass multiplier range LO:HI, or off"},
+  {"dr-damping", A | R, T_STR, F(dr_damping), "0.8:1.2", 0, 0,
+   "joint damping multiplier range, or off"},
+  {"dr-motor-strength", A | R, T_STR, F(dr_motor_strength), "0.8:1.2", 0, 0,
+   "motor strength (torque per action) multiplier range, or off"},
+  {"dr-friction", A | R, T_STR, F(dr_friction), "0.5:1.5", 0, 0,
+   "sliding friction coefficient range, or off"},
+  {"dr-gravity", A | R, T_STR, F(dr_gravity), "9.5:10.1", 0, 0,
+   "gravity magnitude range (m/s^2), or off"},
+  {"dr-link-length", A | R, T_STR, F(dr_link_length), "0.98:1.02", 0, 0,
+   "link length multiplier range, or off"},
+  {"dr-sensor-noise", A | R, T_STR, F(dr_sensor_noise), "0:0.05", 0, 0,
+   "observation noise sigma range, or off"},
+  {"dr-action-delay", A | R, T_STR, F(dr_action_delay), "0:2", 0, 0,
+   "action delay range in whole steps, or off"},
+  {"hardware-model", A | R, T_BOOL, F(hardware_model), "false", 0, 0,
+   "wrap the environment in the hardware model (motor dead-band and saturation, energy "
+   "penalty, sensor noise and delay)"},
+  {"hw-deadband", A | R, T_DBL, F(hw_deadband), "0.02", 0, 0.99,
+   "motor dead-band (Coulomb friction), fraction of the action half-range"},
+  {"hw-saturation", A | R, T_DBL, F(hw_saturation), "0.9", 0.01, 1,
+   "motor torque saturation, fraction of the action half-range"},
+  {"hw-energy-penalty", A | R, T_DBL, F(hw_energy_penalty), "1e-5", 0, 1000,
+   "reward charged per unit of sum |delivered action| each step"},
+  {"hw-sensor-noise", A | R, T_DBL, F(hw_sensor_noise), "0.01", 0, 10,
+   "sensor noise sigma, in observation units"},
+  {"hw-sensor-delay", A | R, T_INT, F(hw_sensor_delay), "1", 0, 50,
+   "sensor delay, steps"},
 
   {"algo", A | L | R, T_STR, F(algo), "dqn", 0, 0, "dqn | sac | td3 (set by the task preset)"},
   {"prioritized", L | R, T_BOOL, F(prioritized), "true", 0, 0,
@@ -95,6 +137,11 @@ static const flag_t g_flags[] = {
   {"target-period", L | R, T_INT, F(target_period), "500", 1, 100000000,
    "copy online to target network every K updates"},
   {"capacity", L | R, T_U32, F(capacity), "100000", 16, 100000000, "replay capacity (items)"},
+  {"demo-capacity", L | R, T_U32, F(demo_capacity), "20000", 0, 100000000,
+   "replay slots kept for demonstrations, never evicted by agent experience (0: demonstrations "
+   "are ordinary experience)"},
+  {"demo-bonus", L | R, T_DBL, F(demo_bonus), "1", 0, 1000,
+   "priority bonus eps_d added to demonstrations' |TD error| (DQfD)"},
   {"alpha", L | R, T_DBL, F(alpha), "0.6", 0, 1, "priority exponent"},
   {"beta", L | R, T_DBL, F(beta0), "0.4", 0, 1, "initial importance-sampling exponent"},
   {"priority-eps", L | R, T_DBL, F(priority_eps), "1e-3", 1e-9, 1, "priority epsilon"},
@@ -106,6 +153,9 @@ static const flag_t g_flags[] = {
    "publish parameters every K updates"},
   {"flush-period", L | R, T_DBL, F(flush_s), "10", 0.1, 3600,
    "write priorities and sample counts back to SQLite every this many seconds"},
+  {"checkpoint-period", L | R, T_DBL, F(checkpoint_s), "60", 0, 86400,
+   "checkpoint the learner's whole state into replay.db every this many seconds and at a "
+   "clean stop; a restarted learner resumes from it (0: never write)"},
   {"credit", L | R, T_INT, F(credit_window), "8", 1, 10000, "batches in flight to the learner"},
   {"max-env-steps", L | R, T_U64, F(max_env_steps), "100000", 1, BIG,
    "stop after this many environment steps"},
@@ -120,6 +170,52 @@ static const flag_t g_flags[] = {
    "experience batches the broker queues while the learner has no credit"},
   {"endpoints-file", B, T_STR, F(endpoints_file), "", 0, 0,
    "write the bound endpoints to this file (useful with port *)"},
+  {"http", L | B, T_STR, F(http), "auto", 0, 0,
+   "HTTP endpoint ADDR:PORT for /metrics (learner: and the status page /); auto: learner "
+   FRL_HTTP_LEARNER_DEFAULT ", broker " FRL_HTTP_BROKER_DEFAULT " (a free port if taken); "
+   "port 0 picks a free one; off: none"},
+  {"http-addr-file", B, T_STR, F(http_addr_file), "", 0, 0,
+   "write the bound HTTP address to this file (the learner writes <run-dir>/http.addr)"},
+
+  {"curve-secret", C | A | L | B, T_STR, F(curve_secret), "", 0, 0,
+   "this process's CURVE secret key file (NAME.key from `fleetrl keygen`); turns CURVE on"},
+  {"broker-key", C | A | L, T_STR, F(broker_key), "", 0, 0,
+   "the broker's CURVE public key file (NAME.pub); needed with --curve-secret"},
+  {"allow", B, T_STR, F(allow), "", 0, 0,
+   "CURVE allowlist: one 'NAME Z85PUBKEY' line per peer; reread on SIGHUP"},
+  {"actor-max-batch-bytes", B | R, T_U64, F(actor_max_batch_bytes), "16777216", 1024, 67108864,
+   "largest experience message one actor may send, bytes (larger: Rejected)"},
+  {"actor-rate-bytes", B | R, T_DBL, F(actor_rate_bytes), "67108864", 0, 1e12,
+   "experience bytes/s one actor may send (token bucket; over it: Busy; 0: no limit)"},
+  {"actor-rate-batches", B | R, T_DBL, F(actor_rate_batches), "500", 0, 1e7,
+   "experience batches/s one actor may send (token bucket; over it: Busy; 0: no limit)"},
+  {"actor-burst", B | R, T_DBL, F(actor_burst_s), "1", 0.01, 3600,
+   "per-actor token-bucket depth, in seconds of the rates"},
+
+  {"limits", ROBOT, T_STR, F(limits), "", 0, 0,
+   "robot limits file: bounds, rate, joint barrier, safe action (format in lib/shield.h)"},
+  {"max-broker-silence", ROBOT, T_DBL, F(max_broker_silence_s), "1.5", 0, 3600,
+   "robot: safe action once the broker has been silent this long, s (0: never)"},
+  {"max-params-age", ROBOT, T_DBL, F(max_params_age_s), "0", 0, 1e6,
+   "robot: safe action while the newest parameters are older than this, s (0: never)"},
+  {"demonstration", ROBOT, T_BOOL, F(demonstration), "false", 0, 0,
+   "robot: recorded steps are demonstrations (teleoperation, a scripted controller)"},
+  {"explore", ROBOT, T_BOOL, F(explore), "true", 0, 0,
+   "robot: act with the algorithm's exploration (false: greedy or mean actions)"},
+  {"rate-hz", ROBOT, T_DBL, F(rate_hz), "100", 0.1, 10000, "emulator: control loop rate, Hz"},
+  {"deadline", ROBOT, T_DBL, F(deadline_s), "0", 0, 60,
+   "emulator: an iteration ending later than this after its start misses its deadline, s "
+   "(0: one period)"},
+  {"sensor-noise", ROBOT, T_DBL, F(sensor_noise), "0.01", 0, 1000,
+   "emulator: Gaussian observation noise, std"},
+  {"actuation-latency", ROBOT, T_DBL, F(actuation_latency_s), "0.002", 0, 10,
+   "emulator: delay from act() to the actuators, s"},
+  {"actuation-jitter", ROBOT, T_DBL, F(actuation_jitter_s), "0.001", 0, 10,
+   "emulator: extra actuation delay, uniform in [0, this], s"},
+  {"duration", ROBOT, T_DBL, F(duration_s), "0", 0, 1e9,
+   "emulator: stop after this many seconds (0: at SIGINT/SIGTERM)"},
+  {"report-period", ROBOT, T_DBL, F(report_s), "10", 0.1, 3600,
+   "emulator: loop timing report every this many seconds"},
 
   {"actors", R, T_INT, F(actors), "4", 1, 1024, "actor processes to start"},
   {"runs", R, T_STR, F(runs_root), "runs", 0, 0, "folder for run folders"},
@@ -394,10 +490,28 @@ int frl_config_parse(frl_config_t *cfg, int groups, int argc, char **argv, FILE 
             cfg->solve_metric);
     return FRL_EUSAGE;
   }
+  {
+    char why[256];
+    frl_randomize_opts_t dr;
+    frl_hardware_opts_t hw;
+    if (frl_randomize_from_config(&dr, cfg, why, sizeof why) != 0 ||
+        frl_hardware_from_config(&hw, cfg, why, sizeof why) != 0) {
+      fprintf(err, "fleetrl: %s\n", why);
+      return FRL_EUSAGE;
+    }
+  }
   if (frl_log_level_parse(cfg->log_level) < 0) {
     fprintf(err, "fleetrl: --log-level: '%s' is not one of debug|info|warn|error\n",
             cfg->log_level);
     return FRL_EUSAGE;
+  }
+  if (strcmp(cfg->http, "auto") != 0 && strcmp(cfg->http, "off") != 0) {
+    struct sockaddr_storage ss;
+    char why[160];
+    if (frl_http_parse_addr(cfg->http, &ss, why, sizeof why) != 0) {
+      fprintf(err, "fleetrl: --http: %s (or auto, or off)\n", why);
+      return FRL_EUSAGE;
+    }
   }
   if (cfg->name[0] == '\0') {
     char host[40] = "actor";

@@ -33,6 +33,18 @@ typedef struct frl_config {
   char ack_log[256];        /* optional: append "seq status" per ack (tests, audits) */
   bool backpressure;        /* simulated actors wait when the outbox is full */
 
+  /* sim-to-real (actors): domain randomization (randomize.h) and the hardware model
+   * (hardware.h); the --dr-* ranges are "LO:HI", "off", or empty for the seed's range */
+  char randomize[16];       /* off | uniform | gaussian */
+  double randomize_scale;   /* stretch of every range about its nominal centre */
+  uint64_t curriculum_steps; /* ranges widen over this many env steps (0: full at once) */
+  double curriculum_start;  /* range fraction at the first step */
+  char dr_mass[32], dr_damping[32], dr_motor_strength[32], dr_friction[32], dr_gravity[32],
+      dr_link_length[32], dr_sensor_noise[32], dr_action_delay[32];
+  bool hardware_model;      /* wrap the environment in the hardware model */
+  double hw_deadband, hw_saturation, hw_energy_penalty, hw_sensor_noise;
+  int hw_sensor_delay;
+
   /* learning */
   char algo[8];             /* dqn | sac | td3 */
   bool prioritized;         /* prioritized replay (else uniform) */
@@ -52,12 +64,15 @@ typedef struct frl_config {
   int batch;
   int target_period;
   uint32_t capacity;
+  uint32_t demo_capacity;   /* replay slots kept for demonstrations */
+  double demo_bonus;        /* priority bonus of demonstrations */
   double alpha, beta0, priority_eps;
   uint64_t beta_anneal_steps; /* env steps over which beta goes to 1 */
   double spi;               /* samples per insert */
   uint32_t min_replay;
   int params_period;        /* publish params every K updates */
   double flush_s;           /* write priorities and sample counts back to SQLite every */
+  double checkpoint_s;      /* learner checkpoint every this many seconds (0: never) */
   int credit_window;        /* batches the learner lets the broker have in flight */
   uint64_t max_env_steps;   /* budget; the run stops here */
   uint64_t eval_period;     /* greedy evaluation every this many env steps */
@@ -68,6 +83,33 @@ typedef struct frl_config {
   /* broker */
   int queue_batches;        /* experience queued while the learner has no credit */
   char endpoints_file[256]; /* broker writes the bound endpoints here when set */
+
+  /* observability (learner and broker): /metrics, and the learner's status page */
+  char http[64];            /* ADDR:PORT, auto (the role's default) or off */
+  char http_addr_file[256]; /* broker: write the bound HTTP address here when set */
+
+  /* security (CURVE) and per-actor limits at the broker */
+  char curve_secret[256];   /* this process's CURVE secret key file; "" = plaintext */
+  char broker_key[256];     /* clients: the broker's CURVE public key file */
+  char allow[256];          /* broker: allowlist file, "NAME Z85PUBKEY" per line */
+  uint64_t actor_max_batch_bytes; /* largest experience message an actor may send */
+  double actor_rate_bytes;  /* per-actor token bucket, bytes/s (0: off) */
+  double actor_rate_batches; /* per-actor token bucket, batches/s (0: off) */
+  double actor_burst_s;     /* bucket depth in seconds of those rates */
+
+  /* robot: physical robots through the client library, and `fleetrl emulate` */
+  char limits[256];         /* the robot's limits file (lib/shield.h); "" = task bounds only */
+  double max_broker_silence_s; /* safe mode after the broker is silent this long (0: never) */
+  double max_params_age_s;  /* safe mode when the newest parameters are older (0: never) */
+  bool demonstration;       /* recorded steps are demonstrations */
+  bool explore;             /* act with the algorithm's exploration (false: greedy / mean) */
+  double rate_hz;           /* emulator control rate */
+  double deadline_s;        /* emulator: an iteration finishing later than this misses (0: period) */
+  double sensor_noise;      /* emulator: Gaussian observation noise std */
+  double actuation_latency_s; /* emulator: delay from act() to the actuators */
+  double actuation_jitter_s;  /* emulator: extra uniform delay in [0, this] */
+  double duration_s;        /* emulator: stop after this long (0: until a signal) */
+  double report_s;          /* emulator: loop timing report period */
 
   /* run */
   int actors;
@@ -83,6 +125,7 @@ enum {
   FRL_CFG_LEARNER = 4,
   FRL_CFG_BROKER = 8,
   FRL_CFG_RUN = 16,
+  FRL_CFG_ROBOT = 32, /* fleetrl emulate and the client library */
 };
 
 /* Fills cfg from defaults, preset, environment and argv[0..argc) for a subcommand using the

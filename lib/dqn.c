@@ -124,6 +124,13 @@ frl_qnet_t *frl_dqn_online(frl_dqn_t *d) { return d->online; }
 frl_qnet_t *frl_dqn_target(frl_dqn_t *d) { return d->target; }
 uint64_t frl_dqn_updates(const frl_dqn_t *d) { return d->updates; }
 
+void frl_dqn_state(frl_dqn_t *d, frl_state_t *st) {
+  frl_state_add(st, NULL, "online", FRL_STATE_F32, 0, frl_qnet_params(d->online), d->n_params);
+  frl_state_add(st, NULL, "target", FRL_STATE_F32, 0, frl_qnet_params(d->target), d->n_params);
+  frl_adam_state(d->adam, "adam", st);
+  frl_state_add(st, NULL, "updates", FRL_STATE_U64, 0, &d->updates, 1);
+}
+
 static int argmax_row(const float *q, int A) {
   int best = 0;
   for (int a = 1; a < A; a++)

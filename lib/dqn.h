@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nn.h"
 #include "qnet.h"
 
 typedef struct {
@@ -66,6 +67,11 @@ frl_qnet_t *frl_dqn_online(frl_dqn_t *d);
 frl_qnet_t *frl_dqn_target(frl_dqn_t *d);
 /* Number of successful frl_dqn_update calls. */
 uint64_t frl_dqn_updates(const frl_dqn_t *d);
+/* Appends d's learning state to st (see nn.h): "online" and "target" parameter blocks,
+ * Adam ("adam.m", "adam.v", "adam.t") and "updates", which also fixes the phase of the hard
+ * target copies. The parts point into d; writing them between updates restores a learner
+ * exactly (the next updates are bit-identical to those of the learner they came from). */
+void frl_dqn_state(frl_dqn_t *d, frl_state_t *st);
 
 /* Computes targets y[B] for a batch without updating anything (exposed for tests; B must be
  * in [1, cfg.batch], a programmer error otherwise):

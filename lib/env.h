@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stddef.h>
 #include <stdint.h>
 
 #include "rng.h"
@@ -55,6 +54,19 @@ typedef struct {
   int (*open)(void *state, frl_env_spec_t *spec, char *err, size_t errlen);
   /* Optional: releases what open acquired. */
   void (*close)(void *state);
+  /* Optional, both or neither: the physical parameters (see frl_phys_t below). physics_nominal
+   * writes nominal[p] for every p < FRL_PHYS_COUNT, NAN for a parameter the impl lacks.
+   * set_physics applies value[p] (NAN: nominal) for every parameter it has; env.c has checked
+   * the bounds and that absent ones are NAN. It must derive everything from the nominal values,
+   * never from what an earlier call set, so that nominal is restored exactly. */
+  void (*physics_nominal)(const void *state, double *nominal);
+  void (*set_physics)(void *state, const double *value);
+  /* Optional, used instead of init and open by a wrapper made with frl__env_wrap (env_impl.h):
+   * receives the wrapped environment (owned by the wrapper's frl_env_t, destroyed after close)
+   * and the wrapper's argument; fills spec (typically a copy of the inner spec). Returns 0, or a
+   * negative code with a one-line reason in err; close is then not called. */
+  int (*wrap)(void *state, frl_env_t *inner, const void *arg, frl_env_spec_t *spec,
+              char *err, size_t errlen);
 } frl_env_impl_t;
 
 /* Creates the named environment with its own generator seeded from seed (same name and seed:
@@ -72,5 +84,45 @@ void frl_env_reset(frl_env_t *e, float *obs);
 void frl_env_step(frl_env_t *e, const float *action, float *obs, frl_step_t *out);
 /* Comma-separated list of built-in environment names. */
 const char *frl_env_names(void);
+
+/* ---- physical parameters ----------------------------------------------------------------------
+ * What domain randomization perturbs and `fleetrl eval --physics` sets. Each environment has the
+ * subset that exists in its dynamics (frl_env_physics_nominal reports which). Multipliers of the
+ * environment's own values (nominal 1): mass (every mass and inertia), damping (viscous joint
+ * damping), motor_strength (torque or force per unit action), link_length (the kinematic lengths).
+ * Absolute values: friction (sliding friction coefficient of every contact surface) and gravity
+ * (magnitude in m/s^2, direction kept). */
+typedef enum {
+  FRL_PHYS_MASS = 0,
+  FRL_PHYS_DAMPING,
+  FRL_PHYS_MOTOR,
+  FRL_PHYS_FRICTION,
+  FRL_PHYS_GRAVITY,
+  FRL_PHYS_LINK,
+  FRL_PHYS_COUNT
+} frl_phys_t;
+
+/* "mass", "damping", "motor_strength", "friction", "gravity", "link_length"; NULL out of range. */
+const char *frl_phys_name(int p);
+/* The index of a parameter name, or -1. */
+int frl_phys_lookup(const char *name);
+/* The values a parameter may be set to, [lo, hi]: wide enough for any experiment, narrow enough
+ * that every built-in simulation stays well defined. */
+void frl_phys_bounds(int p, double *lo, double *hi);
+
+/* Writes nominal[p] for every p < FRL_PHYS_COUNT: the environment's own value (1 for the
+ * multipliers) when it has the parameter, NAN when it does not. A wrapped environment reports
+ * the innermost one's. Returns how many parameters it has. */
+int frl_env_physics_nominal(const frl_env_t *e, double nominal[FRL_PHYS_COUNT]);
+/* Sets the physical parameters from value[FRL_PHYS_COUNT] (NULL: all nominal). NAN means
+ * nominal; a parameter the environment lacks must be NAN. Every call starts from the nominal
+ * model, so a parameter left NAN is restored whatever an earlier call set. Takes effect at once;
+ * call it between episodes (before frl_env_reset), since some environments derive the episode's
+ * start (a reachable target, say) from them at reset. Returns 0, or FRL_EUSAGE for a value
+ * outside frl_phys_bounds or a parameter the environment lacks (nothing changed); err (when not
+ * NULL) names the parameter and the bound. */
+int frl_env_set_physics(frl_env_t *e, const double *value, char *err, size_t errlen);
+/* Writes the values in effect (NAN for nominal or absent ones). */
+void frl_env_physics(const frl_env_t *e, double value[FRL_PHYS_COUNT]);
 
 #endif

@@ -115,6 +115,16 @@ struct frl_mjenv {
   double success_bound;
   /* Lines of keys that may appear once, 0 while unseen. */
   int seen_frame_skip, seen_control_dt, seen_max_steps, seen_margin;
+  /* Nominal copies of every model field the physical parameters change (taken at open), so
+   * that each setting starts from the compiled model and nominal is restored exactly. */
+  struct {
+    mjtNum *body_mass, *body_inertia, *body_pos, *body_ipos, *jnt_pos, *dof_damping,
+        *actuator_gear, *geom_friction, *geom_pos, *geom_size, *geom_rbound, *site_pos,
+        *site_size, *pair_friction;
+    mjtNum gravity[3];
+    double nominal[FRL_PHYS_COUNT]; /* NAN for a parameter the model lacks */
+    bool changed;                   /* the model differs from the nominal copies */
+  } phys;
 };
 
 /* ---- MuJoCo's process-wide message hooks ------------------------------------------------------ */
@@ -770,6 +780,158 @@ int frl_mjenv_model_dir(char *buf, size_t len) {
   return 0;
 }
 
+/* ---- physical parameters ----------------------------------------------------------------------- */
+
+static mjtNum *copy_of(const mjtNum *src, int n) {
+  mjtNum *dst = frl_xmalloc(sizeof(mjtNum) * (size_t)(n > 0 ? n : 1));
+  if (n > 0) memcpy(dst, src, sizeof(mjtNum) * (size_t)n);
+  return dst;
+}
+
+static void restore(mjtNum *dst, const mjtNum *src, int n) {
+  if (n > 0) memcpy(dst, src, sizeof(mjtNum) * (size_t)n);
+}
+
+/* Capsules and cylinders are the shapes with a length: size[1] is the half-length along the
+ * local z axis (how MuJoCo compiles `fromto`). */
+static bool has_length(int type) { return type == mjGEOM_CAPSULE || type == mjGEOM_CYLINDER; }
+
+/* Records the nominal model and which parameters it has:
+ *  - mass: always (every body's mass and inertia);
+ *  - damping: when some degree of freedom is damped;
+ *  - motor_strength: the actuators' gear (every model here has actuators);
+ *  - friction: when some geom can touch another (a contype bit meeting a conaffinity bit) or
+ *    the model lists explicit contact pairs; the nominal value is the largest sliding friction
+ *    of such geoms, which is what their contacts use under MuJoCo's default max-mixing;
+ *  - gravity: when opt.gravity is non-zero, its magnitude;
+ *  - link_length: when some body hangs from another body (a kinematic chain to scale). */
+static void physics_capture(frl_mjenv_t *e) {
+  const mjModel *m = e->m;
+  e->phys.body_mass = copy_of(m->body_mass, m->nbody);
+  e->phys.body_inertia = copy_of(m->body_inertia, 3 * m->nbody);
+  e->phys.body_pos = copy_of(m->body_pos, 3 * m->nbody);
+  e->phys.body_ipos = copy_of(m->body_ipos, 3 * m->nbody);
+  e->phys.jnt_pos = copy_of(m->jnt_pos, 3 * m->njnt);
+  e->phys.dof_damping = copy_of(m->dof_damping, m->nv);
+  e->phys.actuator_gear = copy_of(m->actuator_gear, 6 * m->nu);
+  e->phys.geom_friction = copy_of(m->geom_friction, 3 * m->ngeom);
+  e->phys.geom_pos = copy_of(m->geom_pos, 3 * m->ngeom);
+  e->phys.geom_size = copy_of(m->geom_size, 3 * m->ngeom);
+  e->phys.geom_rbound = copy_of(m->geom_rbound, m->ngeom);
+  e->phys.site_pos = copy_of(m->site_pos, 3 * m->nsite);
+  e->phys.site_size = copy_of(m->site_size, 3 * m->nsite);
+  e->phys.pair_friction = copy_of(m->pair_friction, 5 * m->npair);
+  memcpy(e->phys.gravity, m->opt.gravity, sizeof e->phys.gravity);
+
+  double *nominal = e->phys.nominal;
+  for (int p = 0; p < FRL_PHYS_COUNT; p++) nominal[p] = NAN;
+  nominal[FRL_PHYS_MASS] = 1.0;
+  if (m->nu > 0) nominal[FRL_PHYS_MOTOR] = 1.0;
+  for (int i = 0; i < m->nv; i++)
+    if (m->dof_damping[i] > 0) nominal[FRL_PHYS_DAMPING] = 1.0;
+  bool contype = false, conaffinity = false;
+  double friction = 0.0;
+  for (int g = 0; g < m->ngeom; g++) {
+    contype |= m->geom_contype[g] != 0;
+    conaffinity |= m->geom_conaffinity[g] != 0;
+    if ((m->geom_contype[g] || m->geom_conaffinity[g]) && m->geom_friction[3 * g] > friction)
+      friction = m->geom_friction[3 * g];
+  }
+  for (int i = 0; i < m->npair; i++)
+    if (m->pair_friction[5 * i] > friction) friction = m->pair_friction[5 * i];
+  if ((contype && conaffinity) || m->npair > 0) nominal[FRL_PHYS_FRICTION] = friction;
+  double g2 = 0.0;
+  for (int k = 0; k < 3; k++) g2 += m->opt.gravity[k] * m->opt.gravity[k];
+  if (g2 > 0) nominal[FRL_PHYS_GRAVITY] = sqrt(g2);
+  for (int b = 1; b < m->nbody; b++)
+    if (m->body_parentid[b] != 0) nominal[FRL_PHYS_LINK] = 1.0;
+}
+
+/* Sets the model's real parameters from value (NAN: nominal), starting from the nominal copies:
+ *  - mass s: body_mass x s; body_inertia x s L^2 (with link scale L: the inertia of a shape
+ *    scaled uniformly by L at mass m grows as m L^2);
+ *  - damping s: dof_damping x s;
+ *  - motor_strength s: actuator_gear x s (force per unit control);
+ *  - friction f: the sliding friction of every geom (and explicit pair) set to f;
+ *  - gravity g: opt.gravity rescaled to magnitude g;
+ *  - link_length L: every length along the robot x L: the offsets of bodies from their parent
+ *    body (not of bodies on the world, so the robot's placement is kept), joint anchors, centres
+ *    of mass, geom and site positions, and the half-lengths of capsules and cylinders (radii
+ *    kept; bounding radii recomputed); the world's own geoms (the floor) are not robot.
+ * Then mj_setConst recomputes what the compiler derived from them (subtree masses, the
+ * reference inertias the solver and actuators use, tendon lengths). It evaluates the model at
+ * qpos0 in d, so this runs between episodes: the next reset overwrites d. */
+static void physics_apply(frl_mjenv_t *e, const double *value) {
+  mjModel *m = e->m;
+  const double mass = frl__phys_or(value, FRL_PHYS_MASS, 1.0);
+  const double damping = frl__phys_or(value, FRL_PHYS_DAMPING, 1.0);
+  const double motor = frl__phys_or(value, FRL_PHYS_MOTOR, 1.0);
+  const double link = frl__phys_or(value, FRL_PHYS_LINK, 1.0);
+  const bool nominal = value == NULL || (isnan(value[FRL_PHYS_MASS]) &&
+                                         isnan(value[FRL_PHYS_DAMPING]) &&
+                                         isnan(value[FRL_PHYS_MOTOR]) &&
+                                         isnan(value[FRL_PHYS_FRICTION]) &&
+                                         isnan(value[FRL_PHYS_GRAVITY]) && isnan(value[FRL_PHYS_LINK]));
+  if (nominal && !e->phys.changed) return;
+
+  restore(m->body_mass, e->phys.body_mass, m->nbody);
+  restore(m->body_inertia, e->phys.body_inertia, 3 * m->nbody);
+  restore(m->body_pos, e->phys.body_pos, 3 * m->nbody);
+  restore(m->body_ipos, e->phys.body_ipos, 3 * m->nbody);
+  restore(m->jnt_pos, e->phys.jnt_pos, 3 * m->njnt);
+  restore(m->dof_damping, e->phys.dof_damping, m->nv);
+  restore(m->actuator_gear, e->phys.actuator_gear, 6 * m->nu);
+  restore(m->geom_friction, e->phys.geom_friction, 3 * m->ngeom);
+  restore(m->geom_pos, e->phys.geom_pos, 3 * m->ngeom);
+  restore(m->geom_size, e->phys.geom_size, 3 * m->ngeom);
+  restore(m->geom_rbound, e->phys.geom_rbound, m->ngeom);
+  restore(m->site_pos, e->phys.site_pos, 3 * m->nsite);
+  restore(m->site_size, e->phys.site_size, 3 * m->nsite);
+  restore(m->pair_friction, e->phys.pair_friction, 5 * m->npair);
+  memcpy(m->opt.gravity, e->phys.gravity, sizeof e->phys.gravity);
+
+  if (!nominal) {
+    for (int b = 1; b < m->nbody; b++) {
+      m->body_mass[b] *= mass;
+      for (int k = 0; k < 3; k++) {
+        m->body_inertia[3 * b + k] *= mass * link * link;
+        m->body_ipos[3 * b + k] *= link;
+        if (m->body_parentid[b] != 0) m->body_pos[3 * b + k] *= link;
+      }
+    }
+    for (int j = 0; j < m->njnt; j++)
+      for (int k = 0; k < 3; k++) m->jnt_pos[3 * j + k] *= link;
+    for (int i = 0; i < m->nv; i++) m->dof_damping[i] *= damping;
+    for (int i = 0; i < 6 * m->nu; i++) m->actuator_gear[i] *= motor;
+    if (!isnan(value[FRL_PHYS_FRICTION])) {
+      for (int g = 0; g < m->ngeom; g++) m->geom_friction[3 * g] = value[FRL_PHYS_FRICTION];
+      for (int i = 0; i < m->npair; i++)
+        m->pair_friction[5 * i] = m->pair_friction[5 * i + 1] = value[FRL_PHYS_FRICTION];
+    }
+    if (!isnan(value[FRL_PHYS_GRAVITY]) && !isnan(e->phys.nominal[FRL_PHYS_GRAVITY]))
+      for (int k = 0; k < 3; k++)
+        m->opt.gravity[k] *= value[FRL_PHYS_GRAVITY] / e->phys.nominal[FRL_PHYS_GRAVITY];
+    for (int g = 0; g < m->ngeom; g++) {
+      if (m->geom_bodyid[g] == 0) continue;
+      mjtNum *size = m->geom_size + 3 * g;
+      for (int k = 0; k < 3; k++) m->geom_pos[3 * g + k] *= link;
+      if (has_length(m->geom_type[g])) {
+        size[1] *= link;
+        m->geom_rbound[g] = m->geom_type[g] == mjGEOM_CAPSULE
+                                ? size[0] + size[1]
+                                : sqrt(size[0] * size[0] + size[1] * size[1]);
+      }
+    }
+    for (int i = 0; i < m->nsite; i++) {
+      if (m->site_bodyid[i] == 0) continue;
+      for (int k = 0; k < 3; k++) m->site_pos[3 * i + k] *= link;
+      if (has_length(m->site_type[i])) m->site_size[3 * i + 1] *= link;
+    }
+  }
+  mj_setConst(m, e->d);
+  e->phys.changed = !nominal;
+}
+
 int frl_mjenv_open(frl_mjenv_t **out, const char *task_path, frl_env_spec_t *spec, char *err,
                    size_t errlen) {
   char scratch[8];
@@ -794,6 +956,7 @@ int frl_mjenv_open(frl_mjenv_t **out, const char *task_path, frl_env_spec_t *spe
   if ((rc = parse_file(e, &w))) goto fail;
   if ((rc = load_model(e, &w))) goto fail;
   if ((rc = resolve(e, &tmp, &w))) goto fail;
+  physics_capture(e);
   *spec = tmp;
   *out = e;
   return 0;
@@ -805,6 +968,12 @@ fail:
 void frl_mjenv_destroy(frl_mjenv_t **self_p) {
   if (!self_p || !*self_p) return;
   frl_mjenv_t *e = *self_p;
+  mjtNum *copies[] = {e->phys.body_mass,     e->phys.body_inertia, e->phys.body_pos,
+                      e->phys.body_ipos,     e->phys.jnt_pos,      e->phys.dof_damping,
+                      e->phys.actuator_gear, e->phys.geom_friction, e->phys.geom_pos,
+                      e->phys.geom_size,     e->phys.geom_rbound,  e->phys.site_pos,
+                      e->phys.site_size,     e->phys.pair_friction};
+  for (size_t i = 0; i < FRL_ARRAY_LEN(copies); i++) free(copies[i]);
   if (e->d) mj_deleteData(e->d);
   if (e->m) mj_deleteModel(e->m);
   free(e);
@@ -1084,6 +1253,19 @@ static int mj_set_state(void *state, const double *s, int n, float *obs) {
 
 static void mj_close(void *state) { frl_mjenv_destroy(&((mj_state_t *)state)->env); }
 
+static void mj_physics_nominal(const void *state, double *nominal) {
+  memcpy(nominal, ((const mj_state_t *)state)->env->phys.nominal, sizeof(double) * FRL_PHYS_COUNT);
+}
+
+static void mj_set_physics(void *state, const double *value) {
+  physics_apply(((mj_state_t *)state)->env, value);
+}
+
+const struct mjModel_ *frl__env_mj_model(const frl_env_t *e) {
+  while (e && frl__env_impl(e)->close != mj_close) e = frl__env_inner(e);
+  return e ? ((const mj_state_t *)frl__env_state(e))->env->m : NULL;
+}
+
 #define MJ_BUILTIN(sym, fn, envname)                                                         \
   static int fn(void *state, frl_env_spec_t *spec, char *err, size_t errlen) {              \
     return open_builtin(state, spec, err, errlen, envname);                                  \
@@ -1097,6 +1279,8 @@ static void mj_close(void *state) { frl_mjenv_destroy(&((mj_state_t *)state)->en
       .set_state = mj_set_state,                                                             \
       .open = fn,                                                                            \
       .close = mj_close,                                                                     \
+      .physics_nominal = mj_physics_nominal,                                                 \
+      .set_physics = mj_set_physics,                                                         \
   };
 
 MJ_BUILTIN(frl_env_humanoid_standup, open_humanoid_standup, "humanoid-standup")

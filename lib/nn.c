@@ -2,8 +2,10 @@
  * on OpenBLAS; the building blocks of every network the learner and the actors run. */
 #include "nn.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #elif defined(__aarch64__)
@@ -306,4 +308,28 @@ void frl_adam_step(frl_adam_t *a, float *params, const float *grads) {
     v[k] = vk;
     p[k] -= step * mk / (__builtin_sqrtf(vk) + eps_t);
   }
+}
+
+void frl_state_add(frl_state_t *st, const char *prefix, const char *name, frl_state_type_t type,
+                   int flags, void *data, size_t count) {
+  assert(st->n < FRL_STATE_MAX_PARTS);
+  frl_state_part_t *p = &st->part[st->n++];
+  int len = snprintf(p->name, sizeof p->name, "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
+                     name);
+  assert(len > 0 && (size_t)len < sizeof p->name);
+  (void)len;
+  p->type = type;
+  p->flags = flags;
+  p->data = data;
+  p->count = count;
+}
+
+size_t frl_state_elem_size(frl_state_type_t type) { return type == FRL_STATE_F32 ? 4 : 8; }
+
+void frl_adam_state(frl_adam_t *a, const char *prefix, frl_state_t *st) {
+  /* The step count matters as much as the moments: it sets the bias corrections
+   * 1 - beta^t, so a restored optimizer with t = 0 would take a first-step-sized update. */
+  frl_state_add(st, prefix, "m", FRL_STATE_F32, 0, a->m, a->n);
+  frl_state_add(st, prefix, "v", FRL_STATE_F32, FRL_STATE_NONNEG, a->v, a->n);
+  frl_state_add(st, prefix, "t", FRL_STATE_U64, 0, &a->t, 1);
 }

@@ -64,4 +64,41 @@ void frl_adam_destroy(frl_adam_t **self_p);
  * mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t). params, grads, m, v must not overlap. */
 void frl_adam_step(frl_adam_t *a, float *params, const float *grads);
 
+/* ---- learning state, for checkpoints ----------------------------------------------------------
+ * A learner lists every block of its mutable learning state (parameters, optimizer moments and
+ * step counts, temperatures, counters, RNG states) as named parts pointing INTO its own memory;
+ * a checkpoint writes them out and restores by copying into the same pointers. Names are short
+ * dotted paths ("critic1", "adam.critic1.m") and unique within one list. */
+typedef enum { FRL_STATE_F32 = 1, FRL_STATE_F64 = 2, FRL_STATE_U64 = 3 } frl_state_type_t;
+/* Constraints a restored part must meet (on top of float parts being finite). */
+enum {
+  FRL_STATE_NONNEG = 1,  /* every element >= 0 (Adam's second moments, sums of squares) */
+  FRL_STATE_NONZERO = 2, /* not all zero (xoshiro's state: all zeros is a fixed point) */
+};
+#define FRL_STATE_NAME_MAX 32 /* bytes including the terminating NUL */
+#define FRL_STATE_MAX_PARTS 96
+
+typedef struct {
+  char name[FRL_STATE_NAME_MAX];
+  frl_state_type_t type;
+  int flags;
+  void *data;   /* count elements of the type, owned by whoever listed the part */
+  size_t count;
+} frl_state_part_t;
+
+typedef struct {
+  frl_state_part_t part[FRL_STATE_MAX_PARTS];
+  int n;
+} frl_state_t;
+
+/* Appends a part named prefix + name (prefix may be NULL). Exceeding FRL_STATE_MAX_PARTS or
+ * FRL_STATE_NAME_MAX is a programmer error (assert): the lists are fixed by the code. */
+void frl_state_add(frl_state_t *st, const char *prefix, const char *name, frl_state_type_t type,
+                   int flags, void *data, size_t count);
+/* Bytes of one element of a part type (4 or 8). */
+size_t frl_state_elem_size(frl_state_type_t type);
+/* Appends Adam's state as prefix.m, prefix.v (>= 0) and prefix.t. The hyperparameters are
+ * configuration, not state, and are not listed. */
+void frl_adam_state(frl_adam_t *a, const char *prefix, frl_state_t *st);
+
 #endif

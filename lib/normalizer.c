@@ -56,6 +56,13 @@ void frl_normalizer_update(frl_normalizer_t *n, const float *x, int B) {
 }
 
 uint64_t frl_normalizer_count(const frl_normalizer_t *n) { return n->count; }
+int frl_normalizer_dim(const frl_normalizer_t *n) { return n->dim; }
+
+void frl_normalizer_state(frl_normalizer_t *n, const char *prefix, frl_state_t *st) {
+  frl_state_add(st, prefix, "count", FRL_STATE_U64, 0, &n->count, 1);
+  frl_state_add(st, prefix, "mean", FRL_STATE_F64, 0, n->mean, (size_t)n->dim);
+  frl_state_add(st, prefix, "m2", FRL_STATE_F64, FRL_STATE_NONNEG, n->m2, (size_t)n->dim);
+}
 
 void frl_normalizer_export(const frl_normalizer_t *n, float *mean, float *std) {
   for (int d = 0; d < n->dim; d++) {

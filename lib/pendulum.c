@@ -15,9 +15,12 @@
 #define PD_MAX_STEPS 200
 
 /* theta = 0 is upright. theta is not wrapped between steps (only its cos and sin are
- * observed), exactly as in the reference; the cost wraps it. */
+ * observed), exactly as in the reference; the cost wraps it. gravity, mass, length and motor are
+ * the physical parameters in effect (the constants above unless domain randomization set them;
+ * motor multiplies the torque the action commands). */
 typedef struct {
   double theta, theta_dot;
+  double gravity, mass, length, motor;
 } pendulum_t;
 
 static void write_obs(const pendulum_t *p, float *obs) {
@@ -33,7 +36,10 @@ static double angle_normalize(double x) {
   return x + M_PI - two_pi * floor((x + M_PI) / two_pi) - M_PI;
 }
 
+static void pd_set_physics(void *state, const double *value);
+
 static void pd_init(void *state, frl_env_spec_t *spec) {
+  pd_set_physics(state, NULL);
   spec->obs_dim = 3;
   spec->act_dim = 1;
   spec->n_actions = 0;
@@ -62,8 +68,8 @@ static void pd_step(void *state, frl_rng_t *rng, const float *action, float *obs
   const double th = angle_normalize(p->theta);
   const double cost = th * th + 0.1 * p->theta_dot * p->theta_dot + 0.001 * u * u;
 
-  const double theta_acc = 3.0 * PD_GRAVITY / (2.0 * PD_LENGTH) * sin(p->theta) +
-                           3.0 / (PD_MASS * PD_LENGTH * PD_LENGTH) * u;
+  const double theta_acc = 3.0 * p->gravity / (2.0 * p->length) * sin(p->theta) +
+                           3.0 / (p->mass * p->length * p->length) * (p->motor * u);
   double v = p->theta_dot + theta_acc * PD_DT;
   v = v < -PD_MAX_SPEED ? -PD_MAX_SPEED : (v > PD_MAX_SPEED ? PD_MAX_SPEED : v);
   p->theta_dot = v;
@@ -83,6 +89,24 @@ static int pd_set_state(void *state, const double *s, int n, float *obs) {
   return 0;
 }
 
+/* Physical parameters: gravity (absolute, m/s^2), mass, link length and motor strength (as
+ * multipliers). */
+static void pd_physics_nominal(const void *state, double *nominal) {
+  nominal[FRL_PHYS_GRAVITY] = PD_GRAVITY;
+  nominal[FRL_PHYS_MASS] = 1.0;
+  nominal[FRL_PHYS_LINK] = 1.0;
+  nominal[FRL_PHYS_MOTOR] = 1.0;
+}
+
+/* value NULL (or NAN entries) restores the constants. */
+static void pd_set_physics(void *state, const double *value) {
+  pendulum_t *p = state;
+  p->gravity = frl__phys_or(value, FRL_PHYS_GRAVITY, PD_GRAVITY);
+  p->mass = PD_MASS * frl__phys_or(value, FRL_PHYS_MASS, 1.0);
+  p->length = PD_LENGTH * frl__phys_or(value, FRL_PHYS_LINK, 1.0);
+  p->motor = frl__phys_or(value, FRL_PHYS_MOTOR, 1.0);
+}
+
 const frl_env_impl_t frl_env_pendulum = {
     .name = "pendulum",
     .state_size = sizeof(pendulum_t),
@@ -90,4 +114,6 @@ const frl_env_impl_t frl_env_pendulum = {
     .reset = pd_reset,
     .step = pd_step,
     .set_state = pd_set_state,
+    .physics_nominal = pd_physics_nominal,
+    .set_physics = pd_set_physics,
 };

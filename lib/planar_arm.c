@@ -40,14 +40,16 @@
  * Success ends the episode (terminal), as in the seed (done = success or timeout, seed
  * 002:341): the goal is to reach the target, and the +10 bonus is paid once.
  *
- * link_scale, motor_scale and damping_scale are the physical parameters domain randomization
- * perturbs (seed 002:1906-1990: link x[0.98, 1.02], motor and damping x[0.8, 1.2]). They are set
- * to 1 when the environment is made and are not touched by reset. */
+ * link_scale, motor_scale, damping_scale and mass_scale are the physical parameters domain
+ * randomization perturbs (seed 002:1906-1990: link x[0.98, 1.02], motor, damping and mass
+ * x[0.8, 1.2]; mass scales the joint inertia). They are set to 1 when the environment is made and
+ * are not touched by reset. */
 typedef struct {
   double q[PA_JOINTS], qd[PA_JOINTS], target[3];
   double link_scale;    /* multiplies the 0.3 m link length */
   double motor_scale;   /* multiplies the applied torque */
   double damping_scale; /* multiplies PA_DAMPING */
+  double mass_scale;    /* multiplies PA_INERTIA */
 } planar_arm_t;
 
 /* Tip of the planar chain (seed 002:389-408): with phi_k = q_0 + ... + q_k, the chain lies in
@@ -87,6 +89,7 @@ static void pa_init(void *state, frl_env_spec_t *spec) {
   p->link_scale = 1.0;
   p->motor_scale = 1.0;
   p->damping_scale = 1.0;
+  p->mass_scale = 1.0;
   spec->obs_dim = PA_OBS;
   spec->act_dim = PA_JOINTS;
   spec->n_actions = 0;
@@ -138,7 +141,8 @@ static void pa_step(void *state, frl_rng_t *rng, const float *action, float *obs
     const double a = action[i];
     act_sq += (a / PA_MAX_TORQUE) * (a / PA_MAX_TORQUE);
     const double qdd =
-        (p->motor_scale * a - p->damping_scale * PA_DAMPING * p->qd[i]) / PA_INERTIA;
+        (p->motor_scale * a - p->damping_scale * PA_DAMPING * p->qd[i]) /
+        (p->mass_scale * PA_INERTIA);
     p->qd[i] = clip(p->qd[i] + PA_DT * qdd, -PA_MAX_VEL, PA_MAX_VEL);
     const double q = p->q[i] + PA_DT * p->qd[i];
     p->q[i] = clip(q, -PA_POS_LIMIT, PA_POS_LIMIT);
@@ -172,6 +176,23 @@ static int pa_set_state(void *state, const double *s, int n, float *obs) {
   return 0;
 }
 
+/* Physical parameters: mass (joint inertia), motor strength and link length, as multipliers;
+ * damping only once PA_DAMPING is non-zero (scaling zero damping would change nothing). */
+static void pa_physics_nominal(const void *state, double *nominal) {
+  nominal[FRL_PHYS_MASS] = 1.0;
+  nominal[FRL_PHYS_MOTOR] = 1.0;
+  nominal[FRL_PHYS_LINK] = 1.0;
+  nominal[FRL_PHYS_DAMPING] = PA_DAMPING != 0.0 ? 1.0 : NAN;
+}
+
+static void pa_set_physics(void *state, const double *value) {
+  planar_arm_t *p = state;
+  p->mass_scale = frl__phys_or(value, FRL_PHYS_MASS, 1.0);
+  p->motor_scale = frl__phys_or(value, FRL_PHYS_MOTOR, 1.0);
+  p->link_scale = frl__phys_or(value, FRL_PHYS_LINK, 1.0);
+  p->damping_scale = frl__phys_or(value, FRL_PHYS_DAMPING, 1.0);
+}
+
 const frl_env_impl_t frl_env_planar_arm = {
     .name = "planar-arm",
     .state_size = sizeof(planar_arm_t),
@@ -179,4 +200,6 @@ const frl_env_impl_t frl_env_planar_arm = {
     .reset = pa_reset,
     .step = pa_step,
     .set_state = pa_set_state,
+    .physics_nominal = pa_physics_nominal,
+    .set_physics = pa_set_physics,
 };

@@ -36,6 +36,9 @@ static const double rc_target[3] = {1.0, 0.0, 0.8};
  * state; the reward still ranks policies by how close they get. */
 typedef struct {
   double q[RC_JOINTS], qd[RC_JOINTS];
+  /* Physical parameters in effect: the seed's unit-mass double integrator q'' = a becomes
+   * q'' = motor a / mass when domain randomization sets them (both 1 otherwise). */
+  double mass, motor;
 } reacher_t;
 
 static void write_obs(const reacher_t *r, float *obs) {
@@ -46,6 +49,9 @@ static void write_obs(const reacher_t *r, float *obs) {
 }
 
 static void rc_init(void *state, frl_env_spec_t *spec) {
+  reacher_t *r = state;
+  r->mass = 1.0;
+  r->motor = 1.0;
   spec->obs_dim = 2 * RC_JOINTS;
   spec->act_dim = RC_JOINTS;
   spec->n_actions = 0;
@@ -69,7 +75,7 @@ static void rc_reset(void *state, frl_rng_t *rng, float *obs) {
 static void rc_step(void *state, frl_rng_t *rng, const float *action, float *obs, frl_step_t *out) {
   reacher_t *r = state;
   for (int i = 0; i < RC_JOINTS; i++) r->q[i] += RC_DT * r->qd[i];
-  for (int i = 0; i < RC_JOINTS; i++) r->qd[i] += RC_DT * (double)action[i];
+  for (int i = 0; i < RC_JOINTS; i++) r->qd[i] += RC_DT * (r->motor * (double)action[i] / r->mass);
 
   double sq = 0.0;
   for (int i = 0; i < 3; i++) sq += (r->q[i] - rc_target[i]) * (r->q[i] - rc_target[i]);
@@ -97,6 +103,19 @@ static int rc_set_state(void *state, const double *s, int n, float *obs) {
   return 0;
 }
 
+/* Physical parameters: mass and motor strength (multipliers). The task has no gravity, damping,
+ * friction or links. */
+static void rc_physics_nominal(const void *state, double *nominal) {
+  nominal[FRL_PHYS_MASS] = 1.0;
+  nominal[FRL_PHYS_MOTOR] = 1.0;
+}
+
+static void rc_set_physics(void *state, const double *value) {
+  reacher_t *r = state;
+  r->mass = frl__phys_or(value, FRL_PHYS_MASS, 1.0);
+  r->motor = frl__phys_or(value, FRL_PHYS_MOTOR, 1.0);
+}
+
 const frl_env_impl_t frl_env_reacher6 = {
     .name = "reacher6",
     .state_size = sizeof(reacher_t),
@@ -104,4 +123,6 @@ const frl_env_impl_t frl_env_reacher6 = {
     .reset = rc_reset,
     .step = rc_step,
     .set_state = rc_set_state,
+    .physics_nominal = rc_physics_nominal,
+    .set_physics = rc_set_physics,
 };

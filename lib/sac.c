@@ -230,6 +230,25 @@ void frl_sac_destroy(frl_sac_t **self_p) {
 frl_mlp_t *frl_sac_actor(frl_sac_t *s) { return s->actor; }
 uint64_t frl_sac_updates(const frl_sac_t *s) { return s->updates; }
 float frl_sac_alpha(const frl_sac_t *s) { return expf(s->log_alpha); }
+
+void frl_sac_state(frl_sac_t *s, frl_state_t *st) {
+  static const char *critic[2] = {"critic1", "critic2"}, *target[2] = {"target1", "target2"};
+  frl_state_add(st, NULL, "actor", FRL_STATE_F32, 0, frl_mlp_params(s->actor),
+                frl_mlp_n_params(s->actor));
+  for (int i = 0; i < 2; i++) {
+    frl_state_add(st, NULL, critic[i], FRL_STATE_F32, 0, frl_mlp_params(s->critic[i]),
+                  frl_mlp_n_params(s->critic[i]));
+    frl_state_add(st, NULL, target[i], FRL_STATE_F32, 0, frl_mlp_params(s->target[i]),
+                  frl_mlp_n_params(s->target[i]));
+  }
+  frl_adam_state(s->adam_actor, "adam.actor", st);
+  frl_adam_state(s->adam_critic[0], "adam.critic1", st);
+  frl_adam_state(s->adam_critic[1], "adam.critic2", st);
+  frl_adam_state(s->adam_alpha, "adam.alpha", st);
+  frl_state_add(st, NULL, "log_alpha", FRL_STATE_F32, 0, &s->log_alpha, 1);
+  frl_state_add(st, NULL, "rng", FRL_STATE_U64, FRL_STATE_NONZERO, s->rng.s, 4);
+  frl_state_add(st, NULL, "updates", FRL_STATE_U64, 0, &s->updates, 1);
+}
 frl_mlp_t *frl__sac_critic(frl_sac_t *s, int i, bool target) {
   assert(i == 0 || i == 1);
   return target ? s->target[i] : s->critic[i];

@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "mlp.h"
+#include "nn.h"
 #include "rng.h"
 
 typedef struct {
@@ -66,6 +67,12 @@ double frl_sac_log_prob(const float *mean, const float *log_std, const float *u,
 
 /* The temperature alpha = exp(log alpha) the next update will use. */
 float frl_sac_alpha(const frl_sac_t *s);
+/* Appends s's learning state to st (see nn.h): the parameter blocks "actor", "critic1",
+ * "critic2", "target1", "target2"; Adam "adam.actor", "adam.critic1", "adam.critic2",
+ * "adam.alpha"; the temperature "log_alpha"; the noise stream "rng"; and "updates". The parts
+ * point into s; restoring them between updates makes the next updates bit-identical to those
+ * of the learner they came from. */
+void frl_sac_state(frl_sac_t *s, frl_state_t *st);
 
 /* Internal (tests). */
 

@@ -186,6 +186,26 @@ void frl_td3_destroy(frl_td3_t **self_p) {
 
 frl_mlp_t *frl_td3_actor(frl_td3_t *t) { return t->actor; }
 uint64_t frl_td3_updates(const frl_td3_t *t) { return t->updates; }
+
+void frl_td3_state(frl_td3_t *t, frl_state_t *st) {
+  static const char *critic[2] = {"critic1", "critic2"}, *target[2] = {"target1", "target2"};
+  frl_state_add(st, NULL, "actor", FRL_STATE_F32, 0, frl_mlp_params(t->actor),
+                frl_mlp_n_params(t->actor));
+  frl_state_add(st, NULL, "actor_target", FRL_STATE_F32, 0, frl_mlp_params(t->actor_target),
+                frl_mlp_n_params(t->actor_target));
+  for (int i = 0; i < 2; i++) {
+    frl_state_add(st, NULL, critic[i], FRL_STATE_F32, 0, frl_mlp_params(t->critic[i]),
+                  frl_mlp_n_params(t->critic[i]));
+    frl_state_add(st, NULL, target[i], FRL_STATE_F32, 0, frl_mlp_params(t->target[i]),
+                  frl_mlp_n_params(t->target[i]));
+  }
+  frl_adam_state(t->adam_actor, "adam.actor", st);
+  frl_adam_state(t->adam_critic[0], "adam.critic1", st);
+  frl_adam_state(t->adam_critic[1], "adam.critic2", st);
+  frl_state_add(st, NULL, "rng", FRL_STATE_U64, FRL_STATE_NONZERO, t->rng.s, 4);
+  frl_state_add(st, NULL, "last_actor_loss", FRL_STATE_F32, 0, &t->last_actor_loss, 1);
+  frl_state_add(st, NULL, "updates", FRL_STATE_U64, 0, &t->updates, 1);
+}
 frl_mlp_t *frl__td3_critic(frl_td3_t *t, int i, bool target) {
   assert(i == 0 || i == 1);
   return target ? t->target[i] : t->critic[i];

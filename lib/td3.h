@@ -9,6 +9,7 @@
 
 #include "batch.h"
 #include "mlp.h"
+#include "nn.h"
 #include "rng.h"
 
 typedef struct {
@@ -43,6 +44,13 @@ void frl_td3_destroy(frl_td3_t **self_p);
 int frl_td3_update(frl_td3_t *t, const frl_batch_t *b, float *td_abs, frl_td3_stats_t *stats);
 frl_mlp_t *frl_td3_actor(frl_td3_t *t);
 uint64_t frl_td3_updates(const frl_td3_t *t);
+/* Appends t's learning state to st (see nn.h): the parameter blocks "actor", "actor_target",
+ * "critic1", "critic2", "target1", "target2"; Adam "adam.actor", "adam.critic1",
+ * "adam.critic2"; the smoothing-noise stream "rng"; "last_actor_loss"; and "updates", which is
+ * also the policy-delay counter (the actor steps when updates + 1 is a multiple of the delay).
+ * The parts point into t; restoring them between updates makes the next updates
+ * bit-identical to those of the learner they came from. */
+void frl_td3_state(frl_td3_t *t, frl_state_t *st);
 
 /* The deterministic policy's shape: obs -> hidden -> hidden -> act_dim with tanh output. */
 frl_mlp_shape_t frl_td3_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2);

@@ -40,6 +40,9 @@ static const double tr_gravity[TR_JOINTS] = {0.0, 0.0, 0.0};
 
 typedef struct {
   double q[TR_JOINTS], qd[TR_JOINTS], target[TR_JOINTS];
+  /* Multipliers of M, D and the torque per unit action set by domain randomization (1 unless
+   * set). The gravity load is zero, so there is no gravity parameter to scale. */
+  double mass_scale, damping_scale, motor_scale;
 } tracking_t;
 
 /* A non-finite value can only appear after a numerical failure, which ends the episode; it is
@@ -72,6 +75,10 @@ static uint32_t count_violations(const tracking_t *t) {
 }
 
 static void tr_init(void *state, frl_env_spec_t *spec) {
+  tracking_t *t = state;
+  t->mass_scale = 1.0;
+  t->damping_scale = 1.0;
+  t->motor_scale = 1.0;
   spec->obs_dim = TR_OBS;
   spec->act_dim = TR_JOINTS;
   spec->n_actions = 0;
@@ -103,8 +110,9 @@ static void tr_step(void *state, frl_rng_t *rng, const float *action, float *obs
   for (int i = 0; i < TR_JOINTS; i++) {
     const double a = action[i];
     act_sq += a * a;
-    const double tau = TR_MAX_TORQUE * a;
-    const double qdd = (tau - tr_damping[i] * t->qd[i] - tr_gravity[i]) / tr_mass[i];
+    const double tau = TR_MAX_TORQUE * t->motor_scale * a;
+    const double qdd = (tau - t->damping_scale * tr_damping[i] * t->qd[i] - tr_gravity[i]) /
+                       (t->mass_scale * tr_mass[i]);
     t->qd[i] += TR_DT * qdd;
     t->q[i] += TR_DT * t->qd[i];
   }
@@ -139,6 +147,20 @@ static int tr_set_state(void *state, const double *s, int n, float *obs) {
   return 0;
 }
 
+/* Physical parameters: mass, damping and motor strength (multipliers). */
+static void tr_physics_nominal(const void *state, double *nominal) {
+  nominal[FRL_PHYS_MASS] = 1.0;
+  nominal[FRL_PHYS_DAMPING] = 1.0;
+  nominal[FRL_PHYS_MOTOR] = 1.0;
+}
+
+static void tr_set_physics(void *state, const double *value) {
+  tracking_t *t = state;
+  t->mass_scale = frl__phys_or(value, FRL_PHYS_MASS, 1.0);
+  t->damping_scale = frl__phys_or(value, FRL_PHYS_DAMPING, 1.0);
+  t->motor_scale = frl__phys_or(value, FRL_PHYS_MOTOR, 1.0);
+}
+
 const frl_env_impl_t frl_env_joint_tracking = {
     .name = "joint-tracking",
     .state_size = sizeof(tracking_t),
@@ -146,4 +168,6 @@ const frl_env_impl_t frl_env_joint_tracking = {
     .reset = tr_reset,
     .step = tr_step,
     .set_state = tr_set_state,
+    .physics_nominal = tr_physics_nominal,
+    .set_physics = tr_set_physics,
 };

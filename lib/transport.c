@@ -1,4 +1,5 @@
-/* transport.c: receive-verify-decode and non-blocking send over ZeroMQ sockets. */
+/* transport.c: receive-verify-decode and non-blocking send over ZeroMQ sockets, and the
+ * socket constructors that apply the process's security setting (CURVE or plaintext). */
 #include "transport.h"
 
 #include <stdio.h>
@@ -51,6 +52,7 @@ int frl_recv(void *sock, bool router, frl_inbox_t *in) {
   zmq_msg_init(&m);
   in->err[0] = '\0';
   in->routing_id_len = 0;
+  in->user_id[0] = '\0';
   if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
     int e = zmq_errno();
     zmq_msg_close(&m);
@@ -75,6 +77,10 @@ int frl_recv(void *sock, bool router, frl_inbox_t *in) {
       return FRL_EPROTO;
     }
   }
+  /* Under CURVE the ZAP handler names each connection; libzmq attaches that name to every
+   * message the connection delivers, so it cannot be forged by the peer. */
+  const char *uid = zmq_msg_gets(&m, "User-Id");
+  if (uid) snprintf(in->user_id, sizeof in->user_id, "%s", uid);
   int rc = 0;
   size_t len = zmq_msg_size(&m);
   if (has_more(sock)) {
@@ -126,6 +132,42 @@ int frl_send(void *sock, const void *rid, size_t rid_len, const frl_fb_builder_t
   return frl_send_raw(sock, rid, rid_len, data, len);
 }
 
+static frl_security_t g_security;
+static void *g_zap_ctx;
+
+void frl_transport_set_security(const frl_security_t *sec) {
+  if (sec) g_security = *sec;
+  else memset(&g_security, 0, sizeof g_security);
+}
+
+bool frl_transport_curve(void) { return g_security.curve; }
+
+const char *frl_transport_hint(void) {
+  return g_security.curve
+             ? "is `fleetrl broker` running, is this key on its --allow list, and is "
+               "--broker-key its public key?"
+             : "is `fleetrl broker` running? If it uses CURVE, pass --curve-secret and "
+               "--broker-key";
+}
+
+void frl_transport_set_zap_context(void *ctx) { g_zap_ctx = ctx; }
+
+/* The CURVE options for one socket; -1 with errno set when libzmq refuses them (for example a
+ * build without CURVE: ENOTSUP), so that no socket silently falls back to plaintext. */
+static int curve_opts(void *s, bool server) {
+  const frl_security_t *c = &g_security;
+  if (server) {
+    int one = 1;
+    if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) != 0) return -1;
+    if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->secret_key, 32) != 0) return -1;
+    /* The domain names this service in each ZAP request (RFC 27). */
+    return zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "fleetrl", 7);
+  }
+  if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server_key, 32) != 0) return -1;
+  if (zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->public_key, 32) != 0) return -1;
+  return zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->secret_key, 32);
+}
+
 static void common_opts(void *s) {
   int zero = 0, hwm = 10000, keepalive = 1, ivl = 100, ivl_max = 2000;
   zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
@@ -147,7 +189,7 @@ void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id)
   int one = 1;
   zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
   if (routing_id && *routing_id) zmq_setsockopt(s, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
-  if (zmq_connect(s, endpoint) != 0) {
+  if ((g_security.curve && curve_opts(s, false) != 0) || zmq_connect(s, endpoint) != 0) {
     int e = zmq_errno();
     zmq_close(s);
     errno = e;
@@ -157,6 +199,10 @@ void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id)
 }
 
 void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bound_len) {
+  if (g_security.curve && ctx != g_zap_ctx) {
+    errno = EACCES; /* CURVE without a ZAP handler would admit anyone */
+    return NULL;
+  }
   void *s = zmq_socket(ctx, ZMQ_ROUTER);
   if (!s) return NULL;
   common_opts(s);
@@ -164,7 +210,7 @@ void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bou
   zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   /* A peer that reconnects with the same routing id takes over its old connection. */
   zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-  if (zmq_bind(s, endpoint) != 0) {
+  if ((g_security.curve && curve_opts(s, true) != 0) || zmq_bind(s, endpoint) != 0) {
     int e = zmq_errno();
     zmq_close(s);
     errno = e;

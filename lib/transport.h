@@ -13,12 +13,14 @@
 #include "msg.h"
 
 #define FRL_ROUTING_ID_MAX 256
+#define FRL_USER_ID_MAX 65 /* an authenticated peer's name (ZAP User-Id) and its NUL */
 
 /* A received message: the decoded view points into `data`, valid until the next receive into
  * the same frl_inbox_t. */
 typedef struct {
   uint8_t routing_id[FRL_ROUTING_ID_MAX];
   size_t routing_id_len;  /* 0 on DEALER sockets */
+  char user_id[FRL_USER_ID_MAX]; /* the sender's allowlisted name under CURVE, else "" */
   void *data;             /* 8-byte aligned copy of the payload */
   size_t len, cap;
   frl_msg_t msg;
@@ -46,9 +48,33 @@ int frl_send_raw(void *sock, const void *rid, size_t rid_len, const void *data, 
 /* Sends the message finished in builder b. */
 int frl_send(void *sock, const void *rid, size_t rid_len, const frl_fb_builder_t *b);
 
+/* This process's transport security. With curve set, every DEALER is a CURVE client that
+ * authenticates to the server key, and every ROUTER is a CURVE server whose peers a ZAP
+ * handler (broker/zap.c) must admit; without it, sockets are plaintext. */
+typedef struct {
+  bool curve;
+  uint8_t public_key[32], secret_key[32];
+  uint8_t server_key[32]; /* DEALERs: the broker's public key */
+} frl_security_t;
+
+/* Sets the security every later frl_socket_dealer/frl_socket_router applies (a copy is kept;
+ * NULL returns to plaintext). Call once at start, before sockets exist and before threads that
+ * create sockets. */
+void frl_transport_set_security(const frl_security_t *sec);
+/* True when CURVE is configured. */
+bool frl_transport_curve(void);
+/* What to check when the broker never answers, given this process's security setting: a
+ * CURVE handshake the broker refuses looks like silence to the client. */
+const char *frl_transport_hint(void);
+/* Records that a ZAP handler is bound in ctx (broker/zap.c calls it; NULL when it stops).
+ * A CURVE ROUTER is created only in that context: without a handler libzmq would admit every
+ * CURVE client, so frl_socket_router refuses (errno EACCES) rather than open the door. */
+void frl_transport_set_zap_context(void *ctx);
+
 /* Socket setup with the options every fleetrl socket uses: linger 0 so close never hangs,
  * high-water marks, TCP keepalive, reconnect backoff; ROUTERs get ROUTER_MANDATORY so that an
- * unroutable send is reported instead of silently dropped. Returns NULL with errno set. */
+ * unroutable send is reported instead of silently dropped. The security set above is applied
+ * before connect/bind. Returns NULL with errno set. */
 void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id);
 void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bound_len);
 

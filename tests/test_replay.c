@@ -589,6 +589,95 @@ static void test_rebuild_identical(void **state) {
   }
 }
 
+/* Inserts a demonstration batch of count items with the next demonstration ids. */
+static void insert_demo(fixture_t *f, uint64_t seq, uint64_t first, uint32_t count) {
+  batch_t t;
+  make_batch(&t, "teacher", seq, first, count, NULL);
+  t.b.demonstration = true;
+  frl_insert_outcome_t outcome = FRL_INSERT_DUPLICATE;
+  char err[256] = "";
+  int rc = frl_replay_insert(f->replay, &t.b, 1000.0, &outcome, err, sizeof err);
+  if (rc) fail_msg("insert: %s (%s)", err, frl_strerror(rc));
+  assert_int_equal(outcome, FRL_INSERT_OK);
+}
+
+/* Demonstrations: never evicted by agent experience, FIFO among themselves, replayed with
+ * the priority bonus, stored with demo = 1, rebuilt after a reopen. */
+static void test_demonstrations(void **state) {
+  fixture_t *f = *state;
+  const uint64_t D0 = FRL_DEMO_ID_BASE;
+  frl_replay_config_t cfg = default_config(8);
+  cfg.demo_capacity = 4;
+  cfg.demo_bonus = 1.0;
+  reopen(f, &cfg);
+  insert_demo(f, 1, D0, 3);
+  for (uint64_t seq = 1; seq <= 5; seq++) insert(f, "a", seq, 5, NULL);
+  assert_int_equal(frl_replay_size(f->replay), 8 + 3);
+  assert_int_equal(frl_replay_demo_size(f->replay), 3);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE demo = 1") == 3);
+  assert_true(q_real(f, "SELECT MIN(item_id) FROM items WHERE demo = 0") == 18);
+
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 3);
+  int demo_seen = 0;
+  for (int k = 0; k < 40; k++) {
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 16, 0.4, &rng, &s), 0);
+    check_payload(f, s);
+    for (uint32_t j = 0; j < s->B; j++) {
+      uint64_t id = s->item_id[j];
+      assert_true((id >= 18 && id <= 25) || (id >= D0 && id < D0 + 3));
+      demo_seen += id >= D0;
+    }
+  }
+  assert_true(demo_seen > 0);
+
+  /* The bonus: at zero TD error a demonstration keeps (0 + eps + 1)^alpha, an agent item
+   * eps^alpha (Hester et al. 2018). */
+  uint64_t ids[2] = {D0 + 1, 20};
+  float td[2] = {0.0f, 0.0f};
+  frl_replay_update_priorities(f->replay, ids, td, 2);
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  char sql[160];
+  snprintf(sql, sizeof sql, "SELECT priority FROM items WHERE item_id = %llu",
+           (unsigned long long)(D0 + 1));
+  assert_float_equal(q_real(f, sql), pow(EPS + 1.0, ALPHA), 1e-6);
+  assert_float_equal(q_real(f, "SELECT priority FROM items WHERE item_id = 20"), pow(EPS, ALPHA),
+                     1e-6);
+
+  /* FIFO among demonstrations only: 3 + 3 + 3 through 4 slots keeps the newest 4. */
+  insert_demo(f, 2, D0 + 3, 3);
+  insert_demo(f, 3, D0 + 6, 3);
+  assert_int_equal(frl_replay_demo_size(f->replay), 4);
+  assert_int_equal(frl_replay_size(f->replay), 8 + 4);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE demo = 1") == 4);
+  snprintf(sql, sizeof sql, "SELECT MIN(item_id) - %llu FROM items WHERE demo = 1",
+           (unsigned long long)D0);
+  assert_true(q_real(f, sql) == 5);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE demo = 0") == 8);
+
+  /* Rebuilt after a reopen; demonstration ids continue where they stopped. */
+  reopen(f, &cfg);
+  assert_int_equal(frl_replay_size(f->replay), 12);
+  assert_int_equal(frl_replay_demo_size(f->replay), 4);
+  insert_demo(f, 4, D0 + 9, 1);
+  snprintf(sql, sizeof sql, "SELECT MAX(item_id) - %llu FROM items", (unsigned long long)D0);
+  assert_true(q_real(f, sql) == 9);
+  for (int k = 0; k < 10; k++) {
+    const frl_replay_sample_t *s = NULL;
+    assert_int_equal(frl_replay_sample(f->replay, 32, 0.4, &rng, &s), 0);
+    check_payload(f, s);
+    for (uint32_t j = 0; j < s->B; j++)
+      assert_true(s->item_id[j] < D0 || s->item_id[j] >= D0 + 6);
+  }
+  /* Without demonstration slots they stay in the store but are not replayed. */
+  cfg.demo_capacity = 0;
+  reopen(f, &cfg);
+  assert_int_equal(frl_replay_size(f->replay), 8);
+  assert_int_equal(frl_replay_demo_size(f->replay), 0);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE demo = 1") == 4);
+}
+
 static void test_rebuild_checks_stored_values(void **state) {
   fixture_t *f = *state;
   insert(f, "a", 1, 10, NULL);
@@ -668,6 +757,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_update_priorities_and_flush, setup, teardown),
       cmocka_unit_test_setup_teardown(test_flush_wrapped_ring, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rebuild_identical, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_demonstrations, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rebuild_checks_stored_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_continuous_task, setup, teardown),
   };

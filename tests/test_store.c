@@ -168,7 +168,7 @@ static void test_schema_and_pragmas(void **state) {
   assert_string_equal(text, "wal");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('items')", text, sizeof text);
   assert_string_equal(text, "item_id,actor_id,batch_seq,inserted_at,policy_version,priority,"
-                            "times_sampled,action,reward,discount,action_vec,obs,next_obs");
+                            "times_sampled,action,reward,discount,action_vec,obs,next_obs,demo");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('actors')", text, sizeof text);
   assert_string_equal(text, "actor_id,name,first_seen,last_seen,batches,transitions,env_steps");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('batches')", text, sizeof text);
@@ -176,7 +176,10 @@ static void test_schema_and_pragmas(void **state) {
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('episodes')", text,
          sizeof text);
   assert_string_equal(text, "episode_id,actor_id,ended_at,episode_return,length,success,"
-                            "truncated,violations,policy_version");
+                            "truncated,violations,policy_version,physics");
+  q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('safety_events')", text,
+         sizeof text);
+  assert_string_equal(text, "event_id,actor_id,received_at,kind,count,at,detail");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('training')", text,
          sizeof text);
   assert_string_equal(text, "at,updates,env_steps,replay_size,loss,mean_q,beta,updates_per_s,"
@@ -191,7 +194,7 @@ static void test_schema_and_pragmas(void **state) {
   assert_string_equal(text, "4");
   q_text(db, "SELECT value FROM meta WHERE key = 'action_type'", text, sizeof text);
   assert_string_equal(text, "discrete");
-  assert_int_equal(q_int(db, "PRAGMA user_version"), 1);
+  assert_int_equal(q_int(db, "PRAGMA user_version"), 2);
   sqlite3_close(db);
   frl_store_close(&s);
   assert_null(s);
@@ -489,6 +492,62 @@ static long file_size(const char *path) {
 
 /* 32 MiB of items through a 16 MiB checkpoint threshold, with a reader querying in between
  * as a user would: the WAL must not grow past about one threshold plus one batch. */
+/* A robot's report: safety events and per-episode physics land in their tables, a batch of
+ * count 0 carries them alone, and a version-1 store is upgraded in place. */
+static void test_safety_physics_and_upgrade(void **state) {
+  fixture_t *f = *state;
+  frl_store_t *s = open_store(f, OBS, 0);
+  frl_store_close(&s);
+  /* Make it a version-1 file: what an older build wrote. */
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "ALTER TABLE items DROP COLUMN demo;"
+                                "ALTER TABLE episodes DROP COLUMN physics;"
+                                "DROP TABLE safety_events; PRAGMA user_version=1;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  s = open_store(f, OBS, 0);
+
+  batch_t t;
+  make_batch(&t, "arm-1", 1, 3, 1, 1.0f);
+  t.ep[0].physics = "{\"mass\":1.1}";
+  t.b.demonstration = true;
+  const frl_safety_event_t ev[2] = {
+      {.kind = FRL_SAFETY_CLIP, .count = 12, .time_ns = 1500000000ull * 1000000000ull,
+       .detail = "joint 1 torque"},
+      {.kind = FRL_SAFETY_SAFE_MODE_ENTER, .count = 1, .time_ns = 2000000000ull}};
+  t.b.safety_in = ev;
+  t.b.n_safety = 2;
+  insert(s, &t, 1, 0, false);
+  /* Events only: nothing to replay, still recorded and deduplicated. */
+  frl_experience_t report = {.actor = "arm-1", .seq = 2, .count = 0, .obs_dim = OBS,
+                             .act_dim = 1, .safety_in = ev + 1, .n_safety = 1};
+  bool dup = true;
+  assert_int_equal(frl_store_insert_batch(s, &report, 4, NULL, 0, 1001.0, &dup), 0);
+  assert_false(dup);
+  assert_int_equal(frl_store_insert_batch(s, &report, 4, NULL, 0, 1002.0, &dup), 0);
+  assert_true(dup);
+  frl_store_close(&s);
+
+  db = reader(f);
+  assert_int_equal(q_int(db, "PRAGMA user_version"), 2);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM items WHERE demo = 1"), 3);
+  char text[64];
+  q_text(db, "SELECT json_extract(physics, '$.mass') FROM episodes", text, sizeof text);
+  assert_string_equal(text, "1.1");
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM safety_events"), 3);
+  assert_int_equal(q_int(db, "SELECT SUM(count) FROM safety_events WHERE kind = 'clip'"), 12);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM safety_events WHERE kind = "
+                             "'safe_mode_enter' AND detail IS NULL"), 2);
+  assert_float_equal(q_real(db, "SELECT MIN(at) FROM safety_events"), 2.0, 1e-9);
+  q_text(db, "SELECT a.name FROM safety_events e JOIN actors a USING(actor_id) LIMIT 1", text,
+         sizeof text);
+  assert_string_equal(text, "arm-1");
+  sqlite3_close(db);
+}
+
 static void test_wal_bounded(void **state) {
   fixture_t *f = *state;
   enum { BIG = 512, ROWS = 16 }; /* 4 KiB of blobs a row */
@@ -533,6 +592,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_persistence_and_views, setup, teardown),
       cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_safety_physics_and_upgrade, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,11 @@
 """The deployment cannot drift from the code: Debian's docker-compose validates
 docker-compose.yml, then each service's command and environment from it runs natively on
 loopback (service host names mapped to 127.0.0.1, the learner's /data volume to a temp folder)
-and the fleet trains."""
+and the fleet trains. The Kubernetes manifests in deploy/k8s/ are checked against the same
+binary: every role they start exists and every FLEETRL_* variable they set is a flag's twin
+for that role."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,21 @@ def compose_config():
     if p.returncode != 0:
         raise Failure(f"docker-compose config rejected the file:\n{p.stderr}")
     return yaml.safe_load(p.stdout)
+
+
+def env_twins(role):
+    """The FLEETRL_* variables `fleetrl ROLE --help` lists for the role."""
+    p = subprocess.run([BIN, role, "--help"], capture_output=True, text=True, timeout=30)
+    names = set(re.findall(r"FLEETRL_[A-Z0-9_]+", p.stdout + p.stderr))
+    if not names:
+        raise Failure(f"`fleetrl {role} --help` lists no FLEETRL_ variables:\n{p.stdout}{p.stderr}")
+    return names
+
+
+def check_env_names(where, role, names):
+    unknown = sorted(set(names) - env_twins(role))
+    if unknown:
+        raise Failure(f"{where} sets {', '.join(unknown)}, which `fleetrl {role}` does not read")
 
 
 def native_env(env, data_dir):
@@ -46,6 +64,14 @@ def test_compose_file_runs_natively():
             raise Failure(f"compose file lacks the {name} service")
     if services["actor"].get("deploy", {}).get("replicas", 0) < 1:
         raise Failure("actor service has no deploy.replicas")
+    # Settings shared through the x-common-env anchor may be for other roles; each service's
+    # own must be read by its role.
+    raw = yaml.safe_load(open(os.path.join(ROOT, "docker-compose.yml")))
+    common = set(raw.get("x-common-env", {}))
+    for name in ("broker", "learner", "actor"):
+        env_names = [k for k in services[name].get("environment", {})
+                     if k.startswith("FLEETRL_") and k not in common]
+        check_env_names(f"compose service {name}", services[name]["command"][0], env_names)
     data = tempfile.mkdtemp(prefix="fleetrl-compose-")
     procs = []
     logs = {}
@@ -83,5 +109,44 @@ def test_compose_file_runs_natively():
                 p.kill()
 
 
+def test_k8s_manifests():
+    path = os.path.join(ROOT, "deploy", "k8s", "fleetrl.yaml")
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    config = by_kind.get("ConfigMap", {}).get("fleetrl", {}).get("data", {})
+    workloads = {**by_kind.get("Deployment", {}), **by_kind.get("StatefulSet", {})}
+    for name in ("broker", "learner", "actor"):
+        if name not in workloads:
+            raise Failure(f"deploy/k8s/fleetrl.yaml has no {name} workload")
+    if workloads["learner"]["kind"] != "StatefulSet" or workloads["learner"]["spec"]["replicas"] != 1:
+        raise Failure("the learner must be a StatefulSet of exactly 1 (one SQLite store)")
+    if not workloads["learner"]["spec"].get("volumeClaimTemplates"):
+        raise Failure("the learner has no persistent volume for its store")
+    # The shared ConfigMap may hold settings only some roles read, but each must be read by one.
+    unknown = sorted(set(config) - env_twins("broker") - env_twins("learner") - env_twins("actor"))
+    if unknown:
+        raise Failure(f"the fleetrl ConfigMap sets {', '.join(unknown)}, which no role reads")
+    services = by_kind.get("Service", {})
+    for svc in services.values():
+        sel = svc["spec"]["selector"]
+        if not any(w["spec"]["selector"]["matchLabels"] == sel for w in workloads.values()):
+            raise Failure(f"Service {svc['metadata']['name']} selects no workload")
+    for name, w in workloads.items():
+        pod = w["spec"]["template"]["spec"]
+        if not pod.get("securityContext", {}).get("runAsNonRoot"):
+            raise Failure(f"{name} does not run as a non-root user")
+        (c,) = pod["containers"]
+        role = c["args"][0]
+        names = [e["name"] for e in c.get("env", [])]
+        check_env_names(f"k8s workload {name}", role, [n for n in names if n.startswith("FLEETRL_")])
+        mounts = {m["name"] for m in c.get("volumeMounts", [])}
+        volumes = {v["name"] for v in pod.get("volumes", [])}
+        claims = {t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])}
+        if mounts - volumes - claims:
+            raise Failure(f"{name} mounts undeclared volumes {mounts - volumes - claims}")
+
+
 if __name__ == "__main__":
-    run_tests([test_compose_file_runs_natively])
+    run_tests([test_k8s_manifests, test_compose_file_runs_natively])

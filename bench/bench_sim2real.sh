@@ -1,0 +1,149 @@
+#!/bin/sh
+# bench_sim2real.sh: does domain randomization buy robustness? Trains reach-sac (the 6-joint
+# planar arm) twice with the same seed and budget, once on nominal physics and once with
+# uniform domain randomization over the seed's ranges (mass and motor strength x[0.8, 1.2], link
+# length x[0.98, 1.02], sensor noise sigma [0, 0.05], action delay 0-2 steps), then evaluates both
+# saved policies with `fleetrl eval --physics` on nominal physics (the reference, inside both
+# training distributions) and on physics OUTSIDE the randomization ranges, printing the success
+# rates side by side. A long run: each training is reach-sac's full budget unless ENV_STEPS is
+# given (tens of minutes on two cores).
+# Usage: bench/bench_sim2real.sh [ENV_STEPS] [EVAL_EPISODES]   (defaults: the preset's budget,
+# 100). FLEETRL_BIN names the binary (default build/fleetrl); BENCH_KEEP=1 keeps the run folders;
+# BENCH_SEED sets the training seed (1). Prints figures; never fails on timing or on results.
+set -u
+
+steps=${1:-}
+episodes=${2:-100}
+seed=${BENCH_SEED:-1}
+task=reach-sac
+bin=${FLEETRL_BIN:-build/fleetrl}
+me=bench_sim2real
+
+case $episodes in
+  '' | *[!0-9]*) echo "$me: EVAL_EPISODES must be a whole number, got '$episodes'" >&2; exit 2 ;;
+esac
+if [ "$episodes" -lt 1 ] || [ "$episodes" -gt 100000 ]; then
+  echo "$me: EVAL_EPISODES must be within [1, 100000], got $episodes" >&2
+  exit 2
+fi
+budget=""
+if [ -n "$steps" ]; then
+  case $steps in
+    *[!0-9]*) echo "$me: ENV_STEPS must be a whole number, got '$steps'" >&2; exit 2 ;;
+  esac
+  # Two evaluations need an --eval-period of at least 100 (its lower bound) each.
+  if [ "$steps" -lt 200 ] || [ "$steps" -gt 100000000 ]; then
+    echo "$me: ENV_STEPS must be within [200, 100000000], got $steps" >&2
+    exit 2
+  fi
+  # Short runs still train: from the first fifth of the budget (or the preset's 2000 items).
+  min_replay=$((steps / 5))
+  [ "$min_replay" -gt 2000 ] && min_replay=2000
+  eval_period=$((steps / 2))
+  [ "$eval_period" -gt 5000 ] && eval_period=5000
+  budget="--max-env-steps $steps --min-replay $min_replay --eval-period $eval_period"
+fi
+case $seed in
+  '' | *[!0-9]*) echo "$me: BENCH_SEED must be a whole number, got '$seed'" >&2; exit 2 ;;
+esac
+if [ ! -x "$bin" ]; then
+  echo "$me: $bin is missing or not executable; build it with 'make' (or set FLEETRL_BIN)" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench_sim2real.XXXXXX") || {
+  echo "$me: cannot create a temporary folder under ${TMPDIR:-/tmp}" >&2
+  exit 1
+}
+cleanup() {
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    echo "run folders kept: $tmp/nominal $tmp/randomized"
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Trains one policy; $1 names the run, the rest are extra flags. Exit 0 (solved) and 4 (budget
+# spent) both leave a policy to evaluate.
+train() {
+  name=$1
+  shift
+  t0=$(date +%s)
+  # $budget is a list of flags, split on purpose.
+  # shellcheck disable=SC2086
+  "$bin" run --task "$task" --seed "$seed" --runs "$tmp" --run-name "$name" --no-progress \
+    $budget "$@" >"$tmp/$name.log" 2>&1
+  rc=$?
+  t1=$(date +%s)
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 4 ] || [ ! -f "$tmp/$name/policy.bin" ]; then
+    echo "$me: training '$name' failed: fleetrl run exited with code $rc" >&2
+    tail -n 20 "$tmp/$name.log" >&2
+    [ -f "$tmp/$name/logs/learner.log" ] && tail -n 20 "$tmp/$name/logs/learner.log" >&2
+    exit 1
+  fi
+  summary=$tmp/$name/summary.json
+  env_steps=$(sed -n 's/.*"env_steps": *\([0-9]*\).*/\1/p' "$summary" | head -n 1)
+  best=$(sed -n 's/.*"best_eval_return": *\([-0-9.e+]*\).*/\1/p' "$summary" | head -n 1)
+  printf '  %-11s exit %d (%s), %s env steps, %d s, best training evaluation %s\n' "$name" \
+    "$rc" "$([ "$rc" -eq 0 ] && echo solved || echo budget spent)" "${env_steps:-?}" \
+    "$((t1 - t0))" "${best:-?}"
+}
+
+echo "$task trained twice (seed $seed, budget ${steps:-of the preset}), evaluated on"
+echo "$episodes episodes per physics setting with fleetrl eval --physics"
+echo
+echo "training"
+train nominal
+train randomized --randomize uniform
+
+# Test physics: nominal first (inside both training distributions: the reference), then each
+# parameter the planar arm has pushed outside its randomization range, then all at once.
+combined="mass=1.35,motor_strength=0.65,link_length=0.94,sensor_noise=0.08,action_delay=3"
+set -- \
+  "nominal" "" \
+  "mass=1.4" "mass=1.4" \
+  "motor_strength=0.6" "motor_strength=0.6" \
+  "link_length=1.08" "link_length=1.08" \
+  "sensor_noise=0.1" "sensor_noise=0.1" \
+  "action_delay=4" "action_delay=4" \
+  "combined" "$combined"
+
+echo
+echo "training ranges: mass x[0.8, 1.2], motor_strength x[0.8, 1.2], link_length x[0.98, 1.02],"
+echo "sensor_noise [0, 0.05], action_delay 0-2 (the planar arm has no damping, friction, gravity)"
+echo "combined: $combined"
+echo
+echo "success rate (tip within 5 cm), $episodes episodes each, same evaluation seed for all"
+printf '  %-22s %10s %12s\n' "evaluated on" "trained on" ""
+printf '  %-22s %10s %12s\n' "" "nominal" "randomized"
+# Extracts "success X%" from fleetrl eval's summary line.
+success() {
+  sed -n 's/.*success \([0-9.]*\)%.*/\1/p' | head -n 1
+}
+while [ $# -ge 2 ]; do
+  label=$1
+  physics=$2
+  shift 2
+  row=""
+  for name in nominal randomized; do
+    if [ -n "$physics" ]; then
+      out=$("$bin" eval "$tmp/$name/policy.bin" --task "$task" --episodes "$episodes" \
+        --seed 777 --physics "$physics" 2>&1)
+    else
+      out=$("$bin" eval "$tmp/$name/policy.bin" --task "$task" --episodes "$episodes" \
+        --seed 777 2>&1)
+    fi
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+      echo "$me: fleetrl eval ($name, $label) exited with code $rc:" >&2
+      printf '%s\n' "$out" >&2
+      exit 1
+    fi
+    rate=$(printf '%s\n' "$out" | success)
+    row="$row$(printf ' %11s' "${rate:-?}%")"
+  done
+  printf '  %-22s%s\n' "$label" "$row"
+done
+exit 0

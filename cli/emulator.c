@@ -1,0 +1,274 @@
+/* emulator.c: `fleetrl emulate`, a robot emulator and the template for a real robot's program.
+ * It uses the client library exactly as a robot does: a fixed-rate control loop on absolute
+ * deadlines (clock_nanosleep), act() -> actuators -> sensors -> record(), over a built-in
+ * environment standing in for the hardware, with sensor noise and an actuation delay with
+ * jitter. It counts missed deadlines and reports the loop's timing, so that the claim "the
+ * network never stalls the control loop" is measured, not assumed. To drive a real robot,
+ * replace the three marked hardware calls (read sensors, apply command, reset). */
+#include "client.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "config.h"
+#include "curve.h"
+#include "env.h"
+#include "log.h"
+#include "rng.h"
+#include "shield.h"
+
+#define CMD_QUEUE 256        /* commands in flight to the emulated actuators */
+#define MAX_SAMPLES 1000000  /* timing samples kept per report period */
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+typedef struct {
+  uint64_t apply_ns;
+  float action[FRL_ENV_MAX_DIM];
+} command_t;
+
+typedef struct {
+  float *wake_ms, *work_ms, *sort;
+  size_t n, cap;
+  double act_max_ms, record_max_ms;
+  uint64_t iterations, missed;
+} timing_t;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static double wall_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The robot's sensors: the true state plus Gaussian noise. */
+static void sense(float *meas, const float *truth, int n, double sigma, frl_rng_t *rng) {
+  for (int i = 0; i < n; i++) meas[i] = truth[i] + (float)(sigma * frl_rng_normal(rng));
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+/* p-quantile (0..1) of n values, sorted into scratch. */
+static double quantile(float *scratch, const float *v, size_t n, double p) {
+  if (n == 0) return 0;
+  memcpy(scratch, v, n * sizeof(float));
+  qsort(scratch, n, sizeof(float), cmp_float);
+  size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+  return scratch[i < n ? i : n - 1];
+}
+
+static void report(frl_client_t *c, timing_t *t, double seconds, double deadline_ms, bool final) {
+  frl_client_status_t st;
+  frl_client_status(c, &st);
+  double wake50 = quantile(t->sort, t->wake_ms, t->n, 0.5), wake99 = quantile(t->sort, t->wake_ms, t->n, 0.99);
+  double wakemax = quantile(t->sort, t->wake_ms, t->n, 1.0);
+  double work50 = quantile(t->sort, t->work_ms, t->n, 0.5), work99 = quantile(t->sort, t->work_ms, t->n, 0.99);
+  double workmax = quantile(t->sort, t->work_ms, t->n, 1.0);
+  frl_info("%s%.1f Hz over %.1f s: %llu iterations, missed deadlines %llu (deadline %.1f ms); wake "
+           "latency p50 %.3f p99 %.3f max %.3f ms; work p50 %.3f p99 %.3f max %.3f ms; act max "
+           "%.3f ms, record max %.3f ms | %s, params v%llu (lag %llu), outbox %u, safe mode %s (%s), "
+           "steps %llu, shed %llu steps %llu batches, clipped %llu, barrier %llu",
+           final ? "emulator stopping: " : "loop: ", seconds > 0 ? (double)t->n / seconds : 0.0,
+           seconds, (unsigned long long)t->iterations, (unsigned long long)t->missed, deadline_ms,
+           wake50, wake99, wakemax, work50, work99, workmax, t->act_max_ms, t->record_max_ms,
+           st.connected ? "connected" : "DISCONNECTED", (unsigned long long)st.params_version,
+           (unsigned long long)st.policy_lag, st.outbox, st.safe_mode ? "ON" : "off", st.reason,
+           (unsigned long long)st.steps, (unsigned long long)st.shed_steps,
+           (unsigned long long)st.shed_batches, (unsigned long long)st.clipped,
+           (unsigned long long)st.barrier);
+  t->n = 0;
+}
+
+int frl_emulate_main(int argc, char **argv) {
+  frl_config_t cfg;
+  int rc = frl_config_parse(&cfg, FRL_CFG_ACTOR | FRL_CFG_ROBOT, argc, argv, stdout, stderr);
+  if (rc == 1) return 0;
+  if (rc != 0) return 2;
+  frl_log_init(cfg.name, frl_log_level_parse(cfg.log_level));
+  openblas_set_num_threads(1);
+  if (frl_curve_setup(&cfg, false, stderr) != 0) return 2;
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  const double period_s = 1.0 / cfg.rate_hz;
+  const uint64_t period_ns = (uint64_t)(period_s * 1e9);
+  const double deadline_s = cfg.deadline_s > 0 ? cfg.deadline_s : period_s;
+  const uint64_t deadline_ns = (uint64_t)(deadline_s * 1e9);
+  frl_env_t *env = NULL;
+  frl_client_t *c = NULL;
+  timing_t t = {0};
+  command_t *cmds = NULL;
+  int code = 1;
+  char err[512];
+  uint64_t seed = cfg.seed * 1000003ULL + frl_fnv1a64(cfg.name, strlen(cfg.name), FRL_FNV_SEED);
+  if (frl_env_new(&env, cfg.env, seed, err, sizeof err) != 0) {
+    frl_error("--env: %s", err);
+    return 2;
+  }
+  frl_client_options_t opts = {.cfg = &cfg, .demonstration = cfg.demonstration};
+  rc = frl_client_connect(&c, NULL, NULL, NULL, NULL, &opts, err, sizeof err);
+  if (rc != 0) {
+    frl_error("%s", err);
+    code = rc == FRL_EUSAGE || rc == FRL_ENOTFOUND ? 2 : 1;
+    goto done;
+  }
+  if (cfg.limits[0]) {
+    /* The barrier's guarantee needs k * period <= 1 at the rate the loop really runs. */
+    frl_limits_t lim;
+    if (frl_limits_load(cfg.limits, &lim, err, sizeof err) == 0 && lim.n_joints > 0 &&
+        lim.barrier_gain * period_s > 1.0) {
+      frl_error("--rate-hz %g: the limits' barrier_gain %g/s needs at least %g Hz (k * period <= 1)",
+                cfg.rate_hz, lim.barrier_gain, lim.barrier_gain);
+      code = 2;
+      goto done;
+    }
+  }
+  const frl_env_spec_t *spec = frl_env_spec(env);
+  const int od = spec->obs_dim, ad = frl_client_act_dim(c);
+  t.cap = (size_t)FRL_MIN((double)MAX_SAMPLES, ceil(cfg.rate_hz * cfg.report_s) + 16);
+  t.wake_ms = frl_xcalloc(t.cap, sizeof(float));
+  t.work_ms = frl_xcalloc(t.cap, sizeof(float));
+  t.sort = frl_xcalloc(t.cap, sizeof(float));
+  cmds = frl_xcalloc(CMD_QUEUE, sizeof *cmds);
+  int cmd_head = 0, cmd_len = 0;
+  frl_rng_t rng;
+  frl_rng_seed(&rng, seed ^ 0xa5a5a5a5ULL);
+
+  float truth[FRL_ENV_MAX_DIM], meas[FRL_ENV_MAX_DIM], action[FRL_ENV_MAX_DIM];
+  float applied[FRL_ENV_MAX_DIM] = {0}; /* what the actuators do now: rest until a command lands */
+  if (spec->n_actions <= 0)
+    for (int i = 0; i < ad; i++)
+      applied[i] = spec->act_low[i] > 0 ? spec->act_low[i] : (spec->act_high[i] < 0 ? spec->act_high[i] : 0);
+  const double sigma = cfg.sensor_noise;
+
+  /* HARDWARE: home the robot and read its sensors. */
+  frl_env_reset(env, truth);
+  sense(meas, truth, od, sigma, &rng);
+  frl_client_reset(c, meas);
+
+  double ep_return = 0;
+  uint64_t episodes = 0;
+  int last_safe = 0;
+  uint64_t start = mono_ns(), next = start, last_report = start;
+  uint64_t stop_at = cfg.duration_s > 0 ? start + (uint64_t)(cfg.duration_s * 1e9) : UINT64_MAX;
+  bool first = true;
+  frl_info("emulating %s at %.1f Hz (deadline %.2f ms), sensor noise %g, actuation latency %g s + "
+           "U(0, %g) s", cfg.env, cfg.rate_hz, deadline_s * 1e3, sigma, cfg.actuation_latency_s,
+           cfg.actuation_jitter_s);
+  code = 0;
+  while (!g_stop) {
+    uint64_t release = next, now = mono_ns();
+    if (now >= stop_at) break;
+    double wake_ms = now > release ? (double)(now - release) * 1e-6 : 0.0;
+    if (!first) {
+      /* The actuators ran the newest command that had reached them by now. */
+      while (cmd_len > 0 && cmds[cmd_head].apply_ns <= now) {
+        memcpy(applied, cmds[cmd_head].action, sizeof(float) * (size_t)ad);
+        cmd_head = (cmd_head + 1) % CMD_QUEUE;
+        cmd_len--;
+      }
+      /* HARDWARE: the world moves under the applied command for one period; read the sensors. */
+      frl_step_t st;
+      frl_env_step(env, applied, truth, &st);
+      sense(meas, truth, od, sigma, &rng);
+      ep_return += st.reward;
+      frl_client_info_t info = {.success = st.success, .violations = st.violations};
+      uint64_t r0 = mono_ns();
+      frl_client_record(c, meas, applied, st.reward, st.terminal, st.truncated, &info);
+      t.record_max_ms = FRL_MAX(t.record_max_ms, (double)(mono_ns() - r0) * 1e-6);
+      if (st.terminal || st.truncated) {
+        episodes++;
+        frl_debug("episode %llu: return %.2f", (unsigned long long)episodes, ep_return);
+        ep_return = 0;
+        /* HARDWARE: bring the robot back to a start state. */
+        frl_env_reset(env, truth);
+        sense(meas, truth, od, sigma, &rng);
+        frl_client_reset(c, meas);
+      }
+    }
+    first = false;
+    uint64_t a0 = mono_ns();
+    int safe = frl_client_act(c, meas, action);
+    uint64_t a1 = mono_ns();
+    t.act_max_ms = FRL_MAX(t.act_max_ms, (double)(a1 - a0) * 1e-6);
+    /* HARDWARE: send the command; here it reaches the actuators after the latency. */
+    if (cmd_len == CMD_QUEUE) { /* latency beyond the queue: the oldest command lands now */
+      memcpy(applied, cmds[cmd_head].action, sizeof(float) * (size_t)ad);
+      cmd_head = (cmd_head + 1) % CMD_QUEUE;
+      cmd_len--;
+    }
+    command_t *cmd = &cmds[(cmd_head + cmd_len++) % CMD_QUEUE];
+    double delay = cfg.actuation_latency_s + cfg.actuation_jitter_s * frl_rng_uniform(&rng);
+    cmd->apply_ns = a1 + (uint64_t)(delay * 1e9);
+    memcpy(cmd->action, action, sizeof(float) * (size_t)ad);
+    if (safe != last_safe) {
+      /* The moment the safe action (or the policy again) was handed to the actuators, on the
+       * wall clock, so that e-stop latency can be measured from outside. */
+      frl_client_status_t st;
+      frl_client_status(c, &st);
+      if (safe) frl_warn("SAFE ACTION applied at wall %.6f (%s)", wall_s(), st.reason);
+      else frl_info("POLICY ACTION applied at wall %.6f", wall_s());
+      last_safe = safe;
+    }
+    uint64_t end = mono_ns();
+    if (end - release > deadline_ns) t.missed++;
+    t.iterations++;
+    if (t.n < t.cap) {
+      t.wake_ms[t.n] = (float)wake_ms;
+      t.work_ms[t.n] = (float)((double)(end - now) * 1e-6);
+      t.n++;
+    }
+    if (end - last_report >= (uint64_t)(cfg.report_s * 1e9)) {
+      report(c, &t, (double)(end - last_report) * 1e-9, deadline_s * 1e3, false);
+      last_report = end;
+      frl_client_status_t st;
+      frl_client_status(c, &st);
+      if (st.refused) {
+        frl_error("%s", st.reason);
+        code = 2;
+        break;
+      }
+    }
+    next += period_ns;
+    if (end > next + deadline_ns) {
+      /* Behind by more than the deadline: those releases can no longer meet it, so they are
+       * dropped (each counted as missed) and the loop keeps its phase. A smaller lag is caught
+       * up by running the late iterations at once, each still held to its deadline. */
+      uint64_t skipped = (end - next) / period_ns;
+      t.missed += skipped;
+      next += skipped * period_ns;
+    }
+    struct timespec ts = {.tv_sec = (time_t)(next / 1000000000ULL), .tv_nsec = (long)(next % 1000000000ULL)};
+    while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+  }
+  report(c, &t, (double)(mono_ns() - last_report) * 1e-9, deadline_s * 1e3, true);
+  frl_info("emulator: %llu iterations in %.1f s, %llu episodes, missed deadlines %llu in total",
+           (unsigned long long)t.iterations, (double)(mono_ns() - start) * 1e-9,
+           (unsigned long long)episodes, (unsigned long long)t.missed);
+done:
+  frl_client_close(&c);
+  frl_env_destroy(&env);
+  free(cmds);
+  free(t.wake_ms);
+  free(t.work_ms);
+  free(t.sort);
+  return code;
+}
