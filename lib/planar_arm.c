@@ -8,7 +8,8 @@
 
 #define PA_JOINTS 6
 #define PA_CHAIN 3           /* joints that move the tip; the other three only cost effort */
-#define PA_OBS (2 * PA_JOINTS + 3)
+#define PA_STATE (2 * PA_JOINTS + 3) /* q, qd, target */
+#define PA_OBS (PA_STATE + 6)         /* and the tip, and target - tip */
 #define PA_MAX_TORQUE 100.0
 #define PA_INERTIA 10.0      /* qdd = tau / 10 (seed 002:320) */
 /* Nominal viscous joint damping. The seed has none, so it is 0 and damping_scale has no effect
@@ -79,7 +80,16 @@ static void write_obs(const planar_arm_t *p, float *obs) {
     obs[i] = (float)p->q[i];
     obs[PA_JOINTS + i] = (float)p->qd[i];
   }
-  for (int i = 0; i < 3; i++) obs[2 * PA_JOINTS + i] = (float)p->target[i];
+  /* The tip and its offset to the target, as in the usual reacher observations: the policy
+   * need not learn forward kinematics before it can learn to reach, and the offset is what
+   * the success test and the distance reward measure. */
+  double tip[3];
+  forward_kinematics(p->q, PA_LINK * p->link_scale, tip);
+  for (int i = 0; i < 3; i++) {
+    obs[2 * PA_JOINTS + i] = (float)p->target[i];
+    obs[PA_STATE + i] = (float)tip[i];
+    obs[PA_STATE + 3 + i] = (float)(p->target[i] - tip[i]);
+  }
 }
 
 static double clip(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
@@ -161,7 +171,7 @@ static void pa_step(void *state, frl_rng_t *rng, const float *action, float *obs
 /* s = {q[6], qd[6], target[3]}: q inside [-pi, pi], qd inside [-5, 5], the target finite and
  * within +-1e6 (any point, reachable or not, so tests can place it freely). */
 static int pa_set_state(void *state, const double *s, int n, float *obs) {
-  if (n != PA_OBS) return FRL_EDIM;
+  if (n != PA_STATE) return FRL_EDIM;
   for (int i = 0; i < PA_JOINTS; i++) {
     if (!(fabs(s[i]) <= PA_POS_LIMIT)) return FRL_EUSAGE;
     if (!(fabs(s[PA_JOINTS + i]) <= PA_MAX_VEL)) return FRL_EUSAGE;

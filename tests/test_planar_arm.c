@@ -15,7 +15,8 @@
 #include "env_impl.h"
 #include "rng.h"
 
-enum { J = 6, OBS = 15 };
+/* The state is {q[6], qd[6], target[3]}; the observation adds the tip and target - tip. */
+enum { J = 6, STATE = 15, OBS = 21 };
 
 /* Tip of the 3-link chain by composing planar rotations (no angle sums): each joint rotates
  * the running direction (c, s) by q_k, then a 0.3 link is laid along it from (0, 0.1). */
@@ -82,16 +83,16 @@ static void test_spec(void **unused) {
 
   float obs[OBS];
   frl_env_reset(e, obs);
-  double s[OBS] = {0};
+  double s[STATE] = {0};
   assert_int_equal(frl__env_set_state(e, s, 12, obs), FRL_EDIM);
   s[2] = 3.2; /* outside the position limits */
-  assert_int_equal(frl__env_set_state(e, s, OBS, obs), FRL_EUSAGE);
+  assert_int_equal(frl__env_set_state(e, s, STATE, obs), FRL_EUSAGE);
   s[2] = 0;
   s[8] = -5.1; /* outside the velocity limit */
-  assert_int_equal(frl__env_set_state(e, s, OBS, obs), FRL_EUSAGE);
+  assert_int_equal(frl__env_set_state(e, s, STATE, obs), FRL_EUSAGE);
   s[8] = 0;
   s[13] = NAN;
-  assert_int_equal(frl__env_set_state(e, s, OBS, obs), FRL_EUSAGE);
+  assert_int_equal(frl__env_set_state(e, s, STATE, obs), FRL_EUSAGE);
   frl_env_destroy(&e);
 }
 
@@ -103,7 +104,7 @@ static void test_matches_equations(void **unused) {
   frl_step_t st;
   int vel_clips = 0, pos_clips = 0;
   for (int k = 0; k < 80; k++) {
-    double s[OBS], ref[OBS];
+    double s[STATE], ref[STATE];
     for (int i = 0; i < J; i++) {
       s[i] = (2.0 * frl_rng_uniform(&gen) - 1.0) * M_PI;
       s[J + i] = 10.0 * frl_rng_uniform(&gen) - 5.0;
@@ -116,7 +117,7 @@ static void test_matches_equations(void **unused) {
     for (int i = 0; i < 3; i++) s[2 * J + i] = 2.0 * frl_rng_uniform(&gen) - 1.0;
     memcpy(ref, s, sizeof ref);
     frl_env_reset(e, obs);
-    assert_int_equal(frl__env_set_state(e, s, OBS, obs), 0);
+    assert_int_equal(frl__env_set_state(e, s, STATE, obs), 0);
     for (int t = 0; t < 3; t++) {
       float act[J];
       double a[J];
@@ -124,7 +125,7 @@ static void test_matches_equations(void **unused) {
         act[i] = (float)(300.0 * frl_rng_uniform(&gen) - 150.0);
         a[i] = fmax(-100.0, fmin(100.0, (double)act[i]));
       }
-      double before[OBS];
+      double before[STATE];
       memcpy(before, ref, sizeof before);
       double d;
       const double want = ref_step(ref, a, &d);
@@ -133,7 +134,14 @@ static void test_matches_equations(void **unused) {
         pos_clips += fabs(ref[i]) == M_PI;
       }
       frl_env_step(e, act, obs, &st);
-      for (int i = 0; i < OBS; i++) assert_float_equal(obs[i], ref[i], 1e-6 * (1 + fabs(ref[i])));
+      for (int i = 0; i < STATE; i++)
+        assert_float_equal(obs[i], ref[i], 1e-6 * (1 + fabs(ref[i])));
+      double tip[3];
+      ref_fk(ref, tip);
+      for (int i = 0; i < 3; i++) {
+        assert_float_equal(obs[STATE + i], tip[i], 1e-6);
+        assert_float_equal(obs[STATE + 3 + i], ref[2 * J + i] - tip[i], 1e-6);
+      }
       assert_float_equal(st.reward, want, 1e-6 * (1 + fabs(want)));
       assert_int_equal(st.success, d < 0.05);
       assert_int_equal(st.terminal, d < 0.05);
@@ -148,11 +156,11 @@ static void test_matches_equations(void **unused) {
 /* Sets q (qd = 0) and the target, steps once with act, returns the result. */
 static frl_step_t step_at(frl_env_t *e, const double *q3, const double *target, const float *act,
                           float *obs) {
-  double s[OBS] = {0};
+  double s[STATE] = {0};
   memcpy(s, q3, 3 * sizeof *q3);
   memcpy(s + 2 * J, target, 3 * sizeof *target);
   frl_env_reset(e, obs);
-  assert_int_equal(frl__env_set_state(e, s, OBS, obs), 0);
+  assert_int_equal(frl__env_set_state(e, s, STATE, obs), 0);
   frl_step_t st;
   frl_env_step(e, act, obs, &st);
   return st;
@@ -213,11 +221,11 @@ static void test_limits(void **unused) {
   frl_step_t st;
   const double far_target[3] = {5, 0, 5};
   /* Velocity limit: from 4.99 rad/s a full torque step would give 5.09; it is held at 5. */
-  double s[OBS] = {0};
+  double s[STATE] = {0};
   s[J + 1] = 4.99;
   memcpy(s + 2 * J, far_target, sizeof far_target);
   frl_env_reset(e, obs);
-  assert_int_equal(frl__env_set_state(e, s, OBS, obs), 0);
+  assert_int_equal(frl__env_set_state(e, s, STATE, obs), 0);
   const float full[J] = {100, 100, 100, -100, -100, -100};
   for (int t = 0; t < 50; t++) {
     frl_env_step(e, full, obs, &st);
@@ -229,12 +237,12 @@ static void test_limits(void **unused) {
   /* Position limit: at pi - 0.001 moving at 1 rad/s, the joint stops at pi with qd = 0, and
    * the opposite torque moves it off the stop on the next step. Same at -pi. */
   for (int side = -1; side <= 1; side += 2) {
-    double lim[OBS] = {0};
+    double lim[STATE] = {0};
     lim[2] = side * (M_PI - 0.001);
     lim[J + 2] = side * 1.0;
     memcpy(lim + 2 * J, far_target, sizeof far_target);
     frl_env_reset(e, obs);
-    assert_int_equal(frl__env_set_state(e, lim, OBS, obs), 0);
+    assert_int_equal(frl__env_set_state(e, lim, STATE, obs), 0);
     const float none[J] = {0};
     frl_env_step(e, none, obs, &st);
     assert_true(obs[2] == (float)(side * M_PI));
@@ -255,9 +263,9 @@ static void test_truncation(void **unused) {
   frl_step_t st;
   for (int episode = 0; episode < 2; episode++) {
     frl_env_reset(e, obs);
-    double s[OBS] = {0};
+    double s[STATE] = {0};
     s[2 * J] = 3.0;
-    assert_int_equal(frl__env_set_state(e, s, OBS, obs), 0);
+    assert_int_equal(frl__env_set_state(e, s, STATE, obs), 0);
     for (int t = 1; t <= 200; t++) {
       const float act[J] = {(float)(100 * sin(0.05 * t)), 30, -30, 0, 0, 100};
       frl_env_step(e, act, obs, &st);
@@ -311,9 +319,9 @@ static void test_targets_reachable(void **unused) {
     /* The witness works in the environment itself: placed at w and at rest, one step with no
      * torque reports success. */
     if (ep % 10 == 0) {
-      double s[OBS] = {w[0], w[1], w[2], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      double s[STATE] = {w[0], w[1], w[2], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
       memcpy(s + 2 * J, target, sizeof target);
-      assert_int_equal(frl__env_set_state(e, s, OBS, obs), 0);
+      assert_int_equal(frl__env_set_state(e, s, STATE, obs), 0);
       const float none[J] = {0};
       frl_env_step(e, none, obs, &st);
       assert_true(st.success && st.terminal);
