@@ -30,6 +30,7 @@ typedef struct {
   uint32_t outbox;
   uint64_t batches, busy, rejected;
   uint64_t forwarded; /* batches of this actor passed on to the learner */
+  char user_id[FRL_USER_ID_MAX]; /* the CURVE key (allowlist name) that holds this name */
 } peer_t;
 
 typedef struct {
@@ -280,6 +281,15 @@ static void on_front_hello(broker_t *b, double now) {
     return;
   }
   peer_t *p = peer_by_name(b, h->name);
+  if (p && p->live && strcmp(p->user_id, b->in.user_id) != 0) {
+    /* Under CURVE a live name belongs to the key that holds it: another robot's key cannot
+     * take it over (and receive its acks and parameters). */
+    snprintf(err, sizeof err, "name '%s' is in use by another CURVE key", h->name);
+    frl_warn("refused %s from CURVE key '%s': the name is held by key '%s'", h->name,
+             b->in.user_id, p->user_id);
+    send_welcome(b, b->front, rid, rl, false, err);
+    return;
+  }
   if (!p) {
     if (b->n_peers == MAX_PEERS) {
       /* Reuse the slot of a peer that is gone. */
@@ -299,6 +309,7 @@ static void on_front_hello(broker_t *b, double now) {
     frl_warn("%s said Hello from a new connection; the old one is replaced", p->name);
   }
   bool was_live = p->live;
+  snprintf(p->user_id, sizeof p->user_id, "%s", b->in.user_id);
   memcpy(p->rid, rid, rl);
   p->rid_len = rl;
   p->role = h->role;
@@ -321,7 +332,8 @@ static void on_front(broker_t *b, double now) {
     return;
   }
   peer_t *p = peer_by_rid(b, b->in.routing_id, b->in.routing_id_len);
-  if (!p || !p->live) {
+  /* A routing id taken over by a connection with another CURVE key is a stranger too. */
+  if (!p || !p->live || strcmp(p->user_id, b->in.user_id) != 0) {
     /* After a broker restart peers do not know they are strangers: ask for Hello. */
     if (m->type == FRL_MSG_EXPERIENCE)
       send_ack(b, b->in.routing_id, b->in.routing_id_len, m->u.experience.actor,
@@ -631,7 +643,9 @@ int frl_broker_main(const frl_config_t *cfg) {
     frl_error("cannot bind actor endpoint %s: %s", cfg->actor_endpoint, zmq_strerror(errno));
     goto done;
   }
-  b.back = frl_socket_router(b.ctx, cfg->learner_endpoint, back_ep, sizeof back_ep);
+  /* Its own ZAP domain: under CURVE only the learner's key is admitted there. */
+  b.back = frl_socket_router_zap(b.ctx, cfg->learner_endpoint, FRL_ZAP_DOMAIN_LEARNER, back_ep,
+                                 sizeof back_ep);
   if (!b.back) {
     frl_error("cannot bind learner endpoint %s: %s", cfg->learner_endpoint, zmq_strerror(errno));
     goto done;

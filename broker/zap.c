@@ -265,8 +265,8 @@ struct frl_zap {
   struct sigaction old_hup;
   atomic_bool stop;
   atomic_bool reload;
-  atomic_uint_fast64_t admitted, refused_key, refused_mechanism, refused_malformed,
-      refused_plaintext, refused_protocol, reloads;
+  atomic_uint_fast64_t admitted, refused_key, refused_role, refused_mechanism,
+      refused_malformed, refused_plaintext, refused_protocol, reloads;
   log_slot_t log[LOG_SLOTS];
   double window_start;
   int window_lines;
@@ -411,6 +411,16 @@ static void handle_request(frl_zap_t *z) {
     snprintf(what, sizeof what, "key %s %s", z85, addr);
     if (should_log(z, what, now, &suppressed))
       frl_warn("refused CURVE key %s from %s: not on the allowlist %s%s", z85, addr, z->path,
+               unlogged(suppressed, note, sizeof note));
+    goto done;
+  }
+  if (frame_is(&f[2], FRL_ZAP_DOMAIN_LEARNER) && strcmp(name, FRL_ZAP_LEARNER_NAME) != 0) {
+    atomic_fetch_add(&z->refused_role, 1);
+    send_reply(z->rep, &f[1], "400", "only the learner's key may use the learner endpoint", "");
+    snprintf(what, sizeof what, "role %s %s", z85, addr);
+    if (should_log(z, what, now, &suppressed))
+      frl_warn("refused CURVE key %s ('%s') from %s on the learner endpoint: only the key "
+               "listed as '%s' may connect there%s", z85, name, addr, FRL_ZAP_LEARNER_NAME,
                unlogged(suppressed, note, sizeof note));
     goto done;
   }
@@ -671,6 +681,7 @@ void frl_zap_stats(const frl_zap_t *self, frl_zap_stats_t *out) {
   frl_zap_t *z = (frl_zap_t *)self; /* atomic loads take non-const pointers */
   out->admitted = atomic_load(&z->admitted);
   out->refused_key = atomic_load(&z->refused_key);
+  out->refused_role = atomic_load(&z->refused_role);
   out->refused_mechanism = atomic_load(&z->refused_mechanism);
   out->refused_malformed = atomic_load(&z->refused_malformed);
   out->refused_plaintext = atomic_load(&z->refused_plaintext);

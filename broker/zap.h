@@ -6,6 +6,10 @@
  * (plaintext), which libzmq refuses before any ZAP request, and logs them too. Repeated
  * refusals of one peer are logged at most once per FRL_ZAP_LOG_EVERY_S.
  *
+ * On the learner endpoint (ZAP domain FRL_ZAP_DOMAIN_LEARNER) only the key listed under the
+ * name FRL_ZAP_LEARNER_NAME is admitted, so that no robot's key can pose as the learner (which
+ * receives all experience and sends the parameters every robot acts with).
+ *
  * Allowlist file: one peer per line, "NAME Z85PUBKEY" (NAME as in frl_curve_name_valid, the
  * key as in NAME.pub), blank lines and lines starting with '#' ignored. It is read as untrusted
  * input: errors name the file and line. SIGHUP rereads it; a file that fails to parse leaves
@@ -22,6 +26,7 @@
 #define FRL_ALLOWLIST_MAX_BYTES (8u << 20)
 #define FRL_ZAP_LOG_EVERY_S 10.0
 #define FRL_ZAP_MAX_WATCH 4          /* sockets whose handshakes are watched */
+#define FRL_ZAP_LEARNER_NAME "learner" /* the one allowlist name the learner endpoint admits */
 
 typedef struct frl_allowlist frl_allowlist_t;
 
@@ -54,6 +59,7 @@ void frl_zap_reload(frl_zap_t *self);
 typedef struct {
   uint64_t admitted;          /* CURVE keys on the allowlist */
   uint64_t refused_key;       /* CURVE keys not on it */
+  uint64_t refused_role;      /* listed keys other than the learner's on the learner endpoint */
   uint64_t refused_mechanism; /* ZAP requests for another mechanism (NULL, PLAIN) */
   uint64_t refused_malformed; /* ZAP requests that break RFC 27 */
   uint64_t refused_plaintext; /* watched peers that do not speak CURVE (a mechanism

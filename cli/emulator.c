@@ -19,7 +19,9 @@
 #include "config.h"
 #include "curve.h"
 #include "env.h"
+#include "hardware.h"
 #include "log.h"
+#include "randomize.h"
 #include "rng.h"
 #include "shield.h"
 
@@ -122,23 +124,38 @@ int frl_emulate_main(int argc, char **argv) {
     frl_error("--env: %s", err);
     return 2;
   }
+  /* The emulated hardware takes the same sim-to-real models a simulated actor does: domain
+   * randomization around the task, the motor and sensor model around both. */
+  frl_randomize_opts_t dr;
+  frl_hardware_opts_t hw;
+  if (frl_randomize_from_config(&dr, &cfg, err, sizeof err) != 0 ||
+      frl_randomize_wrap(&env, &dr, seed ^ 0x2545f4914f6cdd1dULL, err, sizeof err) != 0 ||
+      frl_hardware_from_config(&hw, &cfg, err, sizeof err) != 0 ||
+      (cfg.hardware_model && frl_hardware_wrap(&env, &hw, seed ^ 0x9e3779b97f4a7c15ULL, err, sizeof err) != 0)) {
+    frl_error("%s", err);
+    code = 2;
+    goto done;
+  }
+  if (cfg.limits[0]) {
+    /* The barrier's guarantee needs k * period <= 1 at the rate the loop really runs. */
+    frl_limits_t *lim = frl_xmalloc(sizeof *lim);
+    bool too_slow = frl_limits_load(cfg.limits, lim, err, sizeof err) == 0 && lim->n_joints > 0 &&
+                    lim->barrier_gain * period_s > 1.0;
+    if (too_slow)
+      frl_error("--rate-hz %g: the limits' barrier_gain %g/s needs at least %g Hz (k * period <= 1)",
+                cfg.rate_hz, lim->barrier_gain, lim->barrier_gain);
+    free(lim);
+    if (too_slow) {
+      code = 2;
+      goto done;
+    }
+  }
   frl_client_options_t opts = {.cfg = &cfg, .demonstration = cfg.demonstration};
   rc = frl_client_connect(&c, NULL, NULL, NULL, NULL, &opts, err, sizeof err);
   if (rc != 0) {
     frl_error("%s", err);
     code = rc == FRL_EUSAGE || rc == FRL_ENOTFOUND ? 2 : 1;
     goto done;
-  }
-  if (cfg.limits[0]) {
-    /* The barrier's guarantee needs k * period <= 1 at the rate the loop really runs. */
-    frl_limits_t lim;
-    if (frl_limits_load(cfg.limits, &lim, err, sizeof err) == 0 && lim.n_joints > 0 &&
-        lim.barrier_gain * period_s > 1.0) {
-      frl_error("--rate-hz %g: the limits' barrier_gain %g/s needs at least %g Hz (k * period <= 1)",
-                cfg.rate_hz, lim.barrier_gain, lim.barrier_gain);
-      code = 2;
-      goto done;
-    }
   }
   const frl_env_spec_t *spec = frl_env_spec(env);
   const int od = spec->obs_dim, ad = frl_client_act_dim(c);

@@ -522,8 +522,9 @@ static void take_checkpoint(learner_t *l, const frl_checkpoint_learner_t *c,
   if (frl_store_totals(l->store, &t) != 0) t = (frl_store_totals_t){0};
   uint64_t d_env = t.env_steps > c->store.env_steps ? t.env_steps - c->store.env_steps : 0;
   uint64_t d_tr = t.transitions > c->store.transitions ? t.transitions - c->store.transitions : 0;
-  uint64_t d_ep =
-      t.last_episode_id > c->store.last_episode_id ? t.last_episode_id - c->store.last_episode_id : 0;
+  uint64_t d_ep = t.last_episode_id > c->store.last_episode_id
+                      ? t.last_episode_id - c->store.last_episode_id
+                      : 0;
   l->env_steps = c->env_steps + d_env;
   l->inserted = c->transitions + d_tr;
   l->episodes = c->episodes + d_ep;
@@ -722,6 +723,8 @@ static void on_signal(uv_signal_t *h, int sig) {
 /* The figures /metrics and the status page show, read when someone asks. */
 static void fill_status(void *arg, frl_status_figures_t *f) {
   const learner_t *l = arg;
+  double psum, pmin;
+  frl_replay_priority_stats(l->replay, &psum, &pmin);
   *f = (frl_status_figures_t){
       .env_steps = l->env_steps, .inserted = l->inserted, .duplicates = l->duplicates,
       .rejected = l->rejected, .samples = l->rl.samples, .updates = l->updates,
@@ -732,7 +735,8 @@ static void fill_status(void *arg, frl_status_figures_t *f) {
       .best_eval = l->best_eval, .last_success = l->last_success, .lag = l->lag_ewma,
       .priority_max = frl_replay_max_priority(l->replay), .env_rate = l->env_rate,
       .upd_rate = l->upd_rate, .spi = l->rl.spi, .beta = l->beta, .connected = l->welcomed,
-      .store_failing = l->store_failing, .solved = l->solved};
+      .store_failing = l->store_failing, .solved = l->solved, .priority_sum = psum,
+      .priority_min = pmin, .demo_size = frl_replay_demo_size(l->replay)};
 }
 
 static void write_summary(learner_t *l) {

@@ -624,6 +624,11 @@ uint64_t frl_replay_size(const frl_replay_t *r) { return r->size; }
 
 uint64_t frl_replay_demo_size(const frl_replay_t *r) { return r->demo_size; }
 
+void frl_replay_priority_stats(const frl_replay_t *r, double *sum, double *min) {
+  *sum = r->size ? frl_sumtree_total(r->tree) : 0.0;
+  *min = r->size ? frl_sumtree_min(r->tree) : 0.0;
+}
+
 uint64_t frl_replay_inserted_total(const frl_replay_t *r) { return r->next_id - 1; }
 
 double frl_replay_max_priority(const frl_replay_t *r) { return new_item_priority(r); }

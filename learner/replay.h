@@ -82,6 +82,9 @@ int frl_replay_flush(frl_replay_t *r);
 
 uint64_t frl_replay_size(const frl_replay_t *r);
 uint64_t frl_replay_demo_size(const frl_replay_t *r); /* demonstrations held */
+/* Sum and minimum of the priorities p held (the trees' roots: O(1)); 0 and 0 when empty. In
+ * uniform mode the trees hold 1 per item, so sum is the size and min 1. */
+void frl_replay_priority_stats(const frl_replay_t *r, double *sum, double *min);
 uint64_t frl_replay_inserted_total(const frl_replay_t *r); /* items ever inserted (ids issued) */
 /* The priority a new item without an actor priority gets: the largest p set so far (1 before
  * any). */

@@ -48,7 +48,7 @@ enum {
   M_EPISODES, M_SUCCESSES, M_VIOLATIONS, M_SAFETY, M_EP_LENGTH, M_LOSS, M_MEAN_Q,
   M_RECENT_RETURN, M_EVAL_RETURN, M_EVAL_BEST, M_EVAL_SUCCESS, M_EVALS, M_LAG, M_PARAMS,
   M_ENV_RATE, M_UPD_RATE, M_INSERT_RATE, M_SPI, M_BETA, M_REPLAY_SIZE, M_REPLAY_CAP,
-  M_PRIORITY_MAX, M_CONNECTED, M_STORE_FAILING, M_SOLVED, M_START_TIME,
+  M_PRIORITY_MAX, M_PRIORITY_SUM, M_PRIORITY_MIN, M_DEMO_SIZE, M_CONNECTED, M_STORE_FAILING, M_SOLVED, M_START_TIME,
   M_A_TRANSITIONS, M_A_BATCHES, M_A_ENV_STEPS, M_A_EPISODES, M_A_SUCCESSES, M_A_VIOLATIONS,
   M_A_RETURN, M_A_LAG, M_A_LAST_HEARD, M_A_RATE,
   M_HTTP_REQUESTS, M_HTTP_BAD, M_HTTP_REFUSED,
@@ -121,6 +121,12 @@ static const struct {
                     "Replay capacity (--capacity)."},
   [M_PRIORITY_MAX] = {"fleetrl_replay_priority_max", FRL_METRIC_GAUGE, NO_LABEL,
                       "Largest priority assigned so far; new items without one enter at it."},
+  [M_PRIORITY_SUM] = {"fleetrl_replay_priority_mass", FRL_METRIC_GAUGE, NO_LABEL,
+                      "Total priority mass held (the sum of p, the sum-tree's root)."},
+  [M_PRIORITY_MIN] = {"fleetrl_replay_priority_min", FRL_METRIC_GAUGE, NO_LABEL,
+                      "Smallest priority held (the min-tree's root)."},
+  [M_DEMO_SIZE] = {"fleetrl_replay_demonstration_items", FRL_METRIC_GAUGE, NO_LABEL,
+                   "Demonstration transitions held in their own replay slots."},
   [M_CONNECTED] = {"fleetrl_learner_broker_connected", FRL_METRIC_GAUGE, NO_LABEL,
                    "1 while the broker session is up, else 0."},
   [M_STORE_FAILING] = {"fleetrl_learner_store_failing", FRL_METRIC_GAUGE, NO_LABEL,
@@ -333,6 +339,9 @@ static void serve_metrics(void *arg, const frl_http_request_t *req, frl_http_res
   put(s, M_REPLAY_SIZE, (double)f.replay_size);
   put(s, M_REPLAY_CAP, (double)f.capacity);
   put(s, M_PRIORITY_MAX, f.priority_max);
+  put(s, M_PRIORITY_SUM, f.priority_sum);
+  put(s, M_PRIORITY_MIN, f.priority_min);
+  put(s, M_DEMO_SIZE, (double)f.demo_size);
   put(s, M_CONNECTED, f.connected);
   put(s, M_STORE_FAILING, f.store_failing);
   put(s, M_SOLVED, f.solved);
@@ -442,6 +451,8 @@ static void serve_api(void *arg, const frl_http_request_t *req, frl_http_respons
   json_num(res, (double)f.replay_size);
   json_field(res, "capacity", (double)f.capacity);
   json_field(res, "priority_max", f.priority_max);
+  json_field(res, "priority_sum", f.priority_sum);
+  json_field(res, "priority_min", f.priority_min);
   json_field(res, "beta", f.beta);
   frl_http_append(res, "}", 1);
   json_key(res, "safety", false);

@@ -19,7 +19,8 @@ typedef struct {
   uint64_t episodes, params_version, replay_size, capacity;
   int evals;
   double loss, mean_q, recent_return, last_eval, best_eval, last_success, lag;
-  double priority_max, env_rate, upd_rate, spi, beta;
+  double priority_max, priority_sum, priority_min, env_rate, upd_rate, spi, beta;
+  uint64_t demo_size;
   bool connected, store_failing, solved;
 } frl_status_figures_t;
 

@@ -967,7 +967,8 @@ int frl_store_recent_returns(frl_store_t *s, float *out, int max, int *n) {
   sqlite3_bind_int(st, 1, max > 0 ? max : 0);
   int k = 0, rc, err = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < max)
-    out[k++] = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : (float)sqlite3_column_double(st, 0);
+    out[k++] =
+        sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : (float)sqlite3_column_double(st, 0);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) err = sql_error(s, rc, "reading recent returns");
   sqlite3_reset(st);
   if (err) return err;

@@ -154,14 +154,14 @@ void frl_transport_set_zap_context(void *ctx) { g_zap_ctx = ctx; }
 
 /* The CURVE options for one socket; -1 with errno set when libzmq refuses them (for example a
  * build without CURVE: ENOTSUP), so that no socket silently falls back to plaintext. */
-static int curve_opts(void *s, bool server) {
+static int curve_opts(void *s, bool server, const char *zap_domain) {
   const frl_security_t *c = &g_security;
   if (server) {
     int one = 1;
     if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) != 0) return -1;
     if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->secret_key, 32) != 0) return -1;
     /* The domain names this service in each ZAP request (RFC 27). */
-    return zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "fleetrl", 7);
+    return zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain));
   }
   if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server_key, 32) != 0) return -1;
   if (zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->public_key, 32) != 0) return -1;
@@ -189,7 +189,7 @@ void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id)
   int one = 1;
   zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
   if (routing_id && *routing_id) zmq_setsockopt(s, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
-  if ((g_security.curve && curve_opts(s, false) != 0) || zmq_connect(s, endpoint) != 0) {
+  if ((g_security.curve && curve_opts(s, false, NULL) != 0) || zmq_connect(s, endpoint) != 0) {
     int e = zmq_errno();
     zmq_close(s);
     errno = e;
@@ -199,6 +199,11 @@ void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id)
 }
 
 void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bound_len) {
+  return frl_socket_router_zap(ctx, endpoint, FRL_ZAP_DOMAIN_ACTORS, bound, bound_len);
+}
+
+void *frl_socket_router_zap(void *ctx, const char *endpoint, const char *zap_domain, char *bound,
+                            size_t bound_len) {
   if (g_security.curve && ctx != g_zap_ctx) {
     errno = EACCES; /* CURVE without a ZAP handler would admit anyone */
     return NULL;
@@ -210,7 +215,7 @@ void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bou
   zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   /* A peer that reconnects with the same routing id takes over its old connection. */
   zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-  if ((g_security.curve && curve_opts(s, true) != 0) || zmq_bind(s, endpoint) != 0) {
+  if ((g_security.curve && curve_opts(s, true, zap_domain) != 0) || zmq_bind(s, endpoint) != 0) {
     int e = zmq_errno();
     zmq_close(s);
     errno = e;

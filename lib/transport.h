@@ -14,6 +14,8 @@
 
 #define FRL_ROUTING_ID_MAX 256
 #define FRL_USER_ID_MAX 65 /* an authenticated peer's name (ZAP User-Id) and its NUL */
+#define FRL_ZAP_DOMAIN_ACTORS "fleetrl"          /* ZAP domain of the actor endpoint */
+#define FRL_ZAP_DOMAIN_LEARNER "fleetrl-learner" /* ... and of the learner endpoint */
 
 /* A received message: the decoded view points into `data`, valid until the next receive into
  * the same frl_inbox_t. */
@@ -77,6 +79,11 @@ void frl_transport_set_zap_context(void *ctx);
  * before connect/bind. Returns NULL with errno set. */
 void *frl_socket_dealer(void *ctx, const char *endpoint, const char *routing_id);
 void *frl_socket_router(void *ctx, const char *endpoint, char *bound, size_t bound_len);
+/* frl_socket_router whose CURVE handshakes reach the ZAP handler under zap_domain, so that the
+ * handler can admit different keys on different endpoints (frl_socket_router uses
+ * FRL_ZAP_DOMAIN_ACTORS). Without CURVE the domain is unused. */
+void *frl_socket_router_zap(void *ctx, const char *endpoint, const char *zap_domain, char *bound,
+                            size_t bound_len);
 
 /* Builds and sends a Hello / Heartbeat; convenience for peers. */
 int frl_send_hello(void *sock, frl_fb_builder_t *b, frl_role_t role, const char *name,

@@ -5,9 +5,10 @@
  * truncation of a small one, every flipped byte, and damage behind a valid checksum (NaN,
  * negative moments, a zero RNG, unknown, repeated, resized or retyped sections, padding, trailing
  * bytes) are refused with the section named and the agent untouched; a checkpoint of another
- * task, algorithm, shape or normalizer is refused with both sides named. The checkpoints table
- * against a real SQLite file: newest two kept, rows checked on load, a write that does not fit
- * leaves the previous ones, and the totals a resume adds up. */
+ * task, algorithm, shape or normalizer is refused with both sides named, and what a restore
+ * would refuse is not written in the first place. The checkpoints table against a real SQLite
+ * file: newest two kept, rows checked on load, a write that does not fit leaves the previous
+ * ones, and the totals a resume adds up. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,21 +66,40 @@ static void make_batches(int obs_dim, int act_dim, int n_actions, uint64_t seed)
 
 static frl_agent_batch_t batch(int k) {
   batch_data_t *d = &g_batches[k % N_BATCHES];
-  return (frl_agent_batch_t){.B = NB, .obs = d->obs, .next_obs = d->next, .action_index = d->index,
-                             .action = d->act, .reward = d->rew, .discount = d->disc,
+  return (frl_agent_batch_t){.B = NB,
+                             .obs = d->obs,
+                             .next_obs = d->next,
+                             .action_index = d->index,
+                             .action = d->act,
+                             .reward = d->rew,
+                             .discount = d->disc,
                              .weight = d->weight};
 }
 
 static frl_agent_config_t agent_config(frl_algo_t algo, int obs_dim, int act_dim, int hidden1,
                                        int hidden2, uint64_t seed) {
-  frl_agent_config_t c = {
-      .shape = {.algo = algo, .obs_dim = obs_dim, .act_dim = algo == FRL_ALGO_DQN ? 1 : act_dim,
-                .n_actions = algo == FRL_ALGO_DQN ? act_dim : 0, .hidden1 = hidden1,
-                .hidden2 = hidden2, .dueling = algo == FRL_ALGO_DQN},
-      .batch = NB, .lr = 1e-3f, .lr_alpha = 1e-3f, .adam_eps = 1e-8f, .grad_clip = 10.0f,
-      .huber_delta = 1.0f, .double_q = true, .target_period = 7, .tau = 0.05f,
-      .init_alpha = 0.5f, .target_entropy = NAN, .policy_noise = 0.2f, .noise_clip = 0.5f,
-      .policy_delay = 2, .seed = seed};
+  frl_agent_config_t c = {.shape = {.algo = algo,
+                                    .obs_dim = obs_dim,
+                                    .act_dim = algo == FRL_ALGO_DQN ? 1 : act_dim,
+                                    .n_actions = algo == FRL_ALGO_DQN ? act_dim : 0,
+                                    .hidden1 = hidden1,
+                                    .hidden2 = hidden2,
+                                    .dueling = algo == FRL_ALGO_DQN},
+                          .batch = NB,
+                          .lr = 1e-3f,
+                          .lr_alpha = 1e-3f,
+                          .adam_eps = 1e-8f,
+                          .grad_clip = 10.0f,
+                          .huber_delta = 1.0f,
+                          .double_q = true,
+                          .target_period = 7,
+                          .tau = 0.05f,
+                          .init_alpha = 0.5f,
+                          .target_entropy = NAN,
+                          .policy_noise = 0.2f,
+                          .noise_clip = 0.5f,
+                          .policy_delay = 2,
+                          .seed = seed};
   return c;
 }
 
@@ -116,7 +136,9 @@ static snapshot_t snapshot(frl_agent_t *a, frl_normalizer_t *norm) {
   return s;
 }
 
-static bool same(snapshot_t x, snapshot_t y) { return x.n == y.n && memcmp(x.bytes, y.bytes, x.n) == 0; }
+static bool same(snapshot_t x, snapshot_t y) {
+  return x.n == y.n && memcmp(x.bytes, y.bytes, x.n) == 0;
+}
 static void drop(snapshot_t *s) {
   free(s->bytes);
   s->bytes = NULL;
@@ -125,11 +147,27 @@ static void drop(snapshot_t *s) {
 /* Learner counters with a distinct value in every field. */
 static frl_checkpoint_learner_t some_learner(void) {
   frl_checkpoint_learner_t c = {
-      .env_steps = 12345, .transitions = 12000, .updates = 20, .params_version = 7,
-      .episodes = 99, .duplicates = 3, .rejected = 1, .skipped_updates = 2,
-      .next_eval_at = 14000, .last_eval_steps = 12000, .evals = 6, .reports_success = 1,
-      .last_eval = 101.5, .best_eval = 130.25, .last_success = 0.5, .best_score = 130.25,
-      .beta = 0.55, .lag_ewma = 1.75, .last_loss = 0.125, .last_mean_q = 12.5, .spi_flag = 16,
+      .env_steps = 12345,
+      .transitions = 12000,
+      .updates = 20,
+      .params_version = 7,
+      .episodes = 99,
+      .duplicates = 3,
+      .rejected = 1,
+      .skipped_updates = 2,
+      .next_eval_at = 14000,
+      .last_eval_steps = 12000,
+      .evals = 6,
+      .reports_success = 1,
+      .last_eval = 101.5,
+      .best_eval = 130.25,
+      .last_success = 0.5,
+      .best_score = 130.25,
+      .beta = 0.55,
+      .lag_ewma = 1.75,
+      .last_loss = 0.125,
+      .last_mean_q = 12.5,
+      .spi_flag = 16,
       .store = {.batches = 400, .transitions = 12800, .env_steps = 13000, .last_episode_id = 101}};
   frl_ratelimit_init(&c.ratelimit, 8.0, 1000, 512);
   frl_ratelimit_inserted(&c.ratelimit, 12000);
@@ -139,7 +177,8 @@ static frl_checkpoint_learner_t some_learner(void) {
   return c;
 }
 
-/* ---- continuation is bit-identical ------------------------------------------------------------ */
+/* ---- continuation is bit-identical ------------------------------------------------------------
+ */
 
 /* Trains a for 20 updates, checkpoints, restores into b (built from another seed), and trains
  * both 15 more updates on the same batches: their whole state must match bit for bit. */
@@ -227,7 +266,8 @@ static void test_td3_continues_identically(void **state) {
   continues_identically(FRL_ALGO_TD3, 3, 1, false);
 }
 
-/* ---- the checksum ------------------------------------------------------------------------------ */
+/* ---- the checksum ------------------------------------------------------------------------------
+ */
 
 static void test_checksum_catches_every_bit_and_length(void **state) {
   (void)state;
@@ -239,7 +279,8 @@ static void test_checksum_catches_every_bit_and_length(void **state) {
   assert_true(base == frl_checkpoint_checksum(buf, sizeof buf));
   for (size_t bit = 0; bit < 8 * sizeof buf; bit++) {
     buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-    if (frl_checkpoint_checksum(buf, sizeof buf) == base) fail_msg("bit %zu flip not detected", bit);
+    if (frl_checkpoint_checksum(buf, sizeof buf) == base)
+      fail_msg("bit %zu flip not detected", bit);
     buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
   }
   for (size_t n = 0; n < sizeof buf; n++)
@@ -250,7 +291,8 @@ static void test_checksum_catches_every_bit_and_length(void **state) {
     assert_true(frl_checkpoint_checksum(zeros, n) != frl_checkpoint_checksum(zeros, n - 1));
 }
 
-/* ---- damaged blobs ------------------------------------------------------------------------------ */
+/* ---- damaged blobs ------------------------------------------------------------------------------
+ */
 
 /* A small DQN learner (obs 2, one hidden layer of 3, 2 actions, plain head): 17 floats per
  * network, so its sections include padding. */
@@ -365,7 +407,9 @@ static uint64_t rd64(const uint8_t *p) {
 static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
-static void reseal(uint8_t *b, size_t len) { wr64(b + len - 8, frl_checkpoint_checksum(b, len - 8)); }
+static void reseal(uint8_t *b, size_t len) {
+  wr64(b + len - 8, frl_checkpoint_checksum(b, len - 8));
+}
 
 /* Offset of the section header named `name`, or a test failure. */
 static size_t section(const uint8_t *b, size_t len, const char *name) {
@@ -406,7 +450,9 @@ static void negative_moment(uint8_t *b, size_t len) {
   float neg = -1e-3f;
   memcpy(b + section(b, len, "adam.v") + 48 + 4 * 2, &neg, 4);
 }
-static void zero_rng(uint8_t *b, size_t len) { memset(b + section(b, len, "learner.rng") + 48, 0, 32); }
+static void zero_rng(uint8_t *b, size_t len) {
+  memset(b + section(b, len, "learner.rng") + 48, 0, 32);
+}
 static void bad_beta(uint8_t *b, size_t len) {
   double beta = 1.5;
   memcpy(b + section(b, len, "learner.beta") + 48, &beta, 8);
@@ -429,7 +475,9 @@ static void nonzero_padding(uint8_t *b, size_t len) {
   b[section(b, len, "online") + 48 + 17 * 4 + 1] = 1; /* 17 floats, padded to 72 bytes */
 }
 static void reserved_field(uint8_t *b, size_t len) { wr32(b + 60, 1); }
-static void section_reserved(uint8_t *b, size_t len) { wr32(b + section(b, len, "target") + 36, 3); }
+static void section_reserved(uint8_t *b, size_t len) {
+  wr32(b + section(b, len, "target") + 36, 3);
+}
 static void newer_format(uint8_t *b, size_t len) { wr32(b + 8, 2); }
 static void unterminated_task(uint8_t *b, size_t len) { memset(b + 72, 'a', 64); }
 static void unterminated_name(uint8_t *b, size_t len) {
@@ -469,6 +517,35 @@ static void test_damage_behind_valid_checksum_refused(void **state) {
   small_free(&s);
 }
 
+/* What could not be restored is not written: the previous checkpoint stays the newest. */
+static void test_encode_refuses_what_restore_would(void **state) {
+  (void)state;
+  small_t s = small_fixture();
+  frl_state_t *st = malloc(sizeof *st);
+  st->n = 0;
+  frl_agent_state(s.agent, st);
+  float *v = NULL;
+  for (int i = 0; i < st->n; i++)
+    if (strcmp(st->part[i].name, "adam.v") == 0) v = st->part[i].data;
+  assert_non_null(v);
+  uint8_t *blob = NULL;
+  size_t len = 0;
+  frl_checkpoint_learner_t l = some_learner();
+  v[3] = INFINITY;
+  assert_int_equal(frl_checkpoint_encode("small", s.agent, NULL, &l, 1.0, &blob, &len),
+                   FRL_ECORRUPT);
+  assert_null(blob);
+  v[3] = 0.0f;
+  l.beta = -0.25;
+  assert_int_equal(frl_checkpoint_encode("small", s.agent, NULL, &l, 1.0, &blob, &len),
+                   FRL_ECORRUPT);
+  l.beta = 0.25;
+  assert_int_equal(frl_checkpoint_encode("small", s.agent, NULL, &l, 1.0, &blob, &len), 0);
+  free(blob);
+  free(st);
+  small_free(&s);
+}
+
 /* ---- another task, algorithm or shape ------------------------------------------------------- */
 
 static void test_other_identity_refused(void **state) {
@@ -494,7 +571,8 @@ static void test_other_identity_refused(void **state) {
   frl_agent_t *td3 = frl_agent_new(&c);
   snapshot_t before = snapshot(td3, NULL);
   assert_int_equal(
-      frl_checkpoint_restore(blob, len, "pendulum-sac", td3, NULL, &out, err, sizeof err), FRL_EDIM);
+      frl_checkpoint_restore(blob, len, "pendulum-sac", td3, NULL, &out, err, sizeof err),
+      FRL_EDIM);
   assert_non_null(strstr(err, "this learner runs task 'pendulum-sac', td3"));
 
   /* Another width. */
@@ -566,8 +644,8 @@ static int store_teardown(void **state) {
 }
 
 static frl_store_t *open_store(const store_fixture_t *f, uint64_t max_bytes) {
-  frl_store_config_t cfg = {.path = f->path, .obs_dim = 2, .act_dim = 1, .discrete = true,
-                            .max_bytes = max_bytes};
+  frl_store_config_t cfg = {
+      .path = f->path, .obs_dim = 2, .act_dim = 1, .discrete = true, .max_bytes = max_bytes};
   frl_store_t *s = NULL;
   assert_int_equal(frl_store_open(&s, &cfg), 0);
   return s;
@@ -575,7 +653,8 @@ static frl_store_t *open_store(const store_fixture_t *f, uint64_t max_bytes) {
 
 static int64_t q_int(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   int64_t v = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
@@ -596,8 +675,10 @@ static uint8_t *tagged(size_t n, uint8_t tag) {
 
 static void save(frl_store_t *s, size_t n, uint8_t tag, uint64_t updates) {
   uint8_t *b = tagged(n, tag);
-  frl_store_checkpoint_t info = {.created = 1000.0 + tag, .env_steps = 10 * updates,
-                                 .updates = updates, .params_version = updates / 100};
+  frl_store_checkpoint_t info = {.created = 1000.0 + tag,
+                                 .env_steps = 10 * updates,
+                                 .updates = updates,
+                                 .params_version = updates / 100};
   assert_int_equal(frl_store_save_checkpoint(s, &info, b, n, 2), 0);
   assert_true(info.id > 0);
   assert_int_equal(info.bytes, n);
@@ -645,8 +726,10 @@ static void test_store_keeps_newest_two(void **state) {
   assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM checkpoints"), 2);
   assert_int_equal(q_int(db, "SELECT SUM(bytes = length(blob)) FROM checkpoints"), 2);
-  assert_int_equal(q_int(db, "SELECT group_concat(updates) = '200,300' FROM "
-                             "(SELECT updates FROM checkpoints ORDER BY id)"), 1);
+  assert_int_equal(q_int(db,
+                         "SELECT group_concat(updates) = '200,300' FROM "
+                         "(SELECT updates FROM checkpoints ORDER BY id)"),
+                   1);
   assert_int_equal(q_int(db, "SELECT MIN(id) < MAX(id) FROM checkpoints"), 1);
 
   /* Rows that are not what the store writes are refused on load. */
@@ -705,12 +788,22 @@ static void test_store_totals_returns_and_versions(void **state) {
   const char *actors[] = {"a", "b", "a"};
   const uint32_t counts[] = {6, 4, 2}, episodes[] = {1, 0, 2}, steps[] = {7, 5, 30};
   for (int k = 0; k < 3; k++) {
-    frl_experience_t b = {.actor = actors[k], .seq = (uint64_t)k + 1, .count = counts[k],
-                          .obs_dim = 2, .act_dim = 1, .obs = obs, .action_index = act,
-                          .n_action_index = counts[k], .reward = rew, .discount = disc,
-                          .next_obs = obs, .policy_version = version,
-                          .n_policy_version = counts[k], .n_episodes = episodes[k],
-                          .episodes_in = k == 0 ? ep : ep + 1, .env_steps = steps[k]};
+    frl_experience_t b = {.actor = actors[k],
+                          .seq = (uint64_t)k + 1,
+                          .count = counts[k],
+                          .obs_dim = 2,
+                          .act_dim = 1,
+                          .obs = obs,
+                          .action_index = act,
+                          .n_action_index = counts[k],
+                          .reward = rew,
+                          .discount = disc,
+                          .next_obs = obs,
+                          .policy_version = version,
+                          .n_policy_version = counts[k],
+                          .n_episodes = episodes[k],
+                          .episodes_in = k == 0 ? ep : ep + 1,
+                          .env_steps = steps[k]};
     bool dup = true;
     assert_int_equal(frl_store_insert_batch(s, &b, next, NULL, 0, 5.0, &dup), 0);
     assert_false(dup);
@@ -786,6 +879,7 @@ int main(void) {
       cmocka_unit_test(test_every_truncation_refused),
       cmocka_unit_test(test_every_byte_flip_refused),
       cmocka_unit_test(test_damage_behind_valid_checksum_refused),
+      cmocka_unit_test(test_encode_refuses_what_restore_would),
       cmocka_unit_test(test_other_identity_refused),
       cmocka_unit_test_setup_teardown(test_store_keeps_newest_two, store_setup, store_teardown),
       cmocka_unit_test_setup_teardown(test_store_write_that_fails_keeps_previous, store_setup,

@@ -329,9 +329,9 @@ static void write_allowlist(const char *text) {
 }
 
 /* Sends a hand-built ZAP request and returns the reply's status code and user id. */
-static void zap_ask(void *req, const char *version, const char *mechanism, const uint8_t *key,
-                    int frames, char *status, char *user) {
-  const char *parts[6] = {version, "req-42", "fleetrl", "192.0.2.7", "", mechanism};
+static void zap_ask_in(void *req, const char *domain, const char *version, const char *mechanism,
+                       const uint8_t *key, int frames, char *status, char *user) {
+  const char *parts[6] = {version, "req-42", domain, "192.0.2.7", "", mechanism};
   for (int i = 0; i < frames && i < 6; i++)
     zmq_send(req, parts[i], strlen(parts[i]), i + 1 < frames ? ZMQ_SNDMORE : 0);
   if (frames > 6) zmq_send(req, key, 32, 0);
@@ -354,13 +354,19 @@ static void zap_ask(void *req, const char *version, const char *mechanism, const
   strcpy(user, buf[4]);
 }
 
+static void zap_ask(void *req, const char *version, const char *mechanism, const uint8_t *key,
+                    int frames, char *status, char *user) {
+  zap_ask_in(req, FRL_ZAP_DOMAIN_ACTORS, version, mechanism, key, frames, status, user);
+}
+
 static void test_zap_replies_and_reload(void **state) {
   (void)state;
-  keypair_t alice, mallory;
+  keypair_t alice, mallory, learner;
   make_keys("alice", &alice);
   make_keys("mallory", &mallory);
+  make_keys("learner", &learner);
   char text[256], p[256], err[400];
-  snprintf(text, sizeof text, "# test\nalice %s\n", alice.z85);
+  snprintf(text, sizeof text, "# test\nalice %s\nlearner %s\n", alice.z85, learner.z85);
   write_allowlist(text);
   path_of(p, sizeof p, "allow.txt");
   void *ctx = zmq_ctx_new();
@@ -388,10 +394,19 @@ static void test_zap_replies_and_reload(void **state) {
   assert_string_equal(status, "500");
   zap_ask(req, "1.0", "CURVE", NULL, 3, status, user);
   assert_string_equal(status, "500");
+  /* The learner endpoint admits the learner's key only. */
+  zap_ask_in(req, FRL_ZAP_DOMAIN_LEARNER, "1.0", "CURVE", alice.pk, 7, status, user);
+  assert_string_equal(status, "400");
+  zap_ask_in(req, FRL_ZAP_DOMAIN_LEARNER, "1.0", "CURVE", learner.pk, 7, status, user);
+  assert_string_equal(status, "200");
+  assert_string_equal(user, "learner");
+  zap_ask(req, "1.0", "CURVE", learner.pk, 7, status, user);
+  assert_string_equal(status, "200");
   frl_zap_stats_t st;
   frl_zap_stats(zap, &st);
-  assert_int_equal(st.admitted, 1);
+  assert_int_equal(st.admitted, 3);
   assert_int_equal(st.refused_key, 1);
+  assert_int_equal(st.refused_role, 1);
   assert_int_equal(st.refused_mechanism, 1);
   assert_int_equal(st.refused_malformed, 2);
 

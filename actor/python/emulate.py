@@ -70,6 +70,8 @@ def main():
     ap.add_argument("--max-broker-silence", type=float, default=1.5)
     ap.add_argument("--demonstration", action="store_true")
     ap.add_argument("--ack-log")
+    ap.add_argument("--curve-secret", help="this robot's secret key file (fleetrl keygen)")
+    ap.add_argument("--broker-key", help="the broker's public key file")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     stop = []
@@ -79,7 +81,8 @@ def main():
     client = Client(args.endpoint, args.name, args.task, obs_dim=9, act_dim=3, act_low=[-1] * 3,
                     act_high=[1] * 3, limits=args.limits, algo=algo, hidden=tuple(args.hidden),
                     demonstration=args.demonstration, heartbeat=args.heartbeat,
-                    max_broker_silence=args.max_broker_silence, ack_log=args.ack_log, seed=args.seed)
+                    max_broker_silence=args.max_broker_silence, ack_log=args.ack_log, seed=args.seed,
+                    curve_secret=args.curve_secret, broker_key=args.broker_key)
     rng = np.random.default_rng(args.seed)
     arm = Arm(rng, args.sensor_noise)
     period = 1.0 / args.rate_hz

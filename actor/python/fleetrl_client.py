@@ -22,7 +22,9 @@ Wire format: the messages of schema/fleetrl.fbs through code that `flatc --pytho
 it is generated once into a cache folder ($FLEETRL_PYGEN, else ~/.cache/fleetrl/pygen-<hash>)
 from the schema at `schema` ($FLEETRL_SCHEMA, else ../../schema/fleetrl.fbs next to this file,
 else /usr/local/share/fleetrl/fleetrl.fbs). Needs python3-zmq, python3-numpy,
-python3-flatbuffers and flatc (flatbuffers-compiler) the first time.
+python3-flatbuffers and flatc (flatbuffers-compiler) the first time. With curve_secret and
+broker_key (the files of `fleetrl keygen`) the connection is CURVE-encrypted and authenticated,
+as the C processes' --curve-secret/--broker-key.
 """
 import importlib
 import math
@@ -36,6 +38,7 @@ import time
 
 import numpy as np
 import zmq
+import zmq.utils.z85
 
 SCHEMA_VERSION = 1
 FILE_ID = b"FRL1"
@@ -53,6 +56,39 @@ _CAUSE_WORDS = ((WD_ESTOP, "e-stop"), (WD_BROKER, "broker silent"), (WD_PARAMS, 
 def describe_causes(causes):
     words = [w for bit, w in _CAUSE_WORDS if causes & bit]
     return ", ".join(words) if words else "healthy"
+
+
+CURVE_SECRET_HEADER = "# fleetrl CURVE secret key: keep it private"
+
+
+def load_curve_keys(secret_path, broker_key_path):
+    """(secret, public, server) Z85 keys from this robot's NAME.key and the broker's NAME.pub,
+    the files `fleetrl keygen` writes (lib/curve.h). Raises ValueError naming the file."""
+    def read(path):
+        with open(path, "rb") as f:
+            data = f.read(4097)
+        if len(data) > 4096:
+            raise ValueError(f"{path}: larger than a key file")
+        return data.decode("ascii", "replace")
+
+    def z85(text, path, what):
+        key = text.strip("\r\n")
+        if len(key) != 40:
+            raise ValueError(f"{path}: {what} is {len(key)} characters, expected 40 Z85 characters")
+        try:
+            zmq.utils.z85.decode(key.encode())
+        except Exception:
+            raise ValueError(f"{path}: {what} is not Z85 text") from None
+        return key.encode()
+
+    lines = read(secret_path).split("\n", 1)
+    if lines[0].rstrip("\r") != CURVE_SECRET_HEADER or len(lines) < 2:
+        raise ValueError(f"{secret_path} is not a secret key file: its first line must be '{CURVE_SECRET_HEADER}'")
+    secret = z85(lines[1], secret_path, "the secret key (line 2)")
+    server = read(broker_key_path)
+    if server.startswith(CURVE_SECRET_HEADER):
+        raise ValueError(f"{broker_key_path} is a secret key file; this needs the broker's public key (NAME.pub)")
+    return secret, zmq.curve_public(secret), z85(server, broker_key_path, "the public key")
 
 
 class LimitsError(ValueError):
@@ -586,7 +622,8 @@ class Client:
                  dueling=True, explore=True, explore_noise=0.1, epsilon=0.0, action_scale=1.0,
                  n_step=3, gamma=0.99, batch=32, outbox=64, resend=2.0, heartbeat=0.5,
                  peer_timeout=3.0, max_broker_silence=1.5, max_params_age=0.0, actor_index=-1,
-                 num_actors=1, ack_log=None, schema=None, gen_dir=None, log=None, seed=None):
+                 num_actors=1, ack_log=None, schema=None, gen_dir=None, log=None, seed=None,
+                 curve_secret=None, broker_key=None):
         if not re.fullmatch(r"[!-~]{1,64}", name or ""):
             raise ValueError(f"name '{name}': must be 1-64 printable characters without spaces")
         if algo not in (None, "dqn", "sac", "td3"):
@@ -651,6 +688,9 @@ class Client:
         self.shed_batches = 0
         self.acked = 0
         self.stop_flag = False
+        if bool(curve_secret) != bool(broker_key):
+            raise ValueError("curve_secret and broker_key go together (CURVE needs both key files)")
+        keys = load_curve_keys(curve_secret, broker_key) if curve_secret else None
         self.ack_log = open(ack_log, "a") if ack_log else None
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
@@ -660,6 +700,8 @@ class Client:
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE + 1024)
         self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
+        if keys:
+            self.sock.curve_secretkey, self.sock.curve_publickey, self.sock.curve_serverkey = keys
         self.sock.connect(endpoint)
         self.thread = threading.Thread(target=self._net_main, name="fleetrl-net", daemon=True)
         self.thread.start()

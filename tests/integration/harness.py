@@ -38,7 +38,9 @@ class Fleet:
         # Plain settings every process gets; tests override per process with flags.
         self.env.update({"FLEETRL_TASK": task, "FLEETRL_LOG_LEVEL": "info",
                          "FLEETRL_HEARTBEAT": "0.2", "FLEETRL_PEER_TIMEOUT": "2",
-                         "FLEETRL_CONNECT_TIMEOUT": "20", "FLEETRL_FLUSH_PERIOD": "1"})
+                         "FLEETRL_CONNECT_TIMEOUT": "20", "FLEETRL_FLUSH_PERIOD": "1",
+                         # Free ports, so that tests never contend for the default ones.
+                         "FLEETRL_HTTP": "127.0.0.1:0"})
         if env:
             self.env.update(env)
         self.procs = {}

@@ -124,7 +124,7 @@ class Lab:
         p = _run(["ip", "netns", "exec", self.ns(name), "tc", "qdisc", "add", "dev", "eth0",
                   "root", *spec], check=False)
         if p.returncode != 0:
-            self.notes.append(f"netem unavailable: {p.stderr.strip()}")
+            self.notes.append(f"netem is unavailable (tc: {p.stderr.strip()})")
             return False
         _run(["ip", "netns", "exec", self.router, "tc", "qdisc", "add", "dev", self.hosts[name][3],
               "root", *spec])

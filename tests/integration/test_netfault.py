@@ -62,16 +62,23 @@ def ack_counts(f):
     return {n: len(f.acked(n)) for n in names()}
 
 
+def env_steps(f):
+    r = f.query("SELECT total(env_steps) FROM actors")
+    return r[0][0] if r else 0
+
+
 def wait_acks(f, base, more, timeout, what):
-    """Waits until every actor has `more` acknowledged batches beyond `base`; returns the
-    seconds it took (for the printout) and the new counts."""
-    t0 = time.monotonic()
+    """Waits until every actor has `more` acknowledged batches beyond `base` and the store's
+    environment steps have grown; returns the seconds it took (for the printout) and the new
+    counts."""
+    t0, steps0 = time.monotonic(), env_steps(f)
 
     def done():
         f.alive()
         now = ack_counts(f)
         return now if all(now[n] >= base[n] + more for n in names()) else None
     now = wait_until(done, timeout, what, interval=0.1)
+    wait_until(lambda: env_steps(f) > steps0, timeout, what + " (environment steps in the store)")
     return time.monotonic() - t0, now
 
 
@@ -198,7 +205,7 @@ def test_network_faults():
         else:
             check_drops = lab.drop("a", 5)
             relay.delay(50)
-            how = ("; ".join(lab.notes) + ": 50 ms each way in the relay, " +
+            how = ("; ".join(lab.notes) + "; instead 50 ms each way in the relay and " +
                    ("5% random loss with iptables' statistic match in the actors' namespace"
                     if check_drops else "SKIPPED the packet loss (no way to inject it here)"))
         print(f"  degraded link: {how}")

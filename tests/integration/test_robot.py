@@ -54,13 +54,13 @@ def start_emulator(f, name, *flags):
                    f"--ack-log={f.ack_log(name)}", "--report-period=2", *flags)
 
 
-def start_python_emulator(f, name):
+def start_python_emulator(f, name, *flags):
     env = dict(f.env, FLEETRL_PYGEN=os.path.join(f.dir, "pygen"))
     logf = open(f.log(name), "ab")
     p = subprocess.Popen([sys.executable, os.path.join(ROOT, "actor", "python", "emulate.py"),
-                          f"--endpoint={f.front}", f"--name={name}", "--task=pendulum-sac", "--algo=sac",
+                          f"--endpoint={f.front}", f"--name={name}", "--task=pendulum-sac",
                           "--hidden", "32", "32", f"--limits={f.limits}", "--rate-hz=50", "--deadline=1",
-                          "--heartbeat=0.2", f"--ack-log={f.ack_log(name)}"],
+                          "--heartbeat=0.2", f"--ack-log={f.ack_log(name)}", *flags],
                          stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, env=env)
     f.procs[name] = p
     return p
@@ -105,31 +105,39 @@ def test_robots_train_alongside_actors():
     f = start_fleet("robots")
     f.start_actor(0, 1)
     start_emulator(f, "robo-c")
-    start_python_emulator(f, "robo-py")
-    wait_until(lambda: alive(f, "robo-c", "robo-py", "learner") or
-               min(items(f, "actor-0"), items(f, "robo-c"), items(f, "robo-py")) >= 300, 120,
-               "experience from the simulated actor and both robots in SQLite")
-    # Training runs on all of it and parameters reach both robots.
+    # A Python robot acting with the numpy policy, and one whose scripted controller decides
+    # (algo none) and records demonstrations.
+    start_python_emulator(f, "robo-py", "--algo=sac")
+    start_python_emulator(f, "robo-demo", "--algo=none", "--demonstration")
+    robots = ("robo-c", "robo-py", "robo-demo")
+    wait_until(lambda: alive(f, *robots, "learner") or
+               min(items(f, n) for n in ("actor-0",) + robots) >= 300, 120,
+               "experience from the simulated actor and the robots in SQLite")
+    # Training runs on all of it and parameters reach the robots that act with them.
     wait_until(lambda: "first parameters" in log_text(f, "robo-c") and
                "first parameters" in log_text(f, "robo-py"), 120, "parameters at both robots")
-    wait_until(lambda: (f.query("SELECT count(*) FROM items JOIN actors USING(actor_id) WHERE name='robo-c' "
-                                "AND policy_version > 0") or [[0]])[0][0] > 0, 60,
-               "robot experience acted with learned parameters")
+
+    def learned(name):
+        r = f.query("SELECT count(*) FROM items JOIN actors USING(actor_id) WHERE name=? AND "
+                    "policy_version > 0", name)
+        return r and r[0][0] > 0
+    wait_until(lambda: learned("robo-c") and learned("robo-py"), 60,
+               "robot experience acted with learned parameters (C and numpy policies)")
     # The shield's interventions (max_delta clips warm-up actions) are safety events in SQLite.
     wait_until(lambda: (f.query("SELECT count(*) FROM safety_events JOIN actors USING(actor_id) "
                                 "WHERE name='robo-c' AND kind='clip'") or [[0]])[0][0] > 0, 60,
                "clip events from robo-c")
-    for name in ("robo-c", "robo-py", "actor-0"):
+    for name in robots + ("actor-0",):
         if f.stop(name) not in (0,):
             raise Failure(f"{name} did not stop cleanly:\n" + f.tail(name))
     f.stop("learner")
     con = f.db()
-    for name in ("robo-c", "robo-py"):
+    for name in robots:
         # Actions on the wire are normalized to [-1, 1] and the shield kept them in its bounds.
         n, demo = con.execute("SELECT count(*), sum(demo) FROM items JOIN actors USING(actor_id) WHERE name=?",
                               (name,)).fetchone()
-        if demo:
-            raise Failure(f"{name}: {demo} items marked as demonstrations")
+        if demo != (n if name == "robo-demo" else 0):
+            raise Failure(f"{name}: {demo} of {n} items marked as demonstrations")
         for (blob,) in con.execute("SELECT action_vec FROM items JOIN actors USING(actor_id) WHERE name=? "
                                    "LIMIT 500", (name,)):
             vals = struct.unpack(f"<{len(blob) // 4}f", blob)
@@ -197,6 +205,43 @@ def test_broker_loss_and_estop_keep_the_loop():
           f"{acked} acked batches all in SQLite")
 
 
+def test_curve_robots():
+    """With CURVE on the broker, the C emulator and the Python client connect with the key files
+    of `fleetrl keygen` (the broker admits them by its allowlist)."""
+    f = Fleet("robot-curve", task="pendulum-sac", env=ENV)
+    keys = os.path.join(f.dir, "keys")
+    allow = []
+    for name in ("broker", "robo-ck", "robo-pk"):
+        out = subprocess.run([BIN, "keygen", name, "--out", keys], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise Failure(f"fleetrl keygen {name}: {out.stderr}")
+        with open(os.path.join(keys, name + ".pub")) as fh:
+            allow.append(f"{name} {fh.read().strip()}")
+    with open(os.path.join(f.dir, "allow"), "w") as fh:
+        fh.write("\n".join(allow[1:]) + "\n")
+    key = lambda n, ext: os.path.join(keys, f"{n}.{ext}")
+    f.start_broker(f"--curve-secret={key('broker', 'key')}", f"--allow={os.path.join(f.dir, 'allow')}")
+    f.start("robo-ck", "emulate", f"--actor-endpoint={f.front}", "--name=robo-ck", "--rate-hz=50",
+            f"--curve-secret={key('robo-ck', 'key')}", f"--broker-key={key('broker', 'pub')}")
+    c = fleetrl_client.Client(f.front, "robo-pk", "pendulum-sac", 9, 3, [-1] * 3, [1] * 3,
+                              curve_secret=key("robo-pk", "key"), broker_key=key("broker", "pub"),
+                              heartbeat=0.2, gen_dir=os.path.join(f.dir, "pygen"))
+    try:
+        wait_until(lambda: c.status()["connected"], 30, "the Python client connected over CURVE")
+        wait_until(lambda: alive(f, "robo-ck") or "connected to the broker" in log_text(f, "robo-ck"), 30,
+                   "the C emulator connected over CURVE")
+        # A public key where the secret one belongs is refused with the file named.
+        try:
+            fleetrl_client.load_curve_keys(key("robo-pk", "pub"), key("broker", "pub"))
+            raise Failure("a public key file was accepted as a secret key")
+        except ValueError as e:
+            assert "robo-pk.pub is not a secret key file" in str(e), e
+    finally:
+        c.close()
+    f.stop("robo-ck")
+    f.stop("broker")
+
+
 def test_python_shield_and_nstep_hand_values():
     """The Python client applies lib/shield.h's rules and actor/nstep.h's returns: the hand
     values of tests/test_shield.c and tests/test_client.c."""
@@ -244,4 +289,4 @@ def test_python_shield_and_nstep_hand_values():
 
 if __name__ == "__main__":
     run_tests([test_python_shield_and_nstep_hand_values, test_robots_train_alongside_actors,
-               test_broker_loss_and_estop_keep_the_loop])
+               test_broker_loss_and_estop_keep_the_loop, test_curve_robots])

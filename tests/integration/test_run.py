@@ -53,7 +53,8 @@ def check_folder(folder, task):
             rows = con.execute(q).fetchall()
         except sqlite3.Error as e:
             raise Failure(f"README query failed: {q!r}: {e}")
-        if not rows:
+        # Robots' safety events and randomized physics exist only in runs that have them.
+        if not rows and not any(t in q for t in ("safety_events", "physics")):
             raise Failure(f"README query returned nothing after a run: {q!r}")
     items = con.execute("SELECT count(*) FROM items").fetchone()[0]
     per_actor = con.execute("SELECT count(*) FROM actor_summary WHERE items_in_replay > 0").fetchone()[0]

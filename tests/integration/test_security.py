@@ -3,7 +3,8 @@ broker with an allowlist, an allowed learner and actor that train; an actor whos
 the list and a plaintext actor are refused (the broker log names them, they never get a
 Welcome) while the allowed ones keep working; a SIGHUP admits a newly listed key; a Python
 CURVE peer flooding experience is throttled (Busy, naming the limit) and an oversized batch is
-rejected, while the normal actor keeps delivering; bad key files and flags are refused."""
+rejected, while the normal actor keeps delivering; a robot key can neither pose as the learner
+nor take another actor's name; bad key files and flags are refused."""
 import os
 import re
 import signal
@@ -134,6 +135,11 @@ def flood(f, keys):
     normal actor has delivered more batches during the flood and every flood batch is acked."""
     ctx = zmq.Context()
     s = curve_dealer(ctx, f.front, "flood", keys, "flood")
+    # A listed key cannot take a name another key holds (and with it that actor's acks).
+    s.send(wire.hello("actor-a"))
+    w = recv_type(s, "Welcome")
+    if w.Ok() or b"in use by another CURVE key" not in (w.Error() or b""):
+        raise Failure(f"the flood key took actor-a's name: ok={w.Ok()} error={w.Error()!r}")
     s.send(wire.hello("flood"))
     w = recv_type(s, "Welcome")
     if not w.Ok():
@@ -257,6 +263,15 @@ def test_curve_fleet_refuses_strangers_and_throttles_a_flood():
     for m in lines:
         if not (m.group(1).startswith("127.0.0.1:") or m.group(1) == "an unknown address"):
             raise Failure(f"plaintext refusal names a wrong address: {m.group(0)}")
+    # A listed robot key cannot pose as the learner.
+    impostor = f.start("impostor", "learner", f"--learner-endpoint={f.back}",
+                       f"--run-dir={f.dir}/impostor", "--no-progress", "--connect-timeout=3",
+                       *key_flags(keys, "flood"))
+    rc = impostor.wait(30)
+    if rc != 3 or log_text(f, "broker").count("learner joined") != 1:
+        raise Failure(f"a robot key connected as the learner (exit {rc}):\n" + f.tail("broker"))
+    if "('flood') from 127.0.0.1 on the learner endpoint" not in log_text(f, "broker"):
+        raise Failure("broker log does not name the key refused as learner:\n" + f.tail("broker"))
     before = batches_of(f, "actor-a")
     wait_until(lambda: batches_of(f, "actor-a") >= before + 3, 60,
                "actor-a to keep delivering after the refusals")
