@@ -116,7 +116,8 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action);
  * NULL. Hands the step to the network thread and returns at once: 0 when queued, 1 when dropped
  * (a non-finite value, or no observation to start from; counted), FRL_EFULL when the hand-over
  * queue was full (shed; counted). The action is stored normalized to [-1, 1] as every actor's
- * is. */
+ * is. A partial batch ships after two heartbeat periods, so a slow robot's steps and its
+ * safety events reach the learner promptly. */
 int frl_client_record(frl_client_t *c, const float *obs, const float *action, float reward,
                       bool terminal, bool truncated, const frl_client_info_t *info);
 

@@ -125,7 +125,9 @@ int main(int argc, char **argv) {
   snprintf(blog, sizeof blog, "%s/broker.log", dir);
   snprintf(llog, sizeof llog, "%s/learner.log", dir);
   char *bargv[] = {(char *)bin, "broker", "--actor-endpoint=tcp://127.0.0.1:*",
-                   "--learner-endpoint=tcp://127.0.0.1:*", epflag, "--queue=1024", NULL};
+                   "--learner-endpoint=tcp://127.0.0.1:*", epflag, "--queue=1024",
+                   /* the load actors are one sender each at full rate: no per-actor limits */
+                   "--actor-rate-batches=0", "--actor-rate-bytes=0", NULL};
   pid_t broker = spawn(bargv, blog);
   char front[400] = "", back[400] = "";
   double deadline = frl_now() + 10;

@@ -27,15 +27,18 @@ int frl_control_main(const frl_config_t *cfg, frl_control_cmd_t command, const c
     goto done;
   }
   double deadline = frl_now() + cfg->connect_timeout_s, last_hello = 0;
-  bool welcomed = false, sent = false;
+  bool welcomed = false, sent = false, queued = false;
   while (frl_now() < deadline) {
     double now = frl_now();
-    if (!welcomed && now - last_hello > 0.2) {
-      frl_send_hello(sock, fb, FRL_ROLE_OPERATOR, name, "", -1, 0, 0, 0);
+    /* Until the connection is up a dealer refuses to queue (ZMQ_IMMEDIATE), so the Hello is
+     * retried every poll (10 ms) until it is queued, then every 0.2 s until welcomed: an
+     * e-stop must not wait a fixed retry period for a TCP handshake. */
+    if (!welcomed && (!queued || now - last_hello > 0.2)) {
+      queued = frl_send_hello(sock, fb, FRL_ROLE_OPERATOR, name, "", -1, 0, 0, 0) == 0;
       last_hello = now;
     }
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-    zmq_poll(&it, 1, 50);
+    zmq_poll(&it, 1, 10);
     while (frl_recv_next(sock, false, &in, "the broker", NULL) == 1) {
       if (in.msg.type == FRL_MSG_WELCOME) {
         if (!in.msg.u.welcome.ok) {
@@ -54,8 +57,8 @@ int frl_control_main(const frl_config_t *cfg, frl_control_cmd_t command, const c
       }
     }
   }
-  frl_error("no answer from the broker at %s after %.0f s (is `fleetrl broker` running?)",
-            cfg->actor_endpoint, cfg->connect_timeout_s);
+  frl_error("no answer from the broker at %s after %.0f s (%s)", cfg->actor_endpoint,
+            cfg->connect_timeout_s, frl_transport_hint());
 done:
   frl_inbox_free(&in);
   frl_fb_builder_destroy(&fb);

@@ -11,7 +11,9 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: fleetrl keygen NAME [--out DIR]\n\n"
           "Writes DIR/NAME.key (CURVE secret key, mode 0600) and DIR/NAME.pub (public key, Z85)\n"
-          "and prints the allowlist line for the broker's --allow file. Existing files are never\n"
+          "and prints the allowlist line for the broker's --allow file on stdout (messages go to\n"
+          "stderr, so `for n in a b; do fleetrl keygen $n; done > allow.txt` collects the lines).\n"
+          "Existing files are never\n"
           "overwritten. NAME: 1-%d characters of A-Z a-z 0-9 . _ @ -; DIR defaults to '.'.\n",
           FRL_CURVE_NAME_MAX);
 }
@@ -56,11 +58,13 @@ int frl_keygen_main(int argc, char **argv, FILE *out, FILE *err) {
     fprintf(err, "fleetrl keygen: %s\n", msg);
     return rc == FRL_EUSAGE ? 2 : 1;
   }
-  fprintf(out,
+  /* Only the allowlist line goes to stdout, so that a loop over names can collect the lines
+   * straight into an --allow file; the rest is for the person at the terminal. */
+  fprintf(err,
           "wrote %s/%s.key (secret key, mode 0600: keep it on this host)\n"
           "wrote %s/%s.pub (public key)\n"
-          "allowlist line for the broker's --allow file:\n"
-          "%s %s\n",
-          dir, name, dir, name, name, pub);
+          "allowlist line for the broker's --allow file (on stdout):\n",
+          dir, name, dir, name);
+  fprintf(out, "%s %s\n", name, pub);
   return 0;
 }

@@ -40,7 +40,14 @@ def unavailable_reason():
     if p.returncode != 0:
         why = p.stderr.strip() or f"exit {p.returncode}"
         return f"cannot create a network namespace: {why}"
-    _run(["ip", "netns", "del", name], check=False)
+    try:
+        p = _run(["ip", "-n", name, "link", "add", "p0", "type", "veth", "peer", "name", "p1"],
+                 check=False)
+        if p.returncode != 0:
+            why = p.stderr.strip() or f"exit {p.returncode}"
+            return f"cannot create a veth pair in a network namespace: {why}"
+    finally:
+        _run(["ip", "netns", "del", name], check=False)
     return None
 
 

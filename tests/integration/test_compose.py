@@ -43,14 +43,35 @@ def check_env_names(where, role, names):
         raise Failure(f"{where} sets {', '.join(unknown)}, which `fleetrl {role}` does not read")
 
 
-def native_env(env, data_dir):
-    """The service's environment with compose-only names made local."""
+def native_env(env, data_dir, keys_dir):
+    """The service's environment with compose-only names made local: service hosts are
+    loopback, the learner's volume and the secrets are temp folders, HTTP ports are free ones."""
     out = {}
     for k, v in env.items():
         v = str(v).replace("tcp://broker:", "tcp://127.0.0.1:").replace("tcp://*:", "tcp://127.0.0.1:")
-        v = v.replace("/data/", data_dir + "/")
+        v = v.replace("/data/", data_dir + "/").replace("/run/secrets/", keys_dir + "/")
+        if k == "FLEETRL_HTTP":
+            v = "127.0.0.1:0"
         out[k] = v
     return out
+
+
+def make_keys(raw, keys_dir):
+    """The keys the compose file's secrets name, made as the README says: `fleetrl keygen` for
+    each, their allowlist lines collected in allow.txt."""
+    names = sorted({os.path.splitext(n)[0] for n in raw.get("secrets", {}) if n.endswith(".key")})
+    lines = []
+    for n in names:
+        p = subprocess.run([BIN, "keygen", n, "--out", keys_dir], capture_output=True, text=True,
+                           timeout=30)
+        if p.returncode != 0:
+            raise Failure(f"fleetrl keygen {n}: {p.stderr}")
+        lines.append(p.stdout.strip())
+    with open(os.path.join(keys_dir, "allow.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    for n, spec in raw.get("secrets", {}).items():
+        if not os.path.exists(os.path.join(keys_dir, os.path.basename(spec["file"]))):
+            raise Failure(f"secret {n} ({spec['file']}) is not among the files the README makes")
 
 
 def test_compose_file_runs_natively():
@@ -72,14 +93,30 @@ def test_compose_file_runs_natively():
         env_names = [k for k in services[name].get("environment", {})
                      if k.startswith("FLEETRL_") and k not in common]
         check_env_names(f"compose service {name}", services[name]["command"][0], env_names)
+    # Prometheus scrapes the ports the services serve on.
+    prom = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus.yml")))
+    targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"]
+               for t in sc["targets"]}
+    for name in ("broker", "learner"):
+        port = str(services[name]["environment"]["FLEETRL_HTTP"]).rsplit(":", 1)[1]
+        if f"{name}:{port}" not in targets:
+            raise Failure(f"deploy/prometheus.yml does not scrape {name}:{port}")
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "config",
+                            os.path.join(ROOT, "deploy", "prometheus.yml")],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise Failure(f"promtool rejects deploy/prometheus.yml:\n{p.stdout}{p.stderr}")
     data = tempfile.mkdtemp(prefix="fleetrl-compose-")
+    keys = tempfile.mkdtemp(prefix="fleetrl-compose-keys-")
+    make_keys(raw, keys)
     procs = []
     logs = {}
     try:
         for name, count in (("broker", 1), ("learner", 1), ("actor", 2)):
             svc = services[name]
             env = dict(os.environ)
-            env.update(native_env(svc.get("environment", {}), data))
+            env.update(native_env(svc.get("environment", {}), data, keys))
             for i in range(count):
                 role = f"{name}-{i}"
                 logs[role] = os.path.join(data, f"{role}.log")

@@ -62,7 +62,7 @@ def test_keygen_and_bad_key_files():
     text = open(pub_path).read()
     if len(text) != 41 or not text.endswith("\n"):
         raise Failure(f"public key file is {text!r}, expected 40 Z85 characters and a newline")
-    if f"robot-1 {text.strip()}" not in p.stdout:
+    if p.stdout != f"robot-1 {text.strip()}\n":
         raise Failure(f"keygen did not print the allowlist line: {p.stdout!r}")
     before = open(key).read()
     again = keygen(d, "robot-1", check=False)
