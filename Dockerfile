@@ -13,6 +13,7 @@ RUN make clean && make all && make unit-tests
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libzmq5 libuv1 libsqlite3-0 libopenblas0-pthread libmujoco2.2.2 libmujoco-samples sqlite3 \
+      curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --home-dir /home/fleetrl --uid 10001 fleetrl \
     && mkdir -p /data && chown fleetrl /data

@@ -59,7 +59,7 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             actor/actor.c actor/nstep.c actor/outbox.c \
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
             learner/ratelimit.c \
-            cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c \
+            cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c cli/export.c \
             $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS) $(OBSERVE_SRCS) $(SECURITY_SRCS) \
             $(CHECKPOINT_SRCS) $(ROBOT_SRCS) $(SIM2REAL_SRCS)
 MAIN_SRCS := cli/main.c
@@ -157,6 +157,8 @@ run-benches: $(BIN) $(BENCHES)
 	$(Q)for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 	$(Q)for b in $(sort $(wildcard bench/bench_*.sh)); do echo "== $$b"; \
 	  FLEETRL_BIN=$(abspath $(BIN)) sh $$b || exit 1; done
+	$(Q)for b in $(sort $(wildcard bench/bench_*.py)); do echo "== $$b"; \
+	  PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) python3 $$b || exit 1; done
 
 # Coverage-guided fuzzing of the wire codec (libFuzzer, ASan, UBSan): prints executions and
 # findings; crashes are written to build-fuzz/ as crash-* files.

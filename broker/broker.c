@@ -538,6 +538,21 @@ static void serve_metrics(void *arg, const frl_http_request_t *req, frl_http_res
                   "Batches the queue holds at most (--queue).", b->q_cap);
   frl_metrics_put(m, "fleetrl_broker_learner_credit_batches", FRL_METRIC_GAUGE,
                   "Batches the learner currently lets the broker forward.", (double)b->credit);
+  if (b->zap) {
+    frl_zap_stats_t z;
+    frl_zap_stats(b->zap, &z);
+    int hs;
+    frl_metrics_counter(m, "fleetrl_broker_curve_handshakes_total",
+                        "CURVE handshakes judged by the allowlist, by outcome.",
+                        FRL_LABELS("outcome"), &hs);
+    frl_metrics_set(m, hs, FRL_LABELS("admitted"), (double)z.admitted);
+    frl_metrics_set(m, hs, FRL_LABELS("unknown_key"), (double)z.refused_key);
+    frl_metrics_set(m, hs, FRL_LABELS("wrong_role"), (double)z.refused_role);
+    frl_metrics_set(m, hs, FRL_LABELS("not_curve"),
+                    (double)(z.refused_mechanism + z.refused_plaintext));
+    frl_metrics_set(m, hs, FRL_LABELS("malformed"), (double)z.refused_malformed);
+    frl_metrics_set(m, hs, FRL_LABELS("failed"), (double)z.refused_protocol);
+  }
   frl_metrics_put(m, "fleetrl_broker_estop", FRL_METRIC_GAUGE,
                   "1 while an e-stop is in force, else 0.", b->estopped);
   frl_metrics_put(m, "fleetrl_broker_params_version", FRL_METRIC_GAUGE,

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "curve.h"
 #include "eval.h"
+#include "export.h"
 #include "plot.h"
 #include "learner.h"
 #include "log.h"
@@ -31,6 +32,7 @@ static void usage(FILE *out) {
           "  stats RUN print a run's replay, episode and evaluation statistics (from SQLite)\n"
           "  eval POLICY      run a saved policy.bin on its environment, without a learner\n"
           "  plot RUN         write learning-curve.svg and priority-histogram.svg for a run\n"
+          "  export RUN       write a policy file from the run's newest learner checkpoint\n"
           "  estop [REASON]   stop every actor (safe action) through the broker\n"
           "  resume           lift an e-stop\n"
           "  set-spi X        change the learner's samples-per-insert ratio at runtime\n"
@@ -60,6 +62,7 @@ int main(int argc, char **argv) {
     return frl_stats_main(argv[2], stdout);
   }
   if (!strcmp(cmd, "plot")) return frl_plot_main(argc - 2, argv + 2);
+  if (!strcmp(cmd, "export")) return frl_export_main(argc - 2, argv + 2);
   if (!strcmp(cmd, "emulate")) return frl_emulate_main(argc - 2, argv + 2);
   if (!strcmp(cmd, "keygen")) return frl_keygen_main(argc - 2, argv + 2, stdout, stderr);
   if (!strcmp(cmd, "eval")) {

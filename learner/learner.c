@@ -836,15 +836,8 @@ int frl_learner_main(const frl_config_t *cfg) {
     goto out;
   }
   frl_rng_seed(&l->rng, cfg->seed * 31337ULL + 1);
-  frl_agent_config_t ac = {.shape = l->shape, .batch = cfg->batch, .lr = (float)cfg->lr,
-                           .lr_alpha = (float)cfg->lr_alpha, .adam_eps = (float)cfg->adam_eps,
-                           .grad_clip = (float)cfg->grad_clip,
-                           .huber_delta = (float)cfg->huber_delta, .double_q = cfg->double_q,
-                           .target_period = cfg->target_period, .tau = (float)cfg->tau,
-                           .init_alpha = (float)cfg->init_alpha, .target_entropy = NAN,
-                           .policy_noise = (float)cfg->policy_noise,
-                           .noise_clip = (float)cfg->noise_clip,
-                           .policy_delay = cfg->policy_delay, .seed = cfg->seed};
+  frl_agent_config_t ac;
+  frl_agent_config_from(cfg, &l->shape, &ac);
   l->agent = frl_agent_new(&ac);
   if (!l->agent) {
     frl_error("cannot build the %s learner (see the message above)", cfg->algo);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "config.h"
 #include "dqn.h"
 #include "log.h"
 #include "mlp.h"
@@ -139,4 +140,17 @@ void frl_agent_state(frl_agent_t *a, frl_state_t *st) {
     frl_sac_state(a->sac, st);
   else
     frl_td3_state(a->td3, st);
+}
+
+void frl_agent_config_from(const frl_config_t *cfg, const frl_policy_shape_t *shape,
+                           frl_agent_config_t *out) {
+  *out = (frl_agent_config_t){.shape = *shape, .batch = cfg->batch, .lr = (float)cfg->lr,
+                              .lr_alpha = (float)cfg->lr_alpha, .adam_eps = (float)cfg->adam_eps,
+                              .grad_clip = (float)cfg->grad_clip,
+                              .huber_delta = (float)cfg->huber_delta, .double_q = cfg->double_q,
+                              .target_period = cfg->target_period, .tau = (float)cfg->tau,
+                              .init_alpha = (float)cfg->init_alpha, .target_entropy = NAN,
+                              .policy_noise = (float)cfg->policy_noise,
+                              .noise_clip = (float)cfg->noise_clip,
+                              .policy_delay = cfg->policy_delay, .seed = cfg->seed};
 }

@@ -47,6 +47,12 @@ typedef struct {
 
 typedef struct frl_agent frl_agent_t;
 
+struct frl_config;
+/* The agent configuration a run's settings (flags, environment, task preset) describe for a
+ * policy shape: the one place that maps them, used by the learner and by `fleetrl export`. */
+void frl_agent_config_from(const struct frl_config *cfg, const frl_policy_shape_t *shape,
+                           frl_agent_config_t *out);
+
 /* Returns NULL (after logging why) for an invalid configuration. */
 frl_agent_t *frl_agent_new(const frl_agent_config_t *cfg);
 void frl_agent_destroy(frl_agent_t **self_p);

@@ -437,3 +437,84 @@ int frl_sac_update(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_st
   s->updates++;
   return 0;
 }
+
+/* ---- behaviour cloning ----------------------------------------------------------------------- */
+
+/* The NLL inverts the squash at the demonstrated action, so actions on the boundary (a saturated
+ * command: +-1 after normalization) are pulled in to where atanh is finite: atanh(1 - 1e-6) is
+ * about 7.25, as far as a float mean needs to go for tanh to round to the boundary. */
+#define FRL_SAC_BC_ACTION_BOUND (1.0 - 1e-6)
+
+static inline double clamp_unit(double x, double bound) {
+  return x < -bound ? -bound : x > bound ? bound : x;
+}
+
+int frl__sac_bc_compute(frl_sac_t *s, const frl_batch_t *b, frl_sac_bc_loss_t kind, float *loss,
+                        float *action_error) {
+  assert(b && b->obs && b->action);
+  if (b->B < 1 || b->B > s->cfg.batch) {
+    frl_error("sac: behaviour-cloning batch size %d out of range [1, %d]", b->B, s->cfg.batch);
+    return FRL_EDIM;
+  }
+  if (kind != FRL_SAC_BC_NLL && kind != FRL_SAC_BC_MSE) {
+    frl_error("sac: unknown behaviour-cloning loss %d", (int)kind);
+    return FRL_EUSAGE;
+  }
+  const int B = b->B, A = s->A;
+  float *head = frl__mlp_output(s->actor);
+  frl_mlp_forward(s->actor, head, b->obs, B);
+  double sum_loss = 0.0, sum_err = 0.0;
+  for (int r = 0; r < B; r++) {
+    const float *mean = head + (size_t)r * 2 * A, *raw = mean + A;
+    const float *a_e = b->action + (size_t)r * A;
+    float *dmean = s->dhead + (size_t)r * 2 * A, *dls = dmean + A;
+    const double w = b->weight ? b->weight[r] : 1.0, wb = w / B;
+    double row = 0.0;
+    for (int i = 0; i < A; i++) {
+      const double target = clamp_unit(a_e[i], 1.0);
+      sum_err += fabs(tanh((double)mean[i]) - target);
+      if (kind == FRL_SAC_BC_NLL) {
+        /* Haarnoja et al. 2018 (arXiv:1801.01290), appendix C, read backwards: the action a_E
+         * came from u = atanh(a_E), so -log pi(a_E|s) = -log N(u; mean, std) + log(1 - a_E^2),
+         * with z = (u - mean) / std:
+         *   -log N = z^2 / 2 + log std + log sqrt(2 pi),
+         *   d/dmean = -z / std,  d/dlog std = 1 - z^2 (zero where log_std is clamped).
+         * The Jacobian term depends on a_E only: it shifts the loss, not the gradient. */
+        const double ac = clamp_unit(a_e[i], FRL_SAC_BC_ACTION_BOUND);
+        const double u = atanh(ac), ls = clamp_log_std(raw[i]);
+        const double inv_std = exp(-ls), z = (u - mean[i]) * inv_std;
+        row += 0.5 * z * z + ls + FRL_LOG_SQRT_2PI + log((1.0 - ac) * (1.0 + ac));
+        dmean[i] = (float)(-wb * z * inv_std);
+        bool inside = raw[i] >= FRL_SAC_LOG_STD_MIN && raw[i] <= FRL_SAC_LOG_STD_MAX;
+        dls[i] = inside ? (float)(wb * (1.0 - z * z)) : 0.0f;
+      } else {
+        /* (1/A) (tanh(mean) - a_E)^2 per row; through tanh: d/dmean = (2/A) (t - a_E)(1 - t^2). */
+        const double t = tanh((double)mean[i]), e = t - target;
+        row += e * e / A;
+        dmean[i] = (float)(wb * 2.0 / A * e * (1.0 - t * t));
+        dls[i] = 0.0f;
+      }
+    }
+    sum_loss += w * row;
+  }
+  const float bc_loss = (float)(sum_loss / B);
+  memset(s->g_actor, 0, frl_mlp_n_params(s->actor) * sizeof(float));
+  frl_mlp_backward(s->actor, s->g_actor, NULL, s->dhead, B);
+  float norm = frl_clip_grad_norm(s->g_actor, frl_mlp_n_params(s->actor), s->cfg.grad_clip);
+  if (!isfinite(bc_loss) || !isfinite(norm)) {
+    frl_error("sac: non-finite behaviour-cloning loss %g or gradient norm %g; step skipped",
+              (double)bc_loss, (double)norm);
+    return -ERANGE;
+  }
+  if (loss) *loss = bc_loss;
+  if (action_error) *action_error = (float)(sum_err / ((double)B * A));
+  return 0;
+}
+
+int frl_sac_bc_update(frl_sac_t *s, const frl_batch_t *b, frl_sac_bc_loss_t kind, float *loss,
+                      float *action_error) {
+  int rc = frl__sac_bc_compute(s, b, kind, loss, action_error);
+  if (rc != 0) return rc;
+  frl_adam_step(s->adam_actor, frl_mlp_params(s->actor), s->g_actor);
+  return 0;
+}

@@ -65,6 +65,32 @@ void frl_sac_act(frl_mlp_t *actor, const float *obs, bool deterministic, frl_rng
  * Computed in double. Exposed for tests. */
 double frl_sac_log_prob(const float *mean, const float *log_std, const float *u, int act_dim);
 
+/* ---- behaviour cloning: pretraining the policy on demonstrations (see agent.h) ----------- */
+
+typedef enum {
+  /* Negative log-likelihood -log pi(a_E|s) of the demonstrated action under the squashed
+   * Gaussian: fits the mean and the log-std together (maximum likelihood of the policy SAC
+   * itself acts with). */
+  FRL_SAC_BC_NLL = 0,
+  /* Mean squared error (tanh(mean) - a_E)^2 of the deterministic action: fits the mean only
+   * and leaves the log-std as it was. */
+  FRL_SAC_BC_MSE = 1,
+} frl_sac_bc_loss_t;
+
+/* One behaviour-cloning step on the policy network alone: the loss `kind` of the demonstrated
+ * actions b->action (normalized; clipped to [-1, 1], and to +-(1 - 1e-6) where the NLL inverts
+ * the squash) at b->obs, each row weighted by b->weight (NULL: ones), averaged over the batch
+ * (and, for MSE, over action dimensions); only obs, action and weight are read. The step is
+ * Adam with the policy's own optimizer (its moments and step count, which frl_sac_state lists),
+ * after the configured gradient clipping. Critics, targets, temperature, the noise stream and
+ * frl_sac_updates are not touched. Writes, at the parameters before the step, *loss and
+ * *action_error = mean |tanh(mean) - a_E| over rows and dimensions (each when not NULL).
+ * Returns 0, FRL_EDIM for B outside [1, cfg.batch], FRL_EUSAGE for an unknown kind, or -ERANGE
+ * when the loss or the gradient is not finite (nothing changed, outputs not written). Does not
+ * allocate. */
+int frl_sac_bc_update(frl_sac_t *s, const frl_batch_t *b, frl_sac_bc_loss_t kind, float *loss,
+                      float *action_error);
+
 /* The temperature alpha = exp(log alpha) the next update will use. */
 float frl_sac_alpha(const frl_sac_t *s);
 /* Appends s's learning state to st (see nn.h): the parameter blocks "actor", "critic1",
@@ -85,6 +111,10 @@ void frl__sac_fix_noise(frl_sac_t *s, const float *eps);
 /* Everything an update computes before its optimizer steps: critic targets, losses, td_abs
  * and gradients (after clipping), with no parameter changed. Returns as frl_sac_update. */
 int frl__sac_compute(frl_sac_t *s, const frl_batch_t *b, float *td_abs, frl_sac_stats_t *stats);
+/* frl_sac_bc_update without the optimizer step: loss, action error and the policy's gradient
+ * (after clipping; frl__sac_grad(s, 0)), with no parameter changed. Returns as the update. */
+int frl__sac_bc_compute(frl_sac_t *s, const frl_batch_t *b, frl_sac_bc_loss_t kind, float *loss,
+                        float *action_error);
 /* Gradient blocks of the last compute: which 0 actor, 1 critic 1, 2 critic 2 (same layouts as
  * the parameter blocks), 3 log alpha (one float). */
 const float *frl__sac_grad(const frl_sac_t *s, int which);

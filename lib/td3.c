@@ -340,3 +340,44 @@ int frl_td3_update(frl_td3_t *t, const frl_batch_t *b, float *td_abs, frl_td3_st
   if (stats) *stats = st;
   return 0;
 }
+
+/* ---- behaviour cloning ----------------------------------------------------------------------- */
+
+int frl__td3_bc_compute(frl_td3_t *t, const frl_batch_t *b, float *loss, float *action_error) {
+  assert(b && b->obs && b->action);
+  if (b->B < 1 || b->B > t->cfg.batch) {
+    frl_error("td3: behaviour-cloning batch size %d out of range [1, %d]", b->B, t->cfg.batch);
+    return FRL_EDIM;
+  }
+  const int B = b->B, A = t->A;
+  const size_t BA = (size_t)B * A;
+  /* The policy is a deterministic map into [-1, 1] (tanh output), so cloning is regression of
+   * mu(s) onto the demonstrated action (the BC term of Fujimoto & Gu 2021, TD3+BC, alone). A
+   * target outside the range could only pull the output into tanh's flat tails. */
+  float *target = t->a_next;
+  for (size_t k = 0; k < BA; k++) target[k] = clip1(b->action[k]);
+  float *mu = frl__mlp_output(t->actor);
+  frl_mlp_forward(t->actor, mu, b->obs, B);
+  double sum_err = 0.0;
+  for (size_t k = 0; k < BA; k++) sum_err += fabsf(mu[k] - target[k]);
+  float bc_loss = frl_mse_loss(t->dact, mu, target, b->weight, B, A);
+  memset(t->g_actor, 0, frl_mlp_n_params(t->actor) * sizeof(float));
+  frl_mlp_backward(t->actor, t->g_actor, NULL, t->dact, B);
+  float norm = frl_clip_grad_norm(t->g_actor, frl_mlp_n_params(t->actor), t->cfg.grad_clip);
+  if (!isfinite(bc_loss) || !isfinite(norm)) {
+    frl_error("td3: non-finite behaviour-cloning loss %g or gradient norm %g; step skipped",
+              (double)bc_loss, (double)norm);
+    return -ERANGE;
+  }
+  if (loss) *loss = bc_loss;
+  if (action_error) *action_error = (float)(sum_err / (double)BA);
+  return 0;
+}
+
+int frl_td3_bc_update(frl_td3_t *t, const frl_batch_t *b, float *loss, float *action_error) {
+  int rc = frl__td3_bc_compute(t, b, loss, action_error);
+  if (rc != 0) return rc;
+  frl_adam_step(t->adam_actor, frl_mlp_params(t->actor), t->g_actor);
+  frl__mlp_polyak(t->actor_target, t->actor, 1.0f);
+  return 0;
+}

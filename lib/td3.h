@@ -52,6 +52,18 @@ uint64_t frl_td3_updates(const frl_td3_t *t);
  * bit-identical to those of the learner they came from. */
 void frl_td3_state(frl_td3_t *t, frl_state_t *st);
 
+/* One behaviour-cloning step (pretraining on demonstrations, see agent.h) of the policy alone:
+ * L = mean over rows and action dimensions of w_b (mu(s_b) - a_E)^2, the demonstrated actions
+ * b->action clipped to the policy's range [-1, 1], rows weighted by b->weight (NULL: ones);
+ * only obs, action and weight are read. Adam with the actor's own optimizer (listed by
+ * frl_td3_state) after the configured gradient clipping; the target policy is then set to the
+ * policy exactly, so that the first critic targets after cloning use the cloned actions.
+ * Critics, their targets, the noise stream and the update (delay) count are not touched.
+ * Writes, at the parameters before the step, *loss and *action_error = mean |mu(s) - a_E|
+ * (each when not NULL). Returns 0, FRL_EDIM for B outside [1, cfg.batch], or -ERANGE when the
+ * loss or gradient is not finite (nothing changed, outputs not written). Does not allocate. */
+int frl_td3_bc_update(frl_td3_t *t, const frl_batch_t *b, float *loss, float *action_error);
+
 /* The deterministic policy's shape: obs -> hidden -> hidden -> act_dim with tanh output. */
 frl_mlp_shape_t frl_td3_actor_shape(int obs_dim, int act_dim, int hidden1, int hidden2);
 /* action = clip(actor(obs) + N(0, noise_std), -1, 1); noise_std 0 for evaluation (rng then
@@ -73,6 +85,9 @@ void frl__td3_fix_noise(frl_td3_t *t, const float *z);
  * frl_td3_update. stats->actor_updated reports actor_step. */
 int frl__td3_compute(frl_td3_t *t, const frl_batch_t *b, bool actor_step, float *td_abs,
                      frl_td3_stats_t *stats);
+/* frl_td3_bc_update without the optimizer step and the target copy: loss, action error and the
+ * actor's gradient (after clipping; frl__td3_grad(t, 0)), nothing else changed. */
+int frl__td3_bc_compute(frl_td3_t *t, const frl_batch_t *b, float *loss, float *action_error);
 /* Gradient blocks of the last compute: which 0 actor, 1 critic 1, 2 critic 2. */
 const float *frl__td3_grad(const frl_td3_t *t, int which);
 

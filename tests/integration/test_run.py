@@ -83,6 +83,22 @@ def test_cartpole_dqn_solves_within_budget():
                        capture_output=True, text=True, timeout=60)
     if e.returncode != 1 or "the policy needs obs 4" not in e.stderr:
         raise Failure(f"eval on a mismatched env: exit {e.returncode}: {e.stderr!r}")
+    # The learner checkpoints at its clean stop, after the network that policy.bin holds: an
+    # export of that checkpoint is the same file, byte for byte.
+    e = subprocess.run([BIN, "export", folder], capture_output=True, text=True, timeout=60)
+    exported = os.path.join(folder, "policy-export.bin")
+    if e.returncode != 0 or not os.path.exists(exported):
+        raise Failure(f"fleetrl export: exit {e.returncode}\n{e.stdout}{e.stderr}")
+    if open(exported, "rb").read() != open(os.path.join(folder, "policy.bin"), "rb").read():
+        raise Failure("the policy exported from the final checkpoint differs from policy.bin")
+    e = subprocess.run([BIN, "export", folder, "--rank", "9"], capture_output=True, text=True,
+                       timeout=60)
+    if e.returncode != 1 or "no checkpoint of rank 9" not in e.stderr:
+        raise Failure(f"export of a missing checkpoint: exit {e.returncode}: {e.stderr!r}")
+    e = subprocess.run([BIN, "export", os.path.join(folder, "summary.json")],
+                       capture_output=True, text=True, timeout=60)
+    if e.returncode != 1 or "summary.json" not in e.stderr:
+        raise Failure(f"export of a file that is not a store: exit {e.returncode}: {e.stderr!r}")
     print(f"  solved: eval {s['eval_return']:.1f} after {s['env_steps']} env steps, "
           f"{s['updates']} updates, {s['wall_seconds']:.1f} s; {items} items")
 

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import time
+import urllib.request
 
 import zmq
 
@@ -275,6 +276,14 @@ def test_curve_fleet_refuses_strangers_and_throttles_a_flood():
     before = batches_of(f, "actor-a")
     wait_until(lambda: batches_of(f, "actor-a") >= before + 3, 60,
                "actor-a to keep delivering after the refusals")
+    # The refusals are counted on the broker's /metrics too.
+    kv = dict(l.strip().split("=", 1) for l in open(os.path.join(f.dir, "endpoints")) if "=" in l)
+    text = urllib.request.urlopen(f"http://{kv['http_address']}/metrics", timeout=10).read().decode()
+    counts = dict(re.findall(r'^fleetrl_broker_curve_handshakes_total\{outcome="(\w+)"\} (\S+)$',
+                             text, re.M))
+    if float(counts.get("unknown_key", 0)) < 1 or float(counts.get("wrong_role", 0)) < 1 or \
+            float(counts.get("admitted", 0)) < 2:
+        raise Failure(f"/metrics does not count the handshakes: {counts}")
 
     sent, busy, admitted, secs = flood(f, keys)
     broker_log = log_text(f, "broker")

@@ -1,4 +1,4 @@
-"""bench_soak.py: a load soak. A broker, a learner and 64 CartPole actors (small networks) run on
+"""soak.py (run by bench_soak.sh): a load soak. A broker, a learner and 64 CartPole actors (small networks) run on
 loopback for --minutes (default 10) with the product's default heartbeat and peer timeout. Every
 --sample seconds it records the resident memory (VmRSS) of the broker and the learner, the
 broker's registry (live actors, from its 10-second report) and queue depth, the learner's
@@ -7,7 +7,7 @@ on boundedness from the slope over the second half of the run, and the registry'
 every actor registered, none expired and re-registered while running (flapping), none that lost
 the broker. Prints figures; never fails on timing (exit 1 only when the soak could not run).
 
-Usage: bench/bench_soak.py [--minutes M] [--actors N] [--sample S] [--capacity C] [--keep]"""
+Usage: bench/soak.py [--minutes M] [--actors N] [--sample S] [--capacity C] [--keep]"""
 import argparse
 import os
 import re
