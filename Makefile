@@ -160,22 +160,27 @@ run-benches: $(BIN) $(BENCHES)
 	$(Q)for b in $(sort $(wildcard bench/bench_*.py)); do echo "== $$b"; \
 	  PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) python3 $$b || exit 1; done
 
-# Coverage-guided fuzzing of the wire codec (libFuzzer, ASan, UBSan): prints executions and
-# findings; crashes are written to build-fuzz/ as crash-* files.
+# Coverage-guided fuzzing (libFuzzer, ASan, UBSan) of the wire codec (fuzz_msg) and of the
+# learner's ingest handler down to SQLite and the sum-tree (fuzz_ingest), FUZZ_SECONDS each:
+# prints executions and findings; crashes are written to build-fuzz/<target>/ as crash-* files.
 FUZZ_SECONDS ?= 600
 FUZZ_DEBS := clang libclang-rt-14-dev
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined $(INCLUDES)
+FUZZ_CODEC := schema/fb.c schema/msg.c lib/common.c lib/log.c
 fuzz: $(SCHEMA_HASH_H)
 	@$(MAKE) --no-print-directory install-debs PACKAGES="$(FUZZ_DEBS)"
-	@mkdir -p build-fuzz/corpus
-	$(Q)clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined $(INCLUDES) -o build-fuzz/fuzz_msg tests/fuzz/fuzz_msg.c \
-	  schema/fb.c schema/msg.c lib/common.c lib/log.c -pthread -lm
-	$(Q)cp tests/fuzz/corpus/* build-fuzz/corpus/
-	$(Q)cd build-fuzz && ./fuzz_msg -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus 2>&1 \
-	  | grep -E "stat::number_of_executed_units|stat::peak_rss|stat::new_units_added|ERROR|SUMMARY|Done" ; \
-	  if ls crash-* leak-* timeout-* 2>/dev/null | grep -q .; then \
-	    echo "findings: $$(ls crash-* leak-* timeout-* 2>/dev/null | tr '\n' ' ')(in build-fuzz/)"; \
-	  else echo "no findings"; fi
+	@mkdir -p build-fuzz/msg/corpus build-fuzz/ingest/corpus
+	$(Q)clang $(FUZZ_CFLAGS) -o build-fuzz/msg/fuzz tests/fuzz/fuzz_msg.c $(FUZZ_CODEC) -pthread -lm
+	$(Q)clang $(FUZZ_CFLAGS) -o build-fuzz/ingest/fuzz tests/fuzz/fuzz_ingest.c $(FUZZ_CODEC) \
+	  lib/rng.c learner/replay.c learner/store.c learner/sumtree.c -lsqlite3 -pthread -lm
+	$(Q)for t in msg ingest; do \
+	  cp tests/fuzz/corpus/* build-fuzz/$$t/corpus/; echo "== fuzz_$$t"; \
+	  ( cd build-fuzz/$$t && ./fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus 2>&1 \
+	    | grep -E "stat::number_of_executed_units|stat::peak_rss|stat::new_units_added|ERROR|SUMMARY|Done" ; \
+	    if ls crash-* leak-* timeout-* 2>/dev/null | grep -q .; then \
+	      echo "findings: $$(ls crash-* leak-* timeout-* 2>/dev/null | tr '\n' ' ')(in build-fuzz/$$t/)"; \
+	    else echo "no findings"; fi ); done
 
 cppcheck:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
