@@ -171,6 +171,7 @@ int frl_export_main(int argc, char **argv) {
   if (!agent) goto done;
   if (cfg.normalize_obs) norm = frl_normalizer_new(info.shape.obs_dim);
   frl_checkpoint_learner_t state;
+  memset(&state, 0, sizeof state);
   if (frl_checkpoint_restore(blob, len, cfg.task, agent, norm, &state, err, sizeof err) != 0) {
     fprintf(stderr, "fleetrl export: checkpoint %lld of %s: %s\n", id, db_path, err);
     goto done;
