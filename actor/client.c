@@ -2,7 +2,10 @@
  * watchdog) and records steps into a single-producer single-consumer ring; a background thread
  * owns the ZeroMQ socket and turns the ring into n-step batches, ships them through an outbox,
  * applies parameter broadcasts by filling a spare policy and swapping pointers, and relays
- * e-stops. The control thread never waits for that thread except for the pointer swap. */
+ * e-stops. The control thread never waits for that thread except for the pointer swap.
+ * With a policy file the robot acts with that fixed policy instead, as `fleetrl eval` does;
+ * without an endpoint it then runs offline, with no network thread at all, which is how a
+ * trained policy is evaluated on the robot itself. */
 #include "client.h"
 
 #include <math.h>
@@ -24,6 +27,7 @@
 #include "nstep.h"
 #include "outbox.h"
 #include "policy.h"
+#include "policy_file.h"
 #include "rng.h"
 #include "shield.h"
 #include "transport.h"
@@ -66,6 +70,10 @@ struct frl_client {
   bool discrete;
   float low[FRL_ENV_MAX_DIM], high[FRL_ENV_MAX_DIM];
   double exploration;
+  bool fixed;      /* acting with a policy file: deterministic, never replaced by Params */
+  bool offline;    /* a policy file and no endpoint: no socket, no network thread */
+  float act_scale; /* what act() maps [-1, 1] with: the file's action scale, else --action-scale */
+  char policy_path[256];
 
   /* control thread */
   frl_shield_t *shield;
@@ -76,6 +84,12 @@ struct frl_client {
   bool mid_episode; /* a step of an unfinished episode was recorded */
   uint64_t acted_version;
   uint64_t dropped_steps, clipped, barrier, safe_actions, steps;
+  /* the robot's own episode tally, kept here so that it exists offline too */
+  double tally_return;
+  uint64_t tally_len, tally_violations;
+  bool tally_success;
+  uint64_t tally_episodes, tally_successes, tally_violations_sum, tally_steps;
+  double return_mean, return_m2; /* Welford's running mean and sum of squared deviations */
 
   /* the acting policy and its spare: the network thread fills the spare, then swaps */
   pthread_mutex_t policy_mu;
@@ -127,6 +141,7 @@ struct frl_client {
   frl_safety_event_t wire_events[EVENT_QUEUE];
   uint32_t batch_env_steps;
   uint64_t seq, env_steps, rejected;
+  bool params_ignored; /* a broadcast was ignored for the policy file (logged once) */
   double ep_return;
   uint32_t ep_len, ep_violations;
   bool ep_success, ep_broken;
@@ -198,10 +213,36 @@ static void check_watchdog(frl_client_t *c, double now) {
   atomic_store(&c->safe_mode, ch.entered);
 }
 
+/* Adds one record to the robot's own episode tally; an episode's end folds its return into
+ * the running mean and variance (Welford 1962, numerically stable for long evaluations). */
+static void tally_record(frl_client_t *c, float reward, bool done, const frl_client_info_t *info) {
+  if (isfinite(reward)) c->tally_return += reward;
+  c->tally_len++;
+  if (info) {
+    c->tally_violations += info->violations;
+    c->tally_success |= info->success;
+  }
+  if (!done) return;
+  c->tally_episodes++;
+  double delta = c->tally_return - c->return_mean;
+  c->return_mean += delta / (double)c->tally_episodes;
+  c->return_m2 += delta * (c->tally_return - c->return_mean);
+  c->tally_successes += c->tally_success;
+  c->tally_violations_sum += c->tally_violations;
+  c->tally_steps += c->tally_len;
+  c->tally_return = 0;
+  c->tally_len = c->tally_violations = 0;
+  c->tally_success = false;
+}
+
 void frl_client_reset(frl_client_t *c, const float *obs) {
-  /* An episode abandoned midway must not chain into the next one's n-step returns. */
+  /* An episode abandoned midway must not chain into the next one's n-step returns, nor count
+   * as an episode of the robot's tally. */
   if (c->mid_episode) c->gap_pending = true;
   c->mid_episode = false;
+  c->tally_return = 0;
+  c->tally_len = c->tally_violations = 0;
+  c->tally_success = false;
   bool ok = true;
   for (int i = 0; i < c->obs_dim && ok; i++) ok = isfinite(obs[i]);
   if (ok) memcpy(c->cur_obs, obs, sizeof(float) * (size_t)c->obs_dim);
@@ -230,7 +271,7 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action) {
   pthread_mutex_lock(&c->policy_mu);
   int k = c->active;
   uint64_t version = c->policy_version[k];
-  if (!c->discrete && version == 0 && c->cfg.explore) {
+  if (!c->discrete && version == 0 && c->cfg.explore && !c->fixed) {
     /* Before the first parameters, continuous actors explore uniformly (the usual warm-up),
      * here inside the shield. */
     for (int i = 0; i < c->act_dim; i++) a[i] = 2.0f * (float)frl_rng_uniform(&c->rng) - 1.0f;
@@ -242,7 +283,7 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action) {
   if (c->discrete)
     action[0] = a[0];
   else
-    frl_policy_scale(action, a, c->low, c->high, (float)c->cfg.action_scale, c->act_dim);
+    frl_policy_scale(action, a, c->low, c->high, c->act_scale, c->act_dim);
   frl_shield_apply(c->shield, obs, action, &r);
   if (r.clipped) {
     c->clipped += r.clipped;
@@ -258,7 +299,9 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action) {
   return 0;
 }
 
-/* Robot units to the wire's normalized action, the inverse of frl_policy_scale. */
+/* Robot units to the wire's normalized action, the inverse of frl_policy_scale with the
+ * learner's --action-scale (which a policy file's own scale does not change: the learner reads
+ * the wire with its setting). */
 static void normalize_action(const frl_client_t *c, const float *in, float *out) {
   float scale = (float)c->cfg.action_scale;
   for (int i = 0; i < c->act_dim; i++) {
@@ -270,6 +313,7 @@ static void normalize_action(const frl_client_t *c, const float *in, float *out)
 
 int frl_client_record(frl_client_t *c, const float *obs, const float *action, float reward,
                       bool terminal, bool truncated, const frl_client_info_t *info) {
+  tally_record(c, reward, terminal || truncated, info);
   bool ok = c->have_cur && isfinite(reward);
   for (int i = 0; i < c->obs_dim && ok; i++) ok = isfinite(obs[i]);
   for (int i = 0; i < c->act_dim && ok; i++) ok = isfinite(action[i]);
@@ -284,9 +328,18 @@ int frl_client_record(frl_client_t *c, const float *obs, const float *action, fl
     if (c->have_cur) memcpy(c->cur_obs, obs, sizeof(float) * (size_t)c->obs_dim);
     return 1;
   }
+  int rc = 0;
+  if (c->offline) {
+    /* Nothing to ship: the step counts, and the tally above is the whole record. */
+    c->gap_pending = false;
+    c->mid_episode = !terminal && !truncated;
+    c->steps++;
+    c->have_cur = !terminal && !truncated;
+    if (c->have_cur) memcpy(c->cur_obs, obs, sizeof(float) * (size_t)c->obs_dim);
+    return 0;
+  }
   uint64_t head = atomic_load_explicit(&c->ring_head, memory_order_relaxed);
   uint64_t tail = atomic_load_explicit(&c->ring_tail, memory_order_acquire);
-  int rc = 0;
   if (head - tail >= c->ring_cap) {
     atomic_fetch_add(&c->shed_steps, 1);
     c->gap_pending = true;
@@ -325,7 +378,8 @@ void frl_client_status(frl_client_t *c, frl_client_status_t *st) {
   memset(st, 0, sizeof *st);
   double heard = ns_to_s(atomic_load(&c->heard_ns));
   uint64_t pn = atomic_load(&c->params_ns);
-  st->broker_silence_s = now - heard;
+  st->offline = c->offline;
+  st->broker_silence_s = c->offline ? 0 : now - heard;
   st->params_age_s = pn ? now - ns_to_s(pn) : -1;
   st->refused = atomic_load(&c->refused);
   st->connected = atomic_load(&c->welcomed) &&
@@ -353,6 +407,14 @@ void frl_client_status(frl_client_t *c, frl_client_status_t *st) {
   st->clipped = c->clipped;
   st->barrier = c->barrier;
   st->safe_actions = c->safe_actions;
+  st->episodes = c->tally_episodes;
+  if (c->tally_episodes > 0) {
+    st->mean_return = c->return_mean;
+    st->std_return = sqrt(c->return_m2 / (double)c->tally_episodes);
+    st->mean_length = (double)c->tally_steps / (double)c->tally_episodes;
+  }
+  st->successes = c->tally_successes;
+  st->violations = c->tally_violations_sum;
 }
 
 int frl_client_obs_dim(const frl_client_t *c) { return c->obs_dim; }
@@ -528,6 +590,15 @@ static void raise_latest(frl_client_t *c, uint64_t v) {
 /* Verifies a parameter broadcast, fills the spare policy and swaps it in. */
 static void apply_params(frl_client_t *c, const frl_params_t *p) {
   raise_latest(c, p->version);
+  if (c->fixed) {
+    /* The policy file is what this robot was told to run; the learner's newer parameters
+     * are announced (policy lag) but never acted with. */
+    if (!c->params_ignored)
+      frl_info("Params v%llu not applied: acting with the policy file %s",
+               (unsigned long long)p->version, c->policy_path);
+    c->params_ignored = true;
+    return;
+  }
   int spare = 1 - c->active; /* only this thread changes active */
   if (p->version <= c->policy_version[c->active]) return;
   frl_policy_t *pol = c->policy[spare];
@@ -746,6 +817,39 @@ static int set_field(char *dst, size_t cap, const char *v, const char *what, cha
   return 0;
 }
 
+/* Loads the policy file and checks that it is for the robot's task: the same task name,
+ * environment and dimensions (any hidden sizes: the file carries its network's shape). On
+ * success the arrays are the caller's to free. */
+static int load_policy_file(const char *path, const frl_config_t *cfg, const frl_env_spec_t *spec,
+                            frl_policy_info_t *info, float **params, size_t *n, float **mean,
+                            float **std, char *err, size_t errlen) {
+  char why[600];
+  int rc = frl_policy_load(path, info, params, n, mean, std, why, sizeof why);
+  if (rc != 0) {
+    snprintf(err, errlen, "--policy: %s", why);
+    return rc;
+  }
+  const frl_policy_shape_t *s = &info->shape;
+  bool discrete = s->algo == FRL_ALGO_DQN;
+  bool fits = strcmp(info->task, cfg->task) == 0 && strcmp(info->env, cfg->env) == 0 &&
+              s->obs_dim == spec->obs_dim &&
+              (discrete ? s->n_actions > 0 && s->n_actions == spec->n_actions
+                        : spec->n_actions == 0 && s->act_dim == spec->act_dim);
+  if (fits) return 0;
+  snprintf(err, errlen,
+           "--policy: %s is a %s policy for task %s (env %s: obs %d, %d %s); this robot's task "
+           "is %s (env %s: obs %d, %d %s)",
+           path, frl_algo_name(s->algo), info->task, info->env, s->obs_dim,
+           discrete ? s->n_actions : s->act_dim, discrete ? "actions" : "action dims", cfg->task,
+           cfg->env, spec->obs_dim, spec->n_actions > 0 ? spec->n_actions : spec->act_dim,
+           spec->n_actions > 0 ? "actions" : "action dims");
+  free(*params);
+  free(*mean);
+  free(*std);
+  *params = *mean = *std = NULL;
+  return FRL_EDIM;
+}
+
 int frl_client_connect(frl_client_t **out, const char *endpoint, const char *name,
                        const char *limits_path, const char *task,
                        const frl_client_options_t *opts, char *err, size_t errlen) {
@@ -755,6 +859,9 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
   pthread_mutex_init(&c->reason_mu, NULL);
   c->open_clip = c->open_barrier = -1;
   frl_env_t *env = NULL;
+  float *file_params = NULL, *file_mean = NULL, *file_std = NULL;
+  size_t file_n = 0;
+  frl_policy_info_t file_info = {0};
   int rc;
   if (opts && opts->cfg) {
     c->cfg = *opts->cfg;
@@ -768,12 +875,19 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
   }
   c->demo_default = (opts && opts->demonstration) || c->cfg.demonstration;
   const frl_config_t *cfg = &c->cfg;
+  const char *policy_path = opts && opts->policy_path ? opts->policy_path : cfg->policy_path;
+  if ((rc = set_field(c->policy_path, sizeof c->policy_path, policy_path, "policy", err, errlen)) != 0)
+    goto fail;
+  c->fixed = c->policy_path[0] != '\0';
+  /* With a policy file only an explicit endpoint connects: the settings' default endpoint
+   * must not quietly turn an evaluation into a robot waiting in safe mode for a broker. */
+  c->offline = c->fixed && endpoint == NULL;
   if (!valid_name(cfg->name)) {
     snprintf(err, errlen, "name '%.64s': must be 1-64 printable characters without spaces", cfg->name);
     rc = FRL_EUSAGE;
     goto fail;
   }
-  if (!cfg->actor_endpoint[0]) {
+  if (!c->offline && !cfg->actor_endpoint[0]) {
     snprintf(err, errlen, "endpoint: empty (e.g. tcp://broker-host:5555)");
     rc = FRL_EUSAGE;
     goto fail;
@@ -787,9 +901,18 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
   }
   const frl_env_spec_t *spec = frl_env_spec(env);
   frl_policy_shape_t shape;
-  if ((rc = frl_policy_shape_from_config(cfg, spec, &shape, why, sizeof why)) != 0) {
-    snprintf(err, errlen, "%s", why);
-    goto fail;
+  if (c->fixed) {
+    rc = load_policy_file(c->policy_path, cfg, spec, &file_info, &file_params, &file_n, &file_mean,
+                          &file_std, err, errlen);
+    if (rc != 0) goto fail;
+    shape = file_info.shape;
+    c->act_scale = file_info.action_scale;
+  } else {
+    if ((rc = frl_policy_shape_from_config(cfg, spec, &shape, why, sizeof why)) != 0) {
+      snprintf(err, errlen, "%s", why);
+      goto fail;
+    }
+    c->act_scale = (float)cfg->action_scale;
   }
   c->obs_dim = spec->obs_dim;
   c->discrete = shape.algo == FRL_ALGO_DQN;
@@ -800,7 +923,9 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
   memcpy(c->high, spec->act_high, sizeof c->high);
   frl_env_destroy(&env);
   frl_rng_seed(&c->rng, seed ^ 0x9e3779b97f4a7c15ULL);
-  if (shape.algo == FRL_ALGO_DQN)
+  if (c->fixed)
+    c->exploration = 0.0; /* greedy Q, the mean action, no noise: what evaluation measures */
+  else if (shape.algo == FRL_ALGO_DQN)
     c->exploration = cfg->explore ? frl_actor_epsilon(cfg->actor_index, cfg->num_actors,
                                                       cfg->eps_base, cfg->eps_alpha)
                                   : 0.0;
@@ -823,8 +948,9 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
     snprintf(err, errlen, "%s: %s", cfg->limits[0] ? cfg->limits : "limits", why);
     goto fail;
   }
-  frl_watchdog_limits_t wl = {.max_broker_silence_s = cfg->max_broker_silence_s,
-                              .max_params_age_s = cfg->max_params_age_s};
+  /* Offline there is no broker to fall silent; a policy file never ages (it is the policy). */
+  frl_watchdog_limits_t wl = {.max_broker_silence_s = c->offline ? 0 : cfg->max_broker_silence_s,
+                              .max_params_age_s = c->fixed ? 0 : cfg->max_params_age_s};
   c->wd = frl_watchdog_new(&wl, frl_now());
   if (!c->wd) {
     snprintf(err, errlen, "--max-broker-silence %g / --max-params-age %g must be >= 0",
@@ -833,19 +959,60 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
     goto fail;
   }
   atomic_store(&c->heard_ns, frl_now_ns());
-  for (int k = 0; k < 2; k++) {
-    c->policy[k] = frl_policy_new(&shape, 1, &c->rng);
-    if (!c->policy[k]) {
-      snprintf(err, errlen, "cannot build the %s policy network (see the log)", cfg->algo);
-      rc = FRL_EUSAGE;
+  if (c->fixed) {
+    /* One policy: nothing is ever swapped in. */
+    c->policy[0] = frl_policy_new(&shape, 1, &c->rng);
+    if (!c->policy[0] || frl_policy_n_params(c->policy[0]) != file_n) {
+      snprintf(err, errlen, "--policy: cannot build the %s network of %s (see the log)",
+               frl_algo_name(shape.algo), c->policy_path);
+      rc = FRL_ECORRUPT;
       goto fail;
     }
+    memcpy(frl_policy_params(c->policy[0]), file_params, sizeof(float) * file_n);
+    if (file_mean &&
+        frl_policy_set_normalizer(c->policy[0], file_mean, file_std, (size_t)c->obs_dim) != 0) {
+      snprintf(err, errlen, "--policy: %s: the observation normalizer has a non-finite mean or a "
+               "std that is not > 0", c->policy_path);
+      rc = FRL_ECORRUPT;
+      goto fail;
+    }
+    c->policy_version[0] = file_info.params_version;
+    c->acted_version = file_info.params_version;
+  } else {
+    for (int k = 0; k < 2; k++) {
+      c->policy[k] = frl_policy_new(&shape, 1, &c->rng);
+      if (!c->policy[k]) {
+        snprintf(err, errlen, "cannot build the %s policy network (see the log)", cfg->algo);
+        rc = FRL_EUSAGE;
+        goto fail;
+      }
+    }
+    /* Both copies start identical, so a robot acts the same whichever is active. */
+    memcpy(frl_policy_params(c->policy[1]), frl_policy_params(c->policy[0]),
+           sizeof(float) * frl_policy_n_params(c->policy[0]));
   }
-  /* Both copies start identical, so a robot acts the same whichever is active. */
-  memcpy(frl_policy_params(c->policy[1]), frl_policy_params(c->policy[0]),
-         sizeof(float) * frl_policy_n_params(c->policy[0]));
+  free(file_params);
+  free(file_mean);
+  free(file_std);
+  file_params = file_mean = file_std = NULL;
 
   size_t od = (size_t)c->obs_dim, ad = (size_t)c->wire_act_dim;
+  c->cur_obs = frl_xcalloc(od, sizeof(float));
+  frl_inbox_init(&c->in);
+  char desc[256];
+  frl_shield_describe(c->shield, desc, sizeof desc);
+  if (c->offline) {
+    frl_info("robot %s: task %s (obs %d, act %d), OFFLINE with the policy file %s (%s %d-%d, params "
+             "v%llu after %llu updates, %s, action scale %g); shield: %s", cfg->name, cfg->task,
+             c->obs_dim, c->act_dim, c->policy_path, frl_algo_name(shape.algo), shape.hidden1,
+             shape.hidden2, (unsigned long long)file_info.params_version,
+             (unsigned long long)file_info.updates,
+             frl_policy_has_normalizer(c->policy[0]) ? "normalized observations" : "raw observations",
+             (double)c->act_scale, desc);
+    *out = c;
+    return 0;
+  }
+
   size_t step_bytes = sizeof(step_t) + sizeof(float) * (2 * od + ad);
   size_t cap = RING_MAX_BYTES / step_bytes;
   c->ring_cap = (uint32_t)FRL_MAX((size_t)64, FRL_MIN((size_t)RING_MAX_STEPS, cap));
@@ -853,7 +1020,6 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
   c->ring_obs = frl_xcalloc((size_t)c->ring_cap * od, sizeof(float));
   c->ring_next = frl_xcalloc((size_t)c->ring_cap * od, sizeof(float));
   c->ring_act = frl_xcalloc((size_t)c->ring_cap * ad, sizeof(float));
-  c->cur_obs = frl_xcalloc(od, sizeof(float));
 
   c->cap = cfg->batch_transitions;
   c->ns = frl_nstep_new(cfg->n_step, (float)cfg->gamma, c->obs_dim, c->wire_act_dim);
@@ -872,7 +1038,6 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
   c->b_discount = frl_xcalloc((size_t)c->cap, sizeof(float));
   c->b_version = frl_xcalloc((size_t)c->cap, sizeof(uint64_t));
   c->fb = frl_fb_builder_new(1 << 16);
-  frl_inbox_init(&c->in);
   if (cfg->ack_log[0] && !(c->ack_log = fopen(cfg->ack_log, "a"))) {
     rc = -errno;
     snprintf(err, errlen, "--ack-log: cannot open %s: %s", cfg->ack_log, strerror(-rc));
@@ -894,15 +1059,24 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
     goto fail;
   }
   c->thread_started = true;
-  char desc[256];
-  frl_shield_describe(c->shield, desc, sizeof desc);
-  frl_info("robot %s: task %s (%s, obs %d, act %d), broker %s; shield: %s; safe mode after %g s of "
-           "broker silence%s", cfg->name, cfg->task, cfg->algo, c->obs_dim, c->act_dim,
-           cfg->actor_endpoint, desc, cfg->max_broker_silence_s,
-           cfg->max_params_age_s > 0 ? " or stale parameters" : "");
+  if (c->fixed)
+    frl_info("robot %s: task %s (obs %d, act %d), broker %s, acting with the policy file %s (%s "
+             "%d-%d, params v%llu; the learner's parameters are not applied); shield: %s; safe "
+             "mode after %g s of broker silence", cfg->name, cfg->task, c->obs_dim, c->act_dim,
+             cfg->actor_endpoint, c->policy_path, frl_algo_name(shape.algo), shape.hidden1,
+             shape.hidden2, (unsigned long long)file_info.params_version, desc,
+             cfg->max_broker_silence_s);
+  else
+    frl_info("robot %s: task %s (%s, obs %d, act %d), broker %s; shield: %s; safe mode after %g s "
+             "of broker silence%s", cfg->name, cfg->task, cfg->algo, c->obs_dim, c->act_dim,
+             cfg->actor_endpoint, desc, cfg->max_broker_silence_s,
+             cfg->max_params_age_s > 0 ? " or stale parameters" : "");
   *out = c;
   return 0;
 fail:
+  free(file_params);
+  free(file_mean);
+  free(file_std);
   frl_env_destroy(&env);
   frl_client_close(&c);
   return rc;

@@ -11,6 +11,10 @@
  * an e-stop is in force; every entry into and exit from safe mode, every e-stop and resume, and
  * the shield's interventions are logged and shipped to the learner as safety events.
  *
+ * With a policy file (frl_client_options_t.policy_path) the robot runs that trained policy,
+ * deterministically and never replaced by the learner's, offline when no endpoint is given:
+ * the way to evaluate a policy on the robot itself (`fleetrl emulate --policy`).
+ *
  * Use from one control thread (act, record, reset, status are not to be called concurrently
  * with each other); the library's own thread never calls back into the robot.
  *
@@ -46,6 +50,16 @@ typedef struct {
   /* Every recorded step is a demonstration (teleoperation, a scripted controller) unless a
    * record says otherwise; the learner keeps demonstrations apart from agent experience. */
   bool demonstration;
+  /* A policy file (lib/policy_file.h: a run's policy.bin, or `fleetrl export`) to act with
+   * instead of the learner's parameters; NULL: the setting's --policy ("" none). The file must
+   * be for the robot's task: same task name, environment and dimensions. It acts
+   * deterministically (greedy Q for DQN, the mean action for SAC, no noise for TD3) with its own
+   * observation normalizer and action scale, exactly as `fleetrl eval` does, still through the
+   * shield and the watchdog; broadcast parameters never replace it. In this mode the endpoint
+   * argument alone decides the network: NULL runs the robot offline (no broker, no network
+   * thread, no broker-silence safe mode, nothing shipped; record() only counts), an endpoint
+   * also ships the experience, e.g. to collect data with a fixed policy. */
+  const char *policy_path;
 } frl_client_options_t;
 
 /* Per-record details; NULL means all defaults. */
@@ -79,16 +93,27 @@ typedef struct {
   uint64_t acked_batches;
   uint64_t clipped, barrier; /* shield interventions (dimensions changed) */
   uint64_t safe_actions;    /* act() calls answered with the safe action */
+  bool offline;             /* a policy file without a broker: nothing is shipped */
+  /* Episodes the robot recorded to their end (terminal or truncated), counted by the library
+   * itself, also offline, so a program can report an evaluation: an episode's return is the
+   * sum of its records' finite rewards; one abandoned by reset() midway is not counted. */
+  uint64_t episodes;
+  double mean_return, std_return; /* over those episodes (std: population, 0 for one) */
+  double mean_length;       /* steps per episode */
+  uint64_t successes;       /* episodes in which success held at some step */
+  uint64_t violations;      /* violations reported by the records of those episodes */
 } frl_client_status_t;
 
 /* Starts a client: reads and checks the limits file (NULL or "": only the task's action
- * bounds), builds the policy for the task, starts the network thread, which connects to the
+ * bounds), builds the policy for the task (or loads the policy file, see
+ * frl_client_options_t.policy_path), starts the network thread, which connects to the
  * broker at endpoint and keeps reconnecting for as long as the client lives (a robot never gives
  * up on its broker; it waits in safe mode). endpoint, name, limits_path and task override the
  * settings when not NULL. Returns 0 and *out, or a negative code with a one-line reason in err:
  * FRL_EUSAGE for bad settings or limits (the message names the flag, or the file, line and
- * key), FRL_ENOTFOUND for an unknown task or environment, -errno for a socket that cannot be
- * made. Nothing is left running on error. */
+ * key), FRL_EDIM for a policy file of another task (the message names both), FRL_ENOTFOUND for an
+ * unknown task or environment, FRL_ECORRUPT or -errno for a policy file that cannot be read or
+ * does not verify, -errno for a socket that cannot be made. Nothing is left running on error. */
 int frl_client_connect(frl_client_t **out, const char *endpoint, const char *name,
                        const char *limits_path, const char *task,
                        const frl_client_options_t *opts, char *err, size_t errlen);
@@ -102,8 +127,9 @@ void frl_client_close(frl_client_t **self_p);
 void frl_client_reset(frl_client_t *c, const float *obs);
 
 /* Computes the action for obs: the latest policy (with the algorithm's exploration unless
- * --explore false; uniform warm-up actions for continuous tasks before the first parameters),
- * scaled to the task's action bounds, then the shield. In safe mode the shield's safe action
+ * --explore false; uniform warm-up actions for continuous tasks before the first parameters;
+ * with a policy file, its deterministic action and its action scale), scaled to the task's
+ * action bounds, then the shield. In safe mode the shield's safe action
  * instead. action receives act_dim floats in the robot's units (a discrete task: the action
  * index in action[0]). Never blocks on the network; allocation-free. Returns 0 for a policy
  * action, 1 for the safe action. */

@@ -9,15 +9,26 @@ on loopback through four phases of --seconds each:
      the phase ends early once the WAL reaches --pin-mib,
   4. after that reader closed.
 
+With --soak S a last phase of S seconds (no readers) samples the file every 5 s: its size, the
+pages in use and free, and the rows of batches, items and episodes, to show whether the file
+levels off once the replay is full (run it with a short --dedup-window, e.g. 60, so that the
+dedup window's pruning reaches steady state within the run).
+
 For each phase it prints the ingest rate and its stalls, from the store's own record (the gaps
 between consecutive batches' received_at, which the learner stamps as each batch's transaction
 starts), the WAL file size over time (min, max, at the end) and how many times the WAL was
 restarted after a complete checkpoint (the checkpoint sequence in the WAL header, sampled every
-20 ms); and the readers' query times. Prints figures; never fails on timing.
+20 ms); the store's own account of its WAL restarts (done, given up because a reader stayed,
+the longest) and of the priority write-back slices, from the learner's debug log; and the
+readers' query times. The longest stalls are attributed to what the store logged during them.
+Prints figures; never fails on timing. Stalls also come from outside the store: with spi 1 the
+rate limiter holds ingest while training catches up, so a loaded machine shows gaps too.
 
-Usage: bench/bench_readers.py [--actors N] [--seconds S] [--pin-mib M] [--flush-period F] [--keep]
+Usage: bench/bench_readers.py [--actors N] [--seconds S] [--pin-mib M] [--flush-period F]
+       [--only idle,dashboard,busy,pinned,after] [--dedup-window W] [--soak S] [--keep]
 (a long --flush-period takes the learner's periodic priority write-back out of the stall figures)"""
 import argparse
+import calendar
 import os
 import re
 import shutil
@@ -102,6 +113,34 @@ class Readers:
             t.join(300)
 
 
+LOG_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) learner \w+: store \S+: (.*)$")
+
+
+def store_events(log_path, day):
+    """The store's debug records as (wall time, kind, milliseconds): kind is 'restart',
+    'restart given up', 'write-back' or 'prune'. The log stamps are UTC times of day."""
+    events = []
+    for line in open(log_path, encoding="utf-8", errors="replace"):
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        t = day + int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        text = m.group(4)
+        r = re.match(r"WAL restart (done|given up) after ([\d.]+) ms", text)
+        if r:
+            events.append((t, "restart" if r.group(1) == "done" else "restart given up",
+                           float(r.group(2))))
+            continue
+        r = re.match(r"wrote back \d+ items in ([\d.]+) ms", text)
+        if r:
+            events.append((t, "write-back", float(r.group(1))))
+            continue
+        r = re.match(r"deleted \d+ batch records past the dedup window in ([\d.]+) ms", text)
+        if r:
+            events.append((t, "prune", float(r.group(1))))
+    return events
+
+
 def pct(values, q):
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -115,8 +154,19 @@ def main():
                     help="end the open-reader phase early when the WAL reaches this size")
     ap.add_argument("--flush-period", type=float, default=10.0,
                     help="the learner's --flush-period (priority write-back), s")
+    ap.add_argument("--only", default="idle,dashboard,busy,pinned,after",
+                    help="phases to run, of idle,dashboard,busy,pinned,after")
+    ap.add_argument("--dedup-window", type=float, default=None,
+                    help="the learner's --dedup-window, s (default: its own)")
+    ap.add_argument("--soak", type=float, default=0.0,
+                    help="length of a last phase without readers that samples the file size, s")
     ap.add_argument("--keep", action="store_true", help="keep the run folder")
     a = ap.parse_args()
+    only = set(a.only.split(","))
+    if not only <= {"idle", "dashboard", "busy", "pinned", "after"}:
+        ap.error(f"--only: unknown phase in {a.only!r}")
+    if not 0 <= a.soak <= 86400:
+        ap.error(f"--soak must be within [0, 86400], got {a.soak}")
     if not 1 <= a.actors <= 64:
         ap.error(f"--actors must be within [1, 64], got {a.actors}")
     if not 2 <= a.seconds <= 3600:
@@ -133,15 +183,24 @@ def main():
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     queries = readme_queries()
-    f = Fleet("bench-readers", env={"FLEETRL_HIDDEN1": "32", "FLEETRL_HIDDEN2": "32",
-                                    "FLEETRL_FLUSH_PERIOD": str(a.flush_period)})
+    env = {"FLEETRL_HIDDEN1": "32", "FLEETRL_HIDDEN2": "32",
+           "FLEETRL_FLUSH_PERIOD": str(a.flush_period)}
+    if a.dedup_window is not None:
+        env["FLEETRL_DEDUP_WINDOW"] = str(a.dedup_window)
+    f = Fleet("bench-readers", env=env)
     phases = []  # (name, wall start, wall end)
     readers = sampler = None
     pinned_growth = None
     errors = []
+    soak_rows = []
     try:
-        f.start_broker()
+        # No per-actor rate limit at the broker: an actor it throttles waits --resend (2 s)
+        # before trying again, which would show up here as ingest stalls of 2 s.
+        f.start_broker("--actor-rate-batches=0", "--actor-rate-bytes=0")
+        # Debug records of the store (restarts, write-back slices) attribute the stalls.
+        f.env["FLEETRL_LOG_LEVEL"] = "debug"
         f.start_learner("--max-env-steps=100000000", "--eval-period=100000000", "--spi=1")
+        f.env["FLEETRL_LOG_LEVEL"] = "info"
         for i in range(a.actors):
             f.start_actor(i, a.actors)
         db = os.path.join(f.run_dir, "replay.db")
@@ -174,13 +233,18 @@ def main():
                        f"the WAL to restart {what}", interval=0.02)
             settles.append((what, time.monotonic() - t0))
 
-        phase("no readers")
+        if "idle" in only:
+            phase("no readers")
         all_times = {}
-        for label, jobs, pause in (
-                ("dashboard: README every 1 s", [("README queries, 1/s", queries)], 1.0),
-                ("back-to-back README + scan", [("README queries", queries),
-                                                ("README queries", queries),
-                                                ("full scan + aggregation", [FULL_SCAN])], 0.0)):
+        for key, label, jobs, pause in (
+                ("dashboard", "dashboard: README every 1 s", [("README queries, 1/s", queries)],
+                 1.0),
+                ("busy", "back-to-back README + scan", [("README queries", queries),
+                                                        ("README queries", queries),
+                                                        ("full scan + aggregation",
+                                                         [FULL_SCAN])], 0.0)):
+            if key not in only:
+                continue
             readers = Readers(db, jobs, pause)
             phase(label)
             readers.stop()
@@ -189,18 +253,41 @@ def main():
             errors.extend(readers.errors)
             readers = None
             settle(f"after the {label.split(':')[0]} readers stopped")
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None, timeout=10)
-        con.execute("BEGIN")
-        con.execute("SELECT count(*) FROM batches").fetchone()
-        w0, b0 = wal_state(wal)[0], (f.query("SELECT count(*) FROM batches") or [[0]])[0][0]
-        phase("one read transaction open", until=lambda: wal_state(wal)[0] >= a.pin_mib * 2**20)
-        w1, b1 = wal_state(wal)[0], (f.query("SELECT count(*) FROM batches") or [[0]])[0][0]
-        con.execute("COMMIT")
-        con.close()
-        if b1 > b0:
-            pinned_growth = (w1 - w0, b1 - b0)
-        settle("after the open read transaction ended")
-        phase("after the reader closed")
+        if "pinned" in only:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None,
+                                  timeout=10)
+            con.execute("BEGIN")
+            con.execute("SELECT count(*) FROM batches").fetchone()
+            w0, b0 = wal_state(wal)[0], (f.query("SELECT count(*) FROM batches") or [[0]])[0][0]
+            phase("one read transaction open",
+                  until=lambda: wal_state(wal)[0] >= a.pin_mib * 2**20)
+            w1, b1 = wal_state(wal)[0], (f.query("SELECT count(*) FROM batches") or [[0]])[0][0]
+            con.execute("COMMIT")
+            con.close()
+            if b1 > b0:
+                pinned_growth = (w1 - w0, b1 - b0)
+            settle("after the open read transaction ended")
+        if "after" in only:
+            phase("after the reader closed")
+        if a.soak > 0:
+            t0 = time.time()
+            end = time.monotonic() + a.soak
+            while True:
+                for role, p in f.procs.items():
+                    if p.poll() is not None:
+                        raise Failure(f"{role} exited with {p.returncode}:\n" + f.tail(role))
+                row = f.query("SELECT (SELECT page_count FROM pragma_page_count()), "
+                              "(SELECT freelist_count FROM pragma_freelist_count()), "
+                              "(SELECT page_size FROM pragma_page_size()), "
+                              "(SELECT count(*) FROM batches), (SELECT count(*) FROM items), "
+                              "(SELECT count(*) FROM episodes)")
+                if row:
+                    soak_rows.append((time.time() - t0, os.path.getsize(db),
+                                      wal_state(wal)[0]) + tuple(row[0]))
+                if time.monotonic() >= end:
+                    break
+                time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+            phases.append(("soak", t0, time.time()))
         sampler.done.set()
         sampler.join()
         warned = len(re.findall(r"the WAL holds \d+ pages", open(f.log("learner")).read()))
@@ -220,6 +307,8 @@ def main():
             sampler.done.set()
         f.kill_all()
 
+    day = calendar.timegm(time.gmtime(phases[0][1])[:3] + (0, 0, 0))
+    events = store_events(f.log("learner"), day)
     print(f"\n{'phase':28s} {'batches/s':>9s} {'max gap':>8s} {'p99 gap':>8s} {'p50 gap':>8s}"
           f" {'>=100ms':>7s}   {'WAL MiB min/max/end':>20s} {'restarts':>8s}")
     restarts = [q[0] for p, q in zip(sampler.points, sampler.points[1:])
@@ -237,15 +326,27 @@ def main():
               f"{pct(lengths, 0.5) * 1e3:6.2f}ms {sum(1 for g in lengths if g >= 0.1):7d}   "
               f"{min(sizes):6.1f}/{max(sizes):6.1f}/{sizes[-1]:6.1f} {max(0, len(seqs) - 1):8d}")
         for g, start in sorted(gaps, reverse=True)[:3]:
-            # A checkpoint runs in the commit hook and the WAL restarts at the next commit, so a
-            # stall that a checkpoint caused ends with a restart.
+            # A restart runs in the commit hook and the WAL restarts at the next commit, so a
+            # stall that a restart caused ends with one; the store's log says what it did.
             ckpt = any(start + g - 0.03 <= r <= start + g + 0.05 for r in restarts)
-            worst.append((name, start - t0, g, ckpt))
-    print("\nlongest stalls (phase, seconds into it, length, whether the WAL restarted as it "
-          "ended):")
-    for name, at, g, ckpt in worst:
+            during = [(k, ms) for t, k, ms in events if start <= t <= start + g + 0.05]
+            worst.append((name, start - t0, g, ckpt, during))
+    print(f"\n{'store, per phase':28s} {'restarts':>8s} {'given up':>8s} {'longest':>8s}"
+          f" {'write-back slices':>17s} {'longest':>8s} {'prune steps':>11s}")
+    for name, t0, t1 in phases:
+        ev = [(k, ms) for t, k, ms in events if t0 <= t < t1]
+        rs = [ms for k, ms in ev if k.startswith("restart")]
+        wb = [ms for k, ms in ev if k == "write-back"]
+        print(f"{name:28s} {sum(1 for k, _ in ev if k == 'restart'):8d} "
+              f"{sum(1 for k, _ in ev if k == 'restart given up'):8d} "
+              f"{max(rs) if rs else 0:6.1f}ms {len(wb):17d} {max(wb) if wb else 0:6.1f}ms "
+              f"{sum(1 for k, _ in ev if k == 'prune'):11d}")
+    print("\nlongest stalls (phase, seconds into it, length; whether the WAL restarted as it "
+          "ended, and what the store logged during it):")
+    for name, at, g, ckpt, during in worst:
+        what = ", ".join(f"{k} {ms:.0f} ms" for k, ms in during[:4])
         print(f"  {name:28s} at {at:5.1f} s: {g * 1e3:7.1f} ms"
-              f"{'  (ended with a checkpoint restart)' if ckpt else ''}")
+              f"{'  (ended with a WAL restart)' if ckpt else ''}{'  [' + what + ']' if what else ''}")
     print("\nreader query times (wall, including starting sqlite3):")
     for kind, ts in sorted(all_times.items()):
         print(f"  {kind:24s} {len(ts):5d} runs, median {pct(ts, 0.5) * 1e3:7.1f} ms, "
@@ -261,6 +362,14 @@ def main():
               f"{grew / batches / 1024:.1f} KiB = {grew / batches / 4120:.1f} pages per batch of "
               f"{transitions:.0f} transitions (includes any priority write-back in that window)")
     print(f"store's warning about a pinned WAL logged {warned} time(s) (it warns from 256 MiB)")
+    if soak_rows:
+        print(f"\nfile over the soak (no readers; dedup window "
+              f"{a.dedup_window if a.dedup_window is not None else 'the default'} s):")
+        print(f"  {'t s':>6s} {'replay.db MiB':>13s} {'pages used':>10s} {'free':>6s} "
+              f"{'WAL MiB':>7s} {'batches':>8s} {'items':>7s} {'episodes':>8s}")
+        for t, size, wsize, pages, free, psize, nb, ni, ne in soak_rows:
+            print(f"  {t:6.0f} {size / 2**20:13.1f} {pages - free:10d} {free:6d} "
+                  f"{wsize / 2**20:7.1f} {nb:8d} {ni:7d} {ne:8d}")
     if a.keep:
         print(f"run folder kept: {f.dir}")
     else:

@@ -4,7 +4,10 @@
  * environment standing in for the hardware, with sensor noise and an actuation delay with
  * jitter. It counts missed deadlines and reports the loop's timing, so that the claim "the
  * network never stalls the control loop" is measured, not assumed. To drive a real robot,
- * replace the three marked hardware calls (read sensors, apply command, reset). */
+ * replace the three marked hardware calls (read sensors, apply command, reset).
+ * With --policy FILE it evaluates a trained policy the way a robot would: offline (unless
+ * --actor-endpoint is given), at the loop's fixed rate, for --episodes episodes, then prints
+ * the mean return, success rate, violations and the shield's interventions. */
 #include "client.h"
 
 #include <cblas.h>
@@ -21,6 +24,7 @@
 #include "env.h"
 #include "hardware.h"
 #include "log.h"
+#include "policy_file.h"
 #include "randomize.h"
 #include "rng.h"
 #include "shield.h"
@@ -74,6 +78,60 @@ static double quantile(float *scratch, const float *v, size_t n, double p) {
   return scratch[i < n ? i : n - 1];
 }
 
+/* Whether a setting was given on the command line or by its environment twin, rather than
+ * left to the task preset or the built-in default. */
+static bool given(int argc, char **argv, const char *flag, const char *env) {
+  size_t n = strlen(flag);
+  for (int i = 0; i < argc; i++)
+    if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, flag, n) == 0 &&
+        (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+      return true;
+  const char *v = getenv(env);
+  return v && *v;
+}
+
+/* Parses the settings; with --policy and no --task, the task (and, without --env either, the
+ * environment) default to the policy file's, so `emulate --policy FILE` just runs it. A file
+ * that cannot be read is left for the client to report. Returns frl_config_parse's code. */
+static int parse_settings(frl_config_t *cfg, int argc, char **argv) {
+  int rc = frl_config_parse(cfg, FRL_CFG_ACTOR | FRL_CFG_ROBOT, argc, argv, stdout, stderr);
+  if (rc != 0 || !cfg->policy_path[0] || given(argc, argv, "task", "FLEETRL_TASK")) return rc;
+  frl_policy_info_t info;
+  float *params = NULL, *mean = NULL, *std = NULL;
+  size_t n;
+  char err[512];
+  if (frl_policy_load(cfg->policy_path, &info, &params, &n, &mean, &std, err, sizeof err) != 0)
+    return 0;
+  free(params);
+  free(mean);
+  free(std);
+  char task[96], env[64];
+  snprintf(task, sizeof task, "--task=%s", info.task);
+  snprintf(env, sizeof env, "--env=%s", info.env);
+  char **args = frl_xcalloc((size_t)argc + 2, sizeof *args);
+  int k = 0;
+  args[k++] = task;
+  if (!given(argc, argv, "env", "FLEETRL_ENV")) args[k++] = env;
+  for (int i = 0; i < argc; i++) args[k++] = argv[i];
+  rc = frl_config_parse(cfg, FRL_CFG_ACTOR | FRL_CFG_ROBOT, k, args, stdout, stderr);
+  free(args);
+  return rc;
+}
+
+/* At --log-level debug, every action with the observation it answered (float32 exactly, %.9g),
+ * so that a policy's actions can be checked against another implementation step by step. */
+static void trace_act(uint64_t step, const float *obs, int od, const float *action, int ad, int safe) {
+  char line[900];
+  size_t used = (size_t)snprintf(line, sizeof line, "act %llu: obs", (unsigned long long)step);
+  for (int i = 0; i < od && used < sizeof line; i++)
+    used += (size_t)snprintf(line + used, sizeof line - used, " %.9g", (double)obs[i]);
+  if (used < sizeof line)
+    used += (size_t)snprintf(line + used, sizeof line - used, " -> %s", safe ? "safe" : "action");
+  for (int i = 0; i < ad && used < sizeof line; i++)
+    used += (size_t)snprintf(line + used, sizeof line - used, " %.9g", (double)action[i]);
+  frl_debug("%s%s", line, used >= sizeof line ? " ...(truncated)" : "");
+}
+
 static void report(frl_client_t *c, timing_t *t, double seconds, double deadline_ms, bool final) {
   frl_client_status_t st;
   frl_client_status(c, &st);
@@ -88,7 +146,8 @@ static void report(frl_client_t *c, timing_t *t, double seconds, double deadline
            final ? "emulator stopping: " : "loop: ", seconds > 0 ? (double)t->n / seconds : 0.0,
            seconds, (unsigned long long)t->iterations, (unsigned long long)t->missed, deadline_ms,
            wake50, wake99, wakemax, work50, work99, workmax, t->act_max_ms, t->record_max_ms,
-           st.connected ? "connected" : "DISCONNECTED", (unsigned long long)st.params_version,
+           st.offline ? "offline" : st.connected ? "connected" : "DISCONNECTED",
+           (unsigned long long)st.params_version,
            (unsigned long long)st.policy_lag, st.outbox, st.safe_mode ? "ON" : "off", st.reason,
            (unsigned long long)st.steps, (unsigned long long)st.shed_steps,
            (unsigned long long)st.shed_batches, (unsigned long long)st.clipped,
@@ -98,7 +157,7 @@ static void report(frl_client_t *c, timing_t *t, double seconds, double deadline
 
 int frl_emulate_main(int argc, char **argv) {
   frl_config_t cfg;
-  int rc = frl_config_parse(&cfg, FRL_CFG_ACTOR | FRL_CFG_ROBOT, argc, argv, stdout, stderr);
+  int rc = parse_settings(&cfg, argc, argv);
   if (rc == 1) return 0;
   if (rc != 0) return 2;
   frl_log_init(cfg.name, frl_log_level_parse(cfg.log_level));
@@ -151,12 +210,16 @@ int frl_emulate_main(int argc, char **argv) {
     }
   }
   frl_client_options_t opts = {.cfg = &cfg, .demonstration = cfg.demonstration};
-  rc = frl_client_connect(&c, NULL, NULL, NULL, NULL, &opts, err, sizeof err);
+  /* A policy file runs offline unless a broker was asked for (then it also ships experience). */
+  bool offline = cfg.policy_path[0] && !given(argc, argv, "actor-endpoint", "FLEETRL_ACTOR_ENDPOINT");
+  rc = frl_client_connect(&c, offline ? NULL : cfg.actor_endpoint, NULL, NULL, NULL, &opts, err,
+                          sizeof err);
   if (rc != 0) {
     frl_error("%s", err);
-    code = rc == FRL_EUSAGE || rc == FRL_ENOTFOUND ? 2 : 1;
+    code = rc == FRL_EUSAGE || rc == FRL_ENOTFOUND || rc == FRL_EDIM ? 2 : 1;
     goto done;
   }
+  const bool trace = frl_log_level_parse(cfg.log_level) == FRL_LOG_DEBUG;
   const frl_env_spec_t *spec = frl_env_spec(env);
   const int od = spec->obs_dim, ad = frl_client_act_dim(c);
   t.cap = (size_t)FRL_MIN((double)MAX_SAMPLES, ceil(cfg.rate_hz * cfg.report_s) + 16);
@@ -214,6 +277,7 @@ int frl_emulate_main(int argc, char **argv) {
         episodes++;
         frl_debug("episode %llu: return %.2f", (unsigned long long)episodes, ep_return);
         ep_return = 0;
+        if (cfg.episodes > 0 && episodes >= cfg.episodes) break;
         /* HARDWARE: bring the robot back to a start state. */
         frl_env_reset(env, truth);
         sense(meas, truth, od, sigma, &rng);
@@ -225,6 +289,7 @@ int frl_emulate_main(int argc, char **argv) {
     int safe = frl_client_act(c, meas, action);
     uint64_t a1 = mono_ns();
     t.act_max_ms = FRL_MAX(t.act_max_ms, (double)(a1 - a0) * 1e-6);
+    if (trace) trace_act(t.iterations, meas, od, action, ad, safe);
     /* HARDWARE: send the command; here it reaches the actuators after the latency. */
     if (cmd_len == CMD_QUEUE) { /* latency beyond the queue: the oldest command lands now */
       memcpy(applied, cmds[cmd_head].action, sizeof(float) * (size_t)ad);
@@ -280,6 +345,21 @@ int frl_emulate_main(int argc, char **argv) {
   frl_info("emulator: %llu iterations in %.1f s, %llu episodes, missed deadlines %llu in total",
            (unsigned long long)t.iterations, (double)(mono_ns() - start) * 1e-9,
            (unsigned long long)episodes, (unsigned long long)t.missed);
+  /* The evaluation, from the library's own tally, in `fleetrl eval`'s words. */
+  frl_client_status_t fin;
+  frl_client_status(c, &fin);
+  if (cfg.policy_path[0]) printf("policy %s: task %s, params v%llu\n", cfg.policy_path, cfg.task,
+                                 (unsigned long long)fin.params_version);
+  printf("robot %s (env %s, sensor noise %g), %llu episodes: mean return %.2f ± %.2f, mean length "
+         "%.1f, success %.1f%%, violations %llu; shield: clipped %llu, barrier %llu, safe actions "
+         "%llu; missed deadlines %llu\n",
+         cfg.name, cfg.env, sigma, (unsigned long long)fin.episodes, fin.mean_return,
+         fin.std_return, fin.mean_length,
+         fin.episodes ? 100.0 * (double)fin.successes / (double)fin.episodes : 0.0,
+         (unsigned long long)fin.violations, (unsigned long long)fin.clipped,
+         (unsigned long long)fin.barrier, (unsigned long long)fin.safe_actions,
+         (unsigned long long)t.missed);
+  fflush(stdout);
 done:
   frl_client_close(&c);
   frl_env_destroy(&env);

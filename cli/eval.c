@@ -22,7 +22,9 @@ static int usage(void) {
           "  --task TASK    evaluate on the environment of this task preset\n"
           "  --physics ...  every episode with these parameters (the rest nominal): mass, damping,\n"
           "                 motor_strength, link_length (multipliers), friction, gravity (m/s^2),\n"
-          "                 sensor_noise (sigma), action_delay (steps); e.g. mass=1.3,damping=1.4\n");
+          "                 sensor_noise (sigma), action_delay (steps); e.g. mass=1.3,damping=1.4\n"
+          "On a robot (or its emulator) instead, offline through its shield and watchdog:\n"
+          "  fleetrl emulate --policy POLICY_FILE --episodes N (see README, Physical robots)\n");
   return 2;
 }
 

@@ -24,6 +24,7 @@
 #include "normalizer.h"
 #include "policy.h"
 #include "policy_file.h"
+#include "randomize.h"
 #include "ratelimit.h"
 #include "replay.h"
 #include "status.h"
@@ -32,6 +33,11 @@
 
 #define RECENT 100
 #define TRAIN_SLICE_S 0.004
+/* Store upkeep runs between events, one bounded slice per loop turn, so that ingest never
+ * waits for long: rows of the priority write-back per transaction, batch records of the dedup
+ * window per step. */
+#define FLUSH_SLICE_ROWS 2048
+#define PRUNE_STEP_ROWS 1000
 
 typedef struct {
   const frl_config_t *cfg;
@@ -39,6 +45,9 @@ typedef struct {
   uv_poll_t zpoll;
   uv_prepare_t prepare;
   uv_idle_t train;
+  uv_idle_t upkeep;       /* store upkeep, a slice per loop turn while there is some */
+  bool flushing, pruning; /* a priority write-back pass / a dedup-window round under way */
+  double last_prune;
   uv_timer_t tick;
   uv_signal_t sigint, sigterm;
   bool training_active;
@@ -91,6 +100,10 @@ typedef struct {
   double last_checkpoint;
   uint64_t checkpoint_updates, checkpoint_env_steps;
   frl_status_t *status; /* /metrics and the status page; NULL with --http off */
+  /* behaviour cloning before RL (--bc-updates): updates still to run, and figures for logs */
+  uint64_t bc_left, bc_done, bc_skipped;
+  double bc_started, bc_last_log, bc_loss_avg, bc_err_avg, bc_first_loss, bc_first_err;
+  bool bc_wait_logged;
 } learner_t;
 
 static void stop(learner_t *l, int code, const char *why);
@@ -166,6 +179,17 @@ static void grant_credit(learner_t *l, double now) {
 static void start_training(learner_t *l);
 static void on_train(uv_idle_t *h);
 
+/* While RL waits for behaviour cloning, experience is not owed samples: the limiter's target
+ * stays at the samples drawn so far, so actors keep inserting (the demonstrations cloning waits
+ * for need credit as well) and RL starts at the configured ratio from where cloning ends,
+ * without a backlog of samples owed for the experience collected meanwhile. */
+static void hold_ratelimit(learner_t *l) {
+  if (l->rl.inserts > l->rl.anchor) {
+    l->rl.anchor = l->rl.inserts;
+    l->rl.target_at = (double)l->rl.samples;
+  }
+}
+
 static void on_experience(learner_t *l, double now) {
   const frl_experience_t *x = &l->in.msg.u.experience;
   l->received++;
@@ -206,6 +230,7 @@ static void on_experience(learner_t *l, double now) {
   l->inserted += x->count;
   l->env_steps += x->env_steps;
   frl_ratelimit_inserted(&l->rl, x->count);
+  if (l->bc_left) hold_ratelimit(l);
   if (l->norm) frl_normalizer_update(l->norm, x->obs, (int)x->count);
   for (uint32_t i = 0; i < x->n_policy_version; i++) {
     double lag = (double)l->params_version - (double)x->policy_version[i];
@@ -320,6 +345,35 @@ static void sync_eval_policy(learner_t *l) {
   }
 }
 
+/* --eval-physics: every evaluation episode runs on these physical parameters (the rest
+ * nominal), e.g. outside the training ranges, to follow how the policy transfers as it learns.
+ * Returns 0, or -1 after logging why (a parameter the environment lacks is refused, as by
+ * `fleetrl eval --physics`, rather than silently left nominal). */
+static int eval_physics(learner_t *l) {
+  double value[FRL_RANDOMIZE_COUNT], nominal[FRL_PHYS_COUNT];
+  char err[320];
+  if (frl_randomize_parse_values(l->cfg->eval_physics, value, err, sizeof err) != 0) {
+    frl_error("--eval-physics: %s", err);
+    return -1;
+  }
+  frl_env_physics_nominal(l->eval_env, nominal);
+  for (int p = 0; p < FRL_PHYS_COUNT; p++) {
+    if (!isnan(value[p]) && isnan(nominal[p])) {
+      frl_error("--eval-physics: environment %s has no parameter '%s'", l->cfg->env,
+                frl_phys_name(p));
+      return -1;
+    }
+  }
+  frl_randomize_opts_t o;
+  frl_randomize_fixed(&o, value);
+  if (frl_randomize_wrap(&l->eval_env, &o, l->cfg->seed * 7777ULL + 4242ULL, err, sizeof err)) {
+    frl_error("--eval-physics: %s", err);
+    return -1;
+  }
+  frl_info("evaluations run on physics %s", l->cfg->eval_physics);
+  return 0;
+}
+
 /* Greedy (DQN) or deterministic (SAC mean, TD3 without noise) episodes on the learner's own
  * copy of the environment, acted by the same policy code actors run. */
 static void evaluate(learner_t *l) {
@@ -379,8 +433,91 @@ static void evaluate(learner_t *l) {
   }
 }
 
+/* ---- behaviour cloning before RL (--bc-updates) ------------------------------------------ */
+
+/* Whether the trainer has work now: cloning once a batch of demonstrations is held, else RL as
+ * the rate limiter allows. */
+static bool can_train(learner_t *l) {
+  if (l->bc_left) return frl_replay_demo_size(l->replay) >= (uint64_t)l->cfg->batch;
+  return frl_ratelimit_can_sample(&l->rl, (uint64_t)l->cfg->batch);
+}
+
+static void bc_finish(learner_t *l, double now) {
+  const char *err_name = l->shape.algo == FRL_ALGO_DQN ? "greedy disagreement" : "action error";
+  if (l->bc_skipped)
+    frl_warn("behaviour cloning: %llu updates skipped (non-finite loss or gradient)",
+             (unsigned long long)l->bc_skipped);
+  frl_info("behaviour cloning done: %llu updates in %.1f s; loss %.4f -> %.4f, %s %.3f -> %.3f "
+           "(first batch -> mean of the last 100)",
+           (unsigned long long)l->bc_done, now - l->bc_started, l->bc_first_loss, l->bc_loss_avg,
+           err_name, l->bc_first_err, l->bc_err_avg);
+  hold_ratelimit(l);
+  publish_params(l); /* actors act with the cloned policy from here */
+  frl_info("evaluating the cloned policy (params v%llu)", (unsigned long long)l->params_version);
+  evaluate(l);
+}
+
+/* Supervised updates of the policy on batches drawn uniformly from the demonstrations alone
+ * (frl_agent_bc_update), in the same time slices as RL so that ingest, acks and heartbeats go
+ * on; when they are done the cloned policy is published and evaluated, and RL starts from it
+ * (pretraining as in DQfD, Hester et al. 2018, with the supervised loss alone). */
+static void bc_slice(learner_t *l) {
+  const uint32_t B = (uint32_t)l->cfg->batch;
+  const double t0 = frl_now();
+  if (l->bc_started == 0) {
+    l->bc_started = l->bc_last_log = t0;
+    frl_info("behaviour cloning: %llu updates (batch %u) on the %llu demonstrations held, "
+             "before RL",
+             (unsigned long long)l->bc_left, B,
+             (unsigned long long)frl_replay_demo_size(l->replay));
+  }
+  while (!l->stopping && l->bc_left > 0 && frl_now() - t0 < TRAIN_SLICE_S) {
+    const frl_replay_sample_t *s;
+    if (frl_replay_sample_demos(l->replay, B, &l->rng, &s) != 0) break;
+    frl_agent_batch_t ab = {.B = (int)s->B, .obs = s->obs, .action_index = s->action_index,
+                            .action = s->action, .weight = s->weight};
+    if (l->norm) {
+      frl_normalizer_export(l->norm, l->norm_mean, l->norm_std);
+      frl_normalize(l->nobs, s->obs, l->norm_mean, l->norm_std, (int)s->B, l->shape.obs_dim);
+      ab.obs = l->nobs;
+    }
+    frl_agent_bc_stats_t st;
+    int rc = frl_agent_bc_update(l->agent, &ab, &st);
+    l->bc_left--;
+    if (rc == -ERANGE) {
+      l->bc_skipped++;
+      continue;
+    }
+    if (rc != 0) {
+      frl_error("behaviour-cloning update failed: %s", frl_strerror(rc));
+      stop(l, FRL_LEARNER_ERROR, NULL);
+      return;
+    }
+    if (l->bc_done == 0) l->bc_first_loss = st.loss, l->bc_first_err = st.action_error;
+    l->bc_done++;
+    /* The mean of the last 100 updates (of all of them before the 100th). */
+    double k = l->bc_done < 100 ? (double)l->bc_done : 100.0;
+    l->bc_loss_avg += (st.loss - l->bc_loss_avg) / k;
+    l->bc_err_avg += (st.action_error - l->bc_err_avg) / k;
+  }
+  double now = frl_now();
+  if (l->bc_left == 0 && !l->stopping) {
+    bc_finish(l, now);
+  } else if (now - l->bc_last_log >= 5.0) {
+    frl_info("behaviour cloning: %llu of %llu updates, loss %.4f, %s %.3f",
+             (unsigned long long)l->bc_done, (unsigned long long)(l->bc_done + l->bc_left),
+             l->bc_loss_avg, l->shape.algo == FRL_ALGO_DQN ? "greedy disagreement" : "action error",
+             l->bc_err_avg);
+    l->bc_last_log = now;
+  }
+}
+
 static void train_slice(learner_t *l) {
   const frl_config_t *cfg = l->cfg;
+  if (l->bc_left) {
+    bc_slice(l);
+    return;
+  }
   double t0 = frl_now();
   uint32_t B = (uint32_t)cfg->batch;
   while (!l->stopping && frl_ratelimit_can_sample(&l->rl, B) && frl_now() - t0 < TRAIN_SLICE_S) {
@@ -448,7 +585,7 @@ static void on_train(uv_idle_t *h) {
   learner_t *l = h->data;
   train_slice(l);
   check_milestones(l);
-  if (!l->stopping && !frl_ratelimit_can_sample(&l->rl, (uint64_t)l->cfg->batch)) {
+  if (!l->stopping && !can_train(l)) {
     uv_idle_stop(&l->train);
     l->training_active = false;
   }
@@ -457,8 +594,13 @@ static void on_train(uv_idle_t *h) {
 
 static void start_training(learner_t *l) {
   check_milestones(l);
-  if (!l->training_active && !l->stopping &&
-      frl_ratelimit_can_sample(&l->rl, (uint64_t)l->cfg->batch)) {
+  if (l->bc_left && !l->bc_wait_logged && frl_ratelimit_can_sample(&l->rl, l->cfg->batch) &&
+      frl_replay_demo_size(l->replay) < (uint64_t)l->cfg->batch) {
+    frl_info("RL waits for behaviour cloning: %llu of the %d demonstrations it needs are held",
+             (unsigned long long)frl_replay_demo_size(l->replay), l->cfg->batch);
+    l->bc_wait_logged = true;
+  }
+  if (!l->training_active && !l->stopping && can_train(l)) {
     uv_idle_start(&l->train, on_train);
     l->training_active = true;
   }
@@ -638,6 +780,29 @@ static void print_progress(learner_t *l, bool final) {
   fflush(stdout);
 }
 
+/* One slice of store upkeep per loop turn, between events: a slice of the priority
+ * write-back pass first, else a step of the dedup window (batch records older than
+ * --dedup-window go; see learner/store.c for why that is safe). Stops itself when neither has
+ * work left; on_tick starts them again. */
+static void on_upkeep(uv_idle_t *h) {
+  learner_t *l = h->data;
+  if (l->flushing) {
+    uint32_t left = 0;
+    int rc = frl_replay_flush_some(l->replay, FLUSH_SLICE_ROWS, &left);
+    if (rc != 0) /* still dirty: the next period resumes the pass where it stopped */
+      frl_warn("writing priorities back failed: %s", frl_strerror(rc));
+    if (rc != 0 || left == 0) l->flushing = false;
+  } else if (l->pruning) {
+    uint32_t gone = 0;
+    int rc = frl_store_prune_batches(l->store, frl_wall() - l->cfg->dedup_window_s,
+                                     PRUNE_STEP_ROWS, &gone);
+    if (rc != 0) frl_warn("deleting batch records past the dedup window failed: %s",
+                          frl_strerror(rc));
+    if (rc != 0 || gone < PRUNE_STEP_ROWS) l->pruning = false;
+  }
+  if (!l->flushing && !l->pruning) uv_idle_stop(&l->upkeep);
+}
+
 static void on_tick(uv_timer_t *h) {
   learner_t *l = h->data;
   const frl_config_t *cfg = l->cfg;
@@ -683,10 +848,15 @@ static void on_tick(uv_timer_t *h) {
       l->last_progress_print = now;
     }
   }
-  if (now - l->last_flush >= cfg->flush_s) {
-    int rc = frl_replay_flush(l->replay);
-    if (rc != 0) frl_warn("writing priorities back failed: %s", frl_strerror(rc));
+  if (now - l->last_flush >= cfg->flush_s && !l->flushing) {
+    l->flushing = true; /* a write-back pass, written by on_upkeep a slice at a time */
     l->last_flush = now;
+    uv_idle_start(&l->upkeep, on_upkeep);
+  }
+  if (now - l->last_prune >= 1.0 && !l->pruning) {
+    l->pruning = true;
+    l->last_prune = now;
+    uv_idle_start(&l->upkeep, on_upkeep);
   }
   if (now - l->last_progress_row >= 5.0) {
     frl_store_progress_t p = {.updates = l->updates, .env_steps = l->env_steps,
@@ -805,6 +975,7 @@ int frl_learner_main(const frl_config_t *cfg) {
     frl_error("--env: %s", err);
     goto out;
   }
+  if (cfg->eval_physics[0] && eval_physics(l) != 0) goto out;
   l->spec = frl_env_spec(l->eval_env);
   if (frl_policy_shape_from_config(cfg, l->spec, &l->shape, err, sizeof err) != 0) {
     frl_error("%s", err);
@@ -863,6 +1034,13 @@ int frl_learner_main(const frl_config_t *cfg) {
   l->beta = cfg->beta0;
   l->last_checkpoint = l->started;
   if (resume_checkpoint(l) != 0) goto out;
+  if (cfg->bc_updates > 0 && l->updates > 0) {
+    frl_info("behaviour cloning skipped: resumed after %llu RL updates",
+             (unsigned long long)l->updates);
+  } else if (cfg->bc_updates > 0) {
+    l->bc_left = cfg->bc_updates;
+    hold_ratelimit(l);
+  }
 
   l->fb = frl_fb_builder_new(1 << 20);
   l->ctx = zmq_ctx_new();
@@ -880,6 +1058,8 @@ int frl_learner_main(const frl_config_t *cfg) {
   uv_poll_init(&l->loop, &l->zpoll, fd);
   uv_prepare_init(&l->loop, &l->prepare);
   uv_idle_init(&l->loop, &l->train);
+  uv_idle_init(&l->loop, &l->upkeep);
+  l->upkeep.data = l;
   uv_timer_init(&l->loop, &l->tick);
   uv_signal_init(&l->loop, &l->sigint);
   uv_signal_init(&l->loop, &l->sigterm);
@@ -928,6 +1108,7 @@ int frl_learner_main(const frl_config_t *cfg) {
   uv_close((uv_handle_t *)&l->zpoll, close_cb);
   uv_close((uv_handle_t *)&l->prepare, close_cb);
   uv_close((uv_handle_t *)&l->train, close_cb);
+  uv_close((uv_handle_t *)&l->upkeep, close_cb);
   uv_close((uv_handle_t *)&l->tick, close_cb);
   uv_close((uv_handle_t *)&l->sigint, close_cb);
   uv_close((uv_handle_t *)&l->sigterm, close_cb);

@@ -3,7 +3,9 @@
  * the SQLite store as the system of record. Item ids are issued in order from 1; item i lives
  * in slot i mod capacity, so the FIFO eviction of the store (ids < newest - capacity + 1) and
  * the overwrite of slots in memory evict the same items. Sampling and priority updates never
- * touch SQLite; they mark slots dirty and frl_replay_flush writes them back in one transaction.
+ * touch SQLite; they mark slots dirty, and frl_replay_flush_some writes them back in passes
+ * over the ids in order, a bounded slice per transaction, so that ingest never waits for a
+ * write-back of the whole replay.
  */
 #include "replay.h"
 
@@ -36,6 +38,8 @@ struct frl_replay {
   size_t stride;
   uint64_t *dirty;       /* bitmap: priority or count changed since the last flush */
   uint32_t n_dirty;
+  uint64_t flush_cursor; /* the flush pass under way has written every dirty id below this
+                          * (0: no pass under way) */
 
   uint64_t size;     /* occupied slots */
   uint64_t demo_size; /* occupied demonstration slots */
@@ -503,11 +507,30 @@ int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now
   return 0;
 }
 
+/* Copies the records of out_slot[0..B) into the sample arrays (all but the weights). */
+static void gather(frl_replay_t *r, uint32_t B) {
+  const uint32_t D = r->D, A = r->A;
+  frl_replay_sample_t *s = &r->out;
+  for (uint32_t j = 0; j < B; j++) {
+    const uint32_t slot = r->out_slot[j];
+    const record_t *h = record(r, slot);
+    const float *f = record_floats(r, slot);
+    s->item_id[j] = h->id;
+    s->reward[j] = h->reward;
+    s->discount[j] = h->discount;
+    memcpy(s->obs + (size_t)j * D, f, D * sizeof(float));
+    memcpy(s->next_obs + (size_t)j * D, f + D, D * sizeof(float));
+    if (r->discrete)
+      s->action_index[j] = h->action_index;
+    else
+      memcpy(s->action + (size_t)j * A, f + 2 * D, A * sizeof(float));
+  }
+}
+
 int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
                       const frl_replay_sample_t **out) {
   if (r->size == 0) return FRL_EBUSY;
   if (B == 0 || B > r->cfg.max_batch || !(isfinite(beta) && beta >= 0.0)) return FRL_EUSAGE;
-  const uint32_t D = r->D, A = r->A;
   /* Stratified: one uniform draw in each of B equal slices of the total mass (Schaul et al.
    * 2016, appendix B.2.1), which lowers the variance of the batch composition. */
   const double total = frl_sumtree_total(r->tree);
@@ -528,20 +551,40 @@ int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
     s->weight[j] = r->cfg.prioritized
                        ? (float)pow(frl_sumtree_get(r->tree, r->out_slot[j]) / p_min, -beta)
                        : 1.0f;
+  gather(r, B);
+  *out = s;
+  return 0;
+}
+
+int frl_replay_sample_demos(frl_replay_t *r, uint32_t B, frl_rng_t *rng,
+                            const frl_replay_sample_t **out) {
+  if (r->demo_size == 0) return FRL_EBUSY;
+  if (B == 0 || B > r->cfg.max_batch) return FRL_EUSAGE;
+  /* The demonstrations held are the newest of the ids issued, at most demo_cap of them, each in
+   * its own slot: draw an id uniformly from that window and keep it if its slot still holds it.
+   * Every id is held in normal operation; only a store edited by hand can leave holes (ids
+   * missing, their slots empty or holding older ones), where the draw is repeated and, in the
+   * unlikely case that 64 draws all miss, the next occupied demonstration slot is taken. */
+  const uint64_t issued = r->next_demo_id - FRL_DEMO_ID_BASE;
+  const uint32_t window = issued < r->demo_cap ? (uint32_t)issued : r->demo_cap;
   for (uint32_t j = 0; j < B; j++) {
-    const uint32_t slot = r->out_slot[j];
-    const record_t *h = record(r, slot);
-    const float *f = record_floats(r, slot);
-    s->item_id[j] = h->id;
-    s->reward[j] = h->reward;
-    s->discount[j] = h->discount;
-    memcpy(s->obs + (size_t)j * D, f, D * sizeof(float));
-    memcpy(s->next_obs + (size_t)j * D, f + D, D * sizeof(float));
-    if (r->discrete)
-      s->action_index[j] = h->action_index;
-    else
-      memcpy(s->action + (size_t)j * A, f + 2 * D, A * sizeof(float));
+    uint32_t slot = 0;
+    bool found = false;
+    for (int tries = 0; tries < 64 && !found; tries++) {
+      const uint64_t id = r->next_demo_id - 1 - frl_rng_below(rng, window);
+      slot = slot_of(r, id);
+      found = record(r, slot)->id == id;
+    }
+    for (uint32_t k = 0; !found && k < r->demo_cap; k++) {
+      slot = r->capacity + (slot - r->capacity + 1) % r->demo_cap;
+      found = record(r, slot)->id != 0;
+    }
+    r->out_slot[j] = slot;
   }
+  frl_replay_sample_t *s = &r->out;
+  s->B = B;
+  for (uint32_t j = 0; j < B; j++) s->weight[j] = 1.0f;
+  gather(r, B);
   *out = s;
   return 0;
 }
@@ -568,33 +611,81 @@ void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, cons
   }
 }
 
-/* Appends the dirty slots of ring [base, base+len) to the flush arrays from index k, walking
- * from the ring's oldest slot (base+start) so that ids reach SQLite in increasing order. */
-static uint32_t collect_dirty(frl_replay_t *r, uint32_t base, uint32_t len, uint32_t start,
-                              uint32_t k) {
-  for (uint32_t i = 0; i < len && k < r->n_dirty;) {
-    uint32_t off = start + i;
-    if (off >= len) off -= len;
-    const uint32_t slot = base + off;
-    if (slot % 64 == 0 && r->dirty[slot / 64] == 0) {
-      i += FRL_MIN(64u, len - off); /* a clean word: skip its slots at once */
-      continue;
-    }
-    i++;
-    if (!(r->dirty[slot / 64] >> (slot % 64) & 1)) continue;
-    const record_t *h = record(r, slot);
-    r->flush_slot[k] = slot;
-    r->flush_id[k] = h->id;
-    r->flush_priority[k] = h->priority;
-    r->flush_sampled[k] = h->sampled;
-    k++;
-  }
-  return k;
+/* A ring of the replay for the flush walk: items with ids [lo, hi) live in slots
+ * base + (id - id0) % len. */
+typedef struct {
+  uint32_t base, len;
+  uint64_t id0, lo, hi;
+} ring_t;
+
+static ring_t agent_ring(const frl_replay_t *r) {
+  return (ring_t){.base = 0, .len = r->capacity, .id0 = 0,
+                  .lo = r->next_id > r->capacity ? r->next_id - r->capacity : 1,
+                  .hi = r->next_id};
 }
 
-int frl_replay_flush(frl_replay_t *r) {
-  const uint32_t n = r->n_dirty;
-  if (n == 0) return 0;
+static ring_t demo_ring(const frl_replay_t *r) {
+  const uint64_t issued = r->next_demo_id - FRL_DEMO_ID_BASE;
+  return (ring_t){.base = r->capacity, .len = r->demo_cap, .id0 = FRL_DEMO_ID_BASE,
+                  .lo = r->next_demo_id - (issued < r->demo_cap ? issued : r->demo_cap),
+                  .hi = r->next_demo_id};
+}
+
+/* Appends the dirty slots of ring g's items with ids in [from, g.hi), in id order, to the flush
+ * arrays from index *k until max entries; returns the id the walk stopped at (the one after
+ * the last collected when the arrays filled, else g.hi). Clean stretches are skipped a word
+ * of the bitmap at a time (to its next set bit), never past the ring's last slot, where the
+ * slots wrap around to its first. */
+static uint64_t collect_dirty(frl_replay_t *r, const ring_t *g, uint64_t from, uint32_t *k,
+                              uint32_t max) {
+  uint64_t id = FRL_MAX(from, g->lo);
+  while (id < g->hi && *k < max) {
+    const uint32_t off = (uint32_t)((id - g->id0) % g->len), slot = g->base + off;
+    const uint64_t word = r->dirty[slot / 64] >> (slot % 64);
+    if (!(word & 1)) {
+      uint64_t skip = word ? (uint64_t)__builtin_ctzll(word) : 64 - slot % 64;
+      skip = FRL_MIN(skip, (uint64_t)(g->len - off));
+      id += FRL_MIN(skip, g->hi - id);
+      continue;
+    }
+    const record_t *h = record(r, slot);
+    r->flush_slot[*k] = slot;
+    r->flush_id[*k] = h->id;
+    r->flush_priority[*k] = h->priority;
+    r->flush_sampled[*k] = h->sampled;
+    (*k)++;
+    id++;
+  }
+  return id < g->hi ? id : g->hi;
+}
+
+/* Dirty slots in bitmap positions [a, b). */
+static uint32_t count_bits(const uint64_t *bits, uint32_t a, uint32_t b) {
+  uint32_t n = 0;
+  while (a < b) {
+    const uint32_t w = a / 64, lo = a % 64, hi = b - w * 64 >= 64 ? 64 : b - w * 64;
+    uint64_t word = bits[w] >> lo;
+    if (hi - lo < 64) word &= (1ull << (hi - lo)) - 1;
+    n += (uint32_t)__builtin_popcountll(word);
+    a = w * 64 + hi;
+  }
+  return n;
+}
+
+/* Dirty items of ring g with ids in [from, g.hi): the rest of a pass there. */
+static uint32_t count_dirty(const frl_replay_t *r, const ring_t *g, uint64_t from) {
+  const uint64_t id = FRL_MAX(from, g->lo);
+  if (id >= g->hi) return 0;
+  const uint32_t off = (uint32_t)((id - g->id0) % g->len);
+  const uint64_t n = g->hi - id; /* <= len */
+  if (off + n <= g->len) return count_bits(r->dirty, g->base + off, g->base + off + (uint32_t)n);
+  return count_bits(r->dirty, g->base + off, g->base + g->len) +
+         count_bits(r->dirty, g->base, g->base + (uint32_t)(off + n - g->len));
+}
+
+int frl_replay_flush_some(frl_replay_t *r, uint32_t max_rows, uint32_t *remaining) {
+  if (max_rows == 0) return FRL_EUSAGE;
+  const uint32_t n = FRL_MIN(max_rows, r->n_dirty);
   if (n > r->flush_cap) {
     r->flush_slot = frl_xrealloc(r->flush_slot, n * sizeof *r->flush_slot);
     r->flush_id = frl_xrealloc(r->flush_id, n * sizeof *r->flush_id);
@@ -602,21 +693,44 @@ int frl_replay_flush(frl_replay_t *r) {
     r->flush_sampled = frl_xrealloc(r->flush_sampled, n * sizeof *r->flush_sampled);
     r->flush_cap = n;
   }
-  /* Walk the ring from the oldest slot, so the updates reach SQLite in item_id order: each
-   * b-tree page is then modified once and in order (ids in the ring increase from slot
-   * next_id mod capacity, wrapping around). */
-  uint32_t k = collect_dirty(r, 0, r->capacity, (uint32_t)(r->next_id % r->capacity), 0);
-  if (r->demo_cap)
-    k = collect_dirty(r, r->capacity, r->demo_cap,
-                      (uint32_t)((r->next_demo_id - FRL_DEMO_ID_BASE) % r->demo_cap), k);
-  int err = frl_store_update_items(r->store, r->flush_id, r->flush_priority, r->flush_sampled, k);
-  if (err) return err; /* still dirty: the next flush retries */
-  for (uint32_t j = 0; j < k; j++) {
-    const uint32_t slot = r->flush_slot[j];
-    r->dirty[slot / 64] &= ~(1ull << (slot % 64));
-    record(r, slot)->sampled = 0;
+  /* The pass walks agent ids, then demonstration ids (all larger), in increasing order from
+   * the cursor, so that every slice, and so the whole pass, reaches SQLite in item_id order:
+   * each b-tree page is then modified once per pass and in order. */
+  const ring_t agent = agent_ring(r);
+  ring_t demo = {0};
+  uint32_t k = 0;
+  uint64_t at = r->flush_cursor;
+  if (at < agent.hi) at = collect_dirty(r, &agent, at, &k, n);
+  if (r->demo_cap) {
+    demo = demo_ring(r);
+    if (k < n && at >= agent.hi) at = collect_dirty(r, &demo, at, &k, n);
   }
-  r->n_dirty = 0;
+  if (k > 0) {
+    int err =
+        frl_store_update_items(r->store, r->flush_id, r->flush_priority, r->flush_sampled, k);
+    if (err) return err; /* still dirty, the cursor where it was: the next call retries */
+    for (uint32_t j = 0; j < k; j++) {
+      const uint32_t slot = r->flush_slot[j];
+      r->dirty[slot / 64] &= ~(1ull << (slot % 64));
+      record(r, slot)->sampled = 0;
+    }
+    r->n_dirty -= k;
+  }
+  uint32_t ahead = count_dirty(r, &agent, at);
+  if (r->demo_cap) ahead += count_dirty(r, &demo, at);
+  /* Nothing left ahead of the cursor: the pass is complete; the next starts from the oldest. */
+  r->flush_cursor = ahead ? at : 0;
+  if (remaining) *remaining = ahead;
+  return 0;
+}
+
+int frl_replay_flush(frl_replay_t *r) {
+  /* Finishing the pass under way writes what is ahead of its cursor; a new pass then writes
+   * what was marked behind it. Each call leaves nothing ahead, so two suffice. */
+  for (int pass = 0; pass < 2 && r->n_dirty; pass++) {
+    int err = frl_replay_flush_some(r, UINT32_MAX, NULL);
+    if (err) return err;
+  }
   return 0;
 }
 

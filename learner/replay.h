@@ -67,17 +67,39 @@ typedef struct {
 int frl_replay_sample(frl_replay_t *r, uint32_t B, double beta, frl_rng_t *rng,
                       const frl_replay_sample_t **out);
 
+/* Draws B demonstrations uniformly (with replacement) from the demonstration slots alone, for
+ * behaviour cloning: every held demonstration is equally likely whatever its priority, weights
+ * are 1, and nothing is counted as sampled (times_sampled stays the RL replay's count). The
+ * batch is in the same arrays as frl_replay_sample's (valid until the next sample call).
+ * Returns FRL_EBUSY when no demonstration is held (also with demo_capacity 0, where they are
+ * ordinary experience), FRL_EUSAGE when B is 0 or above max_batch. Never allocates. */
+int frl_replay_sample_demos(frl_replay_t *r, uint32_t B, frl_rng_t *rng,
+                            const frl_replay_sample_t **out);
+
 /* Sets p = (td_abs + eps)^alpha for items still present (evicted ids are ignored), counts the
  * sample, and marks them for the next flush. */
 void frl_replay_update_priorities(frl_replay_t *r, const uint64_t *item_id, const float *td_abs,
                                   uint32_t B);
 
-/* Writes dirty priorities and sample counts to the store in one transaction. On error they stay
- * dirty and the next call retries. frl_replay_close flushes too (best effort). The cost follows
- * the number of distinct table pages touched: rows sampled at random from a large replay touch
- * most pages once their count nears capacity/40 (CartPole), after which a flush costs about a
- * rewrite of the items table whatever the row count; so flush every tens of seconds, not per
- * update (bench/bench_replay.c prints both regimes). */
+/* Writes dirty priorities and sample counts back to the store, a slice at a time: one call
+ * writes at most max_rows (>= 1) items in one transaction, continuing a pass that walks the
+ * items in item_id order (agent experience, then demonstrations) from where the previous call
+ * stopped, so that every b-tree page is rewritten once per pass and in order. Dirty marks are
+ * cleared only after the commit; on error nothing is committed, the items stay dirty and the
+ * pass stays where it was, so the next call retries. *remaining (may be NULL) receives how
+ * many dirty items the pass has still ahead of it; 0 means the pass is complete (items marked
+ * behind its cursor meanwhile wait for the next pass, which starts from the oldest item), so
+ * callers loop until 0 and then wait for their next period. Returns 0, FRL_EUSAGE for
+ * max_rows 0, or the store's error. The cost follows the number of distinct table pages
+ * touched: rows sampled at random from a large replay touch most pages once their count nears
+ * capacity/40 (CartPole), after which a pass costs about a rewrite of the items table whatever
+ * the row count; so run passes every tens of seconds, not per update (bench/bench_replay.c
+ * prints both regimes). */
+int frl_replay_flush_some(frl_replay_t *r, uint32_t max_rows, uint32_t *remaining);
+
+/* Writes every dirty item back (finishing the pass under way, then one more pass for what was
+ * marked behind it), in at most two transactions; errors as frl_replay_flush_some's, the items
+ * not written staying dirty. frl_replay_close calls it (best effort). */
 int frl_replay_flush(frl_replay_t *r);
 
 uint64_t frl_replay_size(const frl_replay_t *r);

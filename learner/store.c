@@ -13,7 +13,14 @@
  *   batches(actor_id, seq, received_at, transitions, first_item_id, env_steps,
  *           PRIMARY KEY(actor_id, seq)) WITHOUT ROWID
  *       the exactly-once record: a batch is accepted at most once per (actor, seq). Rows are
- *       kept when their items are evicted, so a late resend is still recognised.
+ *       kept when their items are evicted, so a late resend is still recognised, for as long
+ *       as the dedup window (the learner's --dedup-window, 7 days): frl_store_prune_batches
+ *       deletes older ones. Why a window suffices: an actor resends only a batch it still
+ *       holds unacknowledged; outboxes live in the actor's memory, so a batch outlives
+ *       neither its process nor its acknowledgement; and an actor's seq numbers start at its
+ *       start time in microseconds, so a restarted actor never reuses an old seq. A resend
+ *       older than the window therefore needs an actor that held that batch unacknowledged
+ *       for the whole window: that is the bound of the exactly-once guarantee.
  *   items(item_id INTEGER PRIMARY KEY, actor_id, batch_seq, inserted_at, policy_version,
  *         priority, times_sampled, action, reward, discount, action_vec, obs, next_obs)
  *       the replay contents, newest `capacity` transitions. priority is the sampling priority
@@ -45,21 +52,56 @@
  * rowid range delete (item_id < evict_below) and so walks only the leftmost leaves of the items
  * b-tree; freed pages are reused by later inserts, so the file stays bounded.
  *
+ * Pruned `batches` records and evicted items free their pages, which later inserts reuse
+ * (auto_vacuum stays off: giving pages back to the file system would only make the next
+ * inserts grow it again), so the file levels off once the replay is full; only the user data
+ * tables (episodes, safety_events, training, evaluations) keep growing, slowly.
+ *
  * WAL: journal_mode=WAL lets readers run while we write; synchronous=NORMAL syncs only at
  * checkpoints (a power loss can drop the last commits, never corrupt the file; actors resend
- * unacknowledged batches, so nothing is lost). The WAL is kept bounded by our own wal hook,
- * which replaces wal_autocheckpoint: after a commit that leaves >= FRL_STORE_CKPT_PAGES in the
- * WAL it runs a PASSIVE checkpoint (never waits for readers, never blocks ingest), and
- * journal_size_limit truncates the file back when the WAL is restarted. A reader that holds
- * one read transaction open for a long time pins the WAL, which then grows; the hook warns
- * (at most once a minute) so the operator knows why the -wal file is large. */
+ * unacknowledged batches, so nothing is lost). SQLite writes the WAL from its start again only
+ * when a writer finds it completely copied back into replay.db and no reader using it;
+ * otherwise the file grows. Two things kept that from happening with the hook that used to run
+ * a PASSIVE checkpoint after commits: under continuous ingest a checkpoint that does not stop
+ * writers never finds the WAL without new frames, and with queries running back to back some
+ * reader always holds a snapshot in the WAL (measured: 57 -> 572 MiB in 15 s with three sqlite3
+ * loops). So the ingest connection's wal hook (which replaces wal_autocheckpoint) does two
+ * things. Every quarter of FRL_STORE_CKPT_PAGES it wakes a thread of the store that runs a
+ * PASSIVE checkpoint on a connection of its own: that copy waits for nobody and takes no lock
+ * ingest needs, and it leaves little for the next step. Once the WAL holds
+ * FRL_STORE_CKPT_PAGES, the hook, right after a commit, runs a RESTART checkpoint on the
+ * ingest connection itself: with the write lock (ours at once: a second connection asking for
+ * it could starve behind back-to-back commits), it copies the few frames committed since the
+ * last passive copy, waits up to FRL_STORE_RESTART_WAIT_MS for the readers present to leave
+ * the WAL, and so lets the next commit write the WAL from its start (truncating the file to
+ * journal_size_limit, FRL_STORE_WAL_LIMIT, if it had grown past it). Readers that start once
+ * everything is copied back read replay.db alone and are not waited for, so the readers that
+ * count are those present when the restart begins and those that start during its copy.
+ * Ingest pauses meanwhile: two syncs and a short copy without readers, the wait more with them.
+ * When a reader stays longer, the attempt gives up, and the next one waits until the WAL has
+ * grown by FRL_STORE_CKPT_PAGES more, then by twice that after each attempt given up, up to
+ * FRL_STORE_RESTART_STEP_MAX times it, or until a passive copy (they go on meanwhile) gets to
+ * the end of the WAL, which tells that the readers holding it have left; then the attempt is
+ * made at once. Spacing attempts by the WAL's growth rather than by time keeps the bound a
+ * size: the WAL grows at most one step past an attempt given up. How long the next attempt
+ * waits depends on what held the last one off. Readers that came and went (everything was
+ * copied back, or more than at the attempt before) end, only later than we waited: queries of
+ * a few hundred ms run back to back (bench/bench_readers.py: three sqlite3 loops over the
+ * README's queries and a full scan) let no 100 ms or 250 ms attempt through, so the wait
+ * doubles, up to FRL_STORE_RESTART_WAIT_MAX_MS. The same reader still there (a read
+ * transaction left open: an idle BEGIN in a sqlite3 session) will not end sooner for a longer
+ * wait, so it is waited for the least: it costs ingest one pause of FRL_STORE_RESTART_WAIT_MS
+ * per step while the WAL grows (about one every 2 s at full CartPole ingest), and the store
+ * warns (at most once a minute) with what it found. */
 #include "store.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
 #include "log.h"
@@ -67,8 +109,23 @@
 #define FRL_STORE_SCHEMA_VERSION 2
 #define FRL_STORE_CKPT_PAGES 4096             /* 16 MiB of 4 KiB pages */
 #define FRL_STORE_WAL_LIMIT (64LL << 20)      /* journal_size_limit, bytes */
-#define FRL_STORE_WAL_WARN_PAGES (4 * 16384)  /* 256 MiB of 4 KiB pages */
+#define FRL_STORE_WAL_WARN_FACTOR 4           /* warn from 4 x the limit: 256 MiB */
 #define FRL_STORE_BUSY_MS 5000
+/* The longest a RESTART checkpoint waits for the readers present (and so holds ingest): long
+ * enough for the README's queries on a full replay, short against the peers' 3 s timeout. */
+#ifndef FRL_STORE_RESTART_WAIT_MS
+#define FRL_STORE_RESTART_WAIT_MS 100
+#endif
+/* ... and the longest, after attempts given up while readers kept coming and going. */
+#ifndef FRL_STORE_RESTART_WAIT_MAX_MS
+#define FRL_STORE_RESTART_WAIT_MAX_MS 800
+#endif
+#define FRL_STORE_RESTART_STEP_MAX 4          /* x FRL_STORE_CKPT_PAGES between attempts */
+/* While readers keep a passive checkpoint from finishing, every commit asks for another one;
+ * this spaces them so the thread does not spin on a WAL it cannot copy back. */
+#define FRL_STORE_CKPT_GAP_MS 50
+/* Actors visited per dedup-window step (each reads at most max_rows of its oldest records). */
+#define FRL_STORE_PRUNE_ACTORS 16
 
 static const char SCHEMA_SQL[] =
     "CREATE TABLE IF NOT EXISTS meta(\n"
@@ -206,13 +263,42 @@ struct frl_store {
   char *path;
   double wal_warned_at; /* frl_now() of the last "WAL is large" warning */
   int old_version;      /* user_version found at open: 0 new, 1 needs migrate() */
+  bool wal_mode;        /* journal_mode is wal (else there is no WAL to keep bounded) */
+  double busy_since;    /* frl_now() when the ingest connection began waiting for a lock */
+  int page_size;
+  int ckpt_pages;       /* checkpoint from this many WAL pages */
+  int warn_pages;       /* warn from this many (FRL_STORE_WAL_WARN_FACTOR x the limit) */
+  int64_t prune_actor;  /* the dedup-window step resumes after this actor_id */
+
+  /* Restarting the WAL (ingest thread only). */
+  double restart_deadline;   /* > 0 during a restart: when its busy wait gives up */
+  int restart_at;            /* no attempt before the WAL holds this many pages */
+  int restart_step;          /* the growth to wait for after the next attempt given up */
+  int restart_wait_ms;       /* how long the next attempt waits for readers */
+  int restart_failed_done;   /* frames copied back by the last attempt given up (-1: none) */
+  double restart_busy_since; /* frl_now() of the first of the attempts given up in a row */
+  uint64_t restart_busy_in_row;
+
+  /* The checkpointer thread and its connection (see the file comment). ckpt_db belongs to the
+   * thread; the fields below ckpt_mu are shared under it. */
+  sqlite3 *ckpt_db;
+  pthread_t ckpt_thread;
+  bool ckpt_running;
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
+  bool ckpt_wanted, ckpt_stop;
+  bool ckpt_active;     /* the thread is checkpointing */
+  bool restart_active;  /* the ingest thread is restarting the WAL */
+  bool readers_left;    /* the last passive copy reached the WAL's end: no reader held it */
+  int ckpt_next;        /* the hook wakes the thread when the WAL reaches this many pages */
+  frl_store_wal_stats_t wal;
   sqlite3_stmt *begin, *commit, *rollback;
   sqlite3_stmt *actor_find, *actor_add, *actor_count;
   sqlite3_stmt *batch_add, *item_add, *episode_add, *safety_add, *evict;
   sqlite3_stmt *item_update, *item_max, *item_scan;
   sqlite3_stmt *progress_add, *eval_add, *meta_set, *meta_get;
   sqlite3_stmt *ckpt_add, *ckpt_trim, *ckpt_get, *ckpt_count, *totals, *recent_returns,
-      *latest_version;
+      *latest_version, *prune_actors, *prune_batches;
 };
 
 /* Logs SQLite's own message and maps the result code for callers: a full disk and a read-only
@@ -264,23 +350,254 @@ static void bind_real_or_null(sqlite3_stmt *st, int col, double v) {
     sqlite3_bind_null(st, col);
 }
 
-/* Replaces wal_autocheckpoint (installing a hook disables it): see the file comment. */
+static void sleep_ms(double ms) {
+  struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(fmod(ms, 1000) * 1e6)};
+  nanosleep(&ts, NULL);
+}
+
+/* The ingest connection waits up to FRL_STORE_BUSY_MS for a lock, polling every millisecond
+ * (SQLite's own timeout sleeps up to 100 ms at a time, which would add up to that to a wait
+ * for a lock held a few milliseconds); during a restarting checkpoint, only until its
+ * deadline. */
+static int ingest_busy(void *ctx, int count) {
+  frl_store_t *s = ctx;
+  double now = frl_now();
+  if (s->restart_deadline > 0) {
+    if (now >= s->restart_deadline) return 0;
+  } else {
+    if (count == 0) s->busy_since = now;
+    if (now - s->busy_since >= FRL_STORE_BUSY_MS / 1000.0) return 0;
+  }
+  sleep_ms(count < 10 ? 0.2 : 1.0);
+  return 1;
+}
+
+static void note_wal_pages(frl_store_t *s, int pages) {
+  s->wal.wal_pages = pages;
+  if (pages > s->wal.wal_pages_max) s->wal.wal_pages_max = pages;
+}
+
+/* The RESTART checkpoint of the file comment, on the ingest connection between two
+ * transactions: the write lock is ours at once (a checkpointer thread asking for it could
+ * starve behind back-to-back commits), and ingest would wait for it anyway. */
+static void restart_wal(frl_store_t *s, sqlite3 *db) {
+  double now = frl_now();
+  int log_frames = 0, done_frames = 0;
+  const int wait_ms = s->restart_wait_ms;
+  s->restart_deadline = now + wait_ms / 1000.0;
+  int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &log_frames,
+                                     &done_frames);
+  s->restart_deadline = 0;
+  const bool ok = rc == SQLITE_OK;
+  const double took_ms = 1e3 * (frl_now() - now);
+  frl_debug("store %s: WAL restart %s after %.1f ms (wait %d ms; %d pages, %d copied back)",
+            s->path, ok ? "done" : "given up", took_ms, wait_ms, log_frames, done_frames);
+  if (ok && took_ms > FRL_STORE_RESTART_WAIT_MS) {
+    /* It took longer than the shortest wait: readers that run long keep coming (or the disk
+     * is slow). Each restart then costs ingest about one of them, so make restarts rarer
+     * (every FRL_STORE_RESTART_STEP_MAX thresholds) and let the next one wait as long at once,
+     * or half as long when this one needed at most half. */
+    s->restart_busy_in_row = 0;
+    s->restart_step = s->restart_at = s->ckpt_pages * FRL_STORE_RESTART_STEP_MAX;
+    while (s->restart_wait_ms / 2 >= took_ms && s->restart_wait_ms / 2 >= FRL_STORE_RESTART_WAIT_MS)
+      s->restart_wait_ms /= 2;
+    s->restart_failed_done = -1;
+  } else if (ok) {
+    s->restart_busy_in_row = 0;
+    s->restart_step = s->ckpt_pages;
+    s->restart_at = s->ckpt_pages;
+    s->restart_wait_ms = FRL_STORE_RESTART_WAIT_MS;
+    s->restart_failed_done = -1;
+  } else {
+    if ((rc & 0xff) != SQLITE_BUSY)
+      frl_warn("store %s: checkpoint: %s (sqlite code %d)", s->path, sqlite3_errmsg(db), rc);
+    /* A reader stayed longer than we may hold ingest: try again later, less often the longer
+     * it lasts; the passive checkpoints go on meanwhile. */
+    if (s->restart_busy_in_row++ == 0) s->restart_busy_since = now;
+    s->restart_at = (int)FRL_MIN((int64_t)log_frames + s->restart_step, INT32_MAX);
+    s->restart_step = (int)FRL_MIN(2 * (int64_t)s->restart_step,
+                                   (int64_t)s->ckpt_pages * FRL_STORE_RESTART_STEP_MAX);
+    /* Readers that come and go (everything got copied back, so the readers present at the
+     * start had left; or more than at the last attempt) end, only later than we waited: wait
+     * longer next time. The same reader still there (an open transaction) will not end
+     * sooner for a longer wait: wait the least. */
+    const bool turnover = done_frames >= log_frames ||
+                          (s->restart_failed_done >= 0 && done_frames > s->restart_failed_done);
+    s->restart_wait_ms = turnover ? FRL_MIN(2 * s->restart_wait_ms, FRL_STORE_RESTART_WAIT_MAX_MS)
+                                  : FRL_STORE_RESTART_WAIT_MS;
+    s->restart_failed_done = done_frames;
+  }
+  if (log_frames >= s->warn_pages && !ok &&
+      (s->wal_warned_at == 0.0 || now - s->wal_warned_at > 60.0)) {
+    s->wal_warned_at = now;
+    frl_warn("store %s: the WAL holds %d pages (%.0f MiB) because readers keep using it: for "
+             "%.0f s, %llu attempts to restart it, the last waiting %d ms for the readers "
+             "present, found one still reading. A read transaction left open (an idle BEGIN "
+             "in a sqlite3 session) or queries running longer than that back to back keep it "
+             "growing; ingest goes on, and the -wal file is cut back to %lld MiB as soon as "
+             "the readers present finish within the wait",
+             s->path, log_frames, log_frames * (s->page_size + 24.0) / 1048576.0,
+             now - s->restart_busy_since, (unsigned long long)s->restart_busy_in_row,
+             wait_ms, (long long)(s->cfg.wal_limit_bytes >> 20));
+  }
+  if (s->ckpt_running) pthread_mutex_lock(&s->ckpt_mu);
+  s->wal.checkpoints++;
+  if (ok) s->wal.restarts++;
+  else s->wal.restarts_busy++;
+  if (s->ckpt_running) {
+    s->restart_active = false;
+    pthread_cond_broadcast(&s->ckpt_cv); /* the thread may have been asked meanwhile */
+    pthread_mutex_unlock(&s->ckpt_mu);
+  }
+}
+
+/* Replaces wal_autocheckpoint (installing a hook disables it): see the file comment. Runs on
+ * the ingest thread after each commit, with the write lock released. It asks the thread for
+ * a passive checkpoint every quarter of ckpt_pages, so that the copy left for the restart
+ * stays short, and restarts the WAL itself once it holds restart_at pages (ckpt_pages, more
+ * after attempts given up), after the thread's copy under way if there is one. Without the
+ * thread (SQLite built without threads, or it could not start) the restart alone does all the
+ * copying. */
 static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages) {
   frl_store_t *s = ctx;
-  if (pages < FRL_STORE_CKPT_PAGES) return SQLITE_OK;
-  int log_frames = 0, done_frames = 0;
-  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
-  if (log_frames >= FRL_STORE_WAL_WARN_PAGES && done_frames < log_frames) {
-    double now = frl_now();
-    if (s->wal_warned_at == 0.0 || now - s->wal_warned_at > 60.0) {
-      s->wal_warned_at = now;
-      frl_warn("store %s: the WAL holds %d pages and only %d could be checkpointed: a reader "
-               "has kept a read transaction open for long (an idle BEGIN in a sqlite3 "
-               "session?); the -wal file grows until it ends",
-               s->path, log_frames, done_frames);
+  bool restart;
+  if (s->ckpt_running) {
+    const int step = FRL_MAX(s->ckpt_pages / 4, 1);
+    pthread_mutex_lock(&s->ckpt_mu);
+    /* A passive copy went through to the end: the readers that held the last restart off
+     * have left, so try again now rather than after the delay. */
+    if (s->readers_left) s->restart_at = s->ckpt_pages;
+    s->readers_left = false;
+    restart = pages >= s->restart_at;
+    if (pages < s->wal.wal_pages) s->ckpt_next = step; /* the WAL was restarted */
+    note_wal_pages(s, pages);
+    /* From ckpt_pages on the restart copies the rest, unless readers hold it off. */
+    if (pages >= s->ckpt_next && (pages < s->ckpt_pages || !restart)) {
+      s->ckpt_next = pages + step;
+      s->ckpt_wanted = true;
+      pthread_cond_signal(&s->ckpt_cv);
     }
+    /* The thread's copy is under way (both need the checkpoint lock): let it finish rather
+     * than skip, or a writer faster than the copies would outrun the bound. */
+    while (restart && s->ckpt_active) pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+    s->restart_active = restart;
+    pthread_mutex_unlock(&s->ckpt_mu);
+  } else {
+    note_wal_pages(s, pages);
+    restart = pages >= s->restart_at;
   }
+  if (restart) restart_wal(s, db);
   return SQLITE_OK;
+}
+
+/* Waits on the condition until `until` (frl_now() seconds) or until stopped; ckpt_mu held. */
+static void ckpt_wait_until(frl_store_t *s, double until) {
+  while (!s->ckpt_stop) {
+    double left = until - frl_now();
+    if (left <= 0) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + left;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts);
+  }
+}
+
+/* The checkpointer thread: PASSIVE checkpoints on its own connection when the hook asks,
+ * never while the ingest connection is restarting the WAL (both need the checkpoint lock). */
+static void *checkpointer(void *arg) {
+  frl_store_t *s = arg;
+  pthread_mutex_lock(&s->ckpt_mu);
+  for (;;) {
+    while (!s->ckpt_stop && !(s->ckpt_wanted && !s->restart_active))
+      pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+    if (s->ckpt_stop) break;
+    s->ckpt_wanted = false;
+    s->ckpt_active = true;
+    pthread_mutex_unlock(&s->ckpt_mu);
+
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                       &done_frames);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+      frl_warn("store %s: checkpoint: %s (sqlite code %d)", s->path, sqlite3_errmsg(s->ckpt_db),
+               rc);
+
+    pthread_mutex_lock(&s->ckpt_mu);
+    s->ckpt_active = false;
+    s->readers_left = rc == SQLITE_OK && log_frames > 0 && done_frames == log_frames;
+    pthread_cond_broadcast(&s->ckpt_cv); /* the hook may be waiting to restart */
+    s->wal.checkpoints++;
+    /* Readers kept it from copying everything: space the next ones. */
+    if (done_frames < log_frames) ckpt_wait_until(s, frl_now() + FRL_STORE_CKPT_GAP_MS / 1000.0);
+  }
+  pthread_mutex_unlock(&s->ckpt_mu);
+  return NULL;
+}
+
+/* Opens the checkpointer's connection and starts its thread. On failure the store goes on
+ * with the hook's restarts alone, which then copy everything themselves (logged). */
+static void start_checkpointer(frl_store_t *s) {
+  if (!sqlite3_threadsafe()) {
+    frl_warn("store %s: SQLite is built without threads; checkpoints run on the ingest "
+             "connection alone, so ingest pauses for each whole copy", s->path);
+    return;
+  }
+  int rc = sqlite3_open_v2(s->path, &s->ckpt_db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+  /* Reading the schema opens the WAL on this connection, which a checkpoint needs. */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(s->ckpt_db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    frl_warn("store %s: cannot open the checkpointer's connection: %s; checkpoints run on the "
+             "ingest connection", s->path, s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : "no memory");
+    sqlite3_close(s->ckpt_db);
+    s->ckpt_db = NULL;
+    return;
+  }
+  sqlite3_extended_result_codes(s->ckpt_db, 1);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->ckpt_cv, &attr);
+  pthread_condattr_destroy(&attr);
+  pthread_mutex_init(&s->ckpt_mu, NULL);
+  s->ckpt_next = FRL_MAX(s->ckpt_pages / 4, 1);
+  s->ckpt_running = true; /* before the thread exists: the hook reads it on this thread only */
+  if ((rc = pthread_create(&s->ckpt_thread, NULL, checkpointer, s)) != 0) {
+    frl_warn("store %s: cannot start the checkpointer thread: %s; checkpoints run on the "
+             "ingest connection", s->path, strerror(rc));
+    s->ckpt_running = false;
+    pthread_cond_destroy(&s->ckpt_cv);
+    pthread_mutex_destroy(&s->ckpt_mu);
+    sqlite3_close(s->ckpt_db);
+    s->ckpt_db = NULL;
+  }
+}
+
+static void stop_checkpointer(frl_store_t *s) {
+  if (!s->ckpt_running) return;
+  pthread_mutex_lock(&s->ckpt_mu);
+  s->ckpt_stop = true;
+  pthread_cond_signal(&s->ckpt_cv);
+  pthread_mutex_unlock(&s->ckpt_mu);
+  pthread_join(s->ckpt_thread, NULL);
+  s->ckpt_running = false;
+  pthread_cond_destroy(&s->ckpt_cv);
+  pthread_mutex_destroy(&s->ckpt_mu);
+  sqlite3_close(s->ckpt_db);
+  s->ckpt_db = NULL;
+}
+
+void frl_store_wal_stats(frl_store_t *s, frl_store_wal_stats_t *out) {
+  if (!s->ckpt_running) {
+    *out = s->wal;
+    return;
+  }
+  pthread_mutex_lock(&s->ckpt_mu);
+  *out = s->wal;
+  pthread_mutex_unlock(&s->ckpt_mu);
 }
 
 /* Reads meta.value for key into text (empty string when absent: *found false). */
@@ -363,7 +680,7 @@ static int migrate(frl_store_t *s) {
 static int configure(frl_store_t *s) {
   int err;
   sqlite3_extended_result_codes(s->db, 1);
-  sqlite3_busy_timeout(s->db, FRL_STORE_BUSY_MS);
+  sqlite3_busy_handler(s->db, ingest_busy, s);
   /* journal_mode answers with the mode actually in effect: a file system without shared
    * memory support keeps the rollback journal, which still works, only without concurrent
    * readers during writes. */
@@ -372,7 +689,8 @@ static int configure(frl_store_t *s) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     const char *mode = (const char *)sqlite3_column_text(st, 0);
-    if (!mode || strcmp(mode, "wal") != 0)
+    s->wal_mode = mode && strcmp(mode, "wal") == 0;
+    if (!s->wal_mode)
       frl_warn("store %s: journal_mode is %s, not wal: readers will block ingest", s->path,
                mode ? mode : "?");
   } else {
@@ -383,8 +701,21 @@ static int configure(frl_store_t *s) {
   char sql[256];
   snprintf(sql, sizeof sql,
            "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-65536;",
-           (long long)FRL_STORE_WAL_LIMIT);
+           (long long)s->cfg.wal_limit_bytes);
   if ((err = exec(s, sql, "setting pragmas"))) return err;
+  /* The WAL thresholds in pages: a WAL frame is a page plus a 24-byte header. */
+  if ((err = prepare(s, &st, "PRAGMA page_size"))) return err;
+  int page = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 4096;
+  sqlite3_finalize(st);
+  if (page < 512) page = 4096;
+  s->page_size = page;
+  s->ckpt_pages = (int)s->cfg.wal_checkpoint_pages;
+  s->restart_at = s->restart_step = s->ckpt_pages;
+  s->restart_wait_ms = FRL_STORE_RESTART_WAIT_MS;
+  s->restart_failed_done = -1;
+  int64_t limit_pages = ((int64_t)s->cfg.wal_limit_bytes - 32) / (page + 24);
+  s->warn_pages = (int)FRL_MIN(FRL_MAX(limit_pages, (int64_t)s->ckpt_pages) *
+                                   FRL_STORE_WAL_WARN_FACTOR, INT32_MAX);
   if (s->cfg.max_bytes) {
     uint64_t pages = s->cfg.max_bytes / 4096;
     if (pages < 8) pages = 8;
@@ -444,6 +775,16 @@ static int prepare_all(frl_store_t *s) {
       {&s->ckpt_get, "SELECT id, created, env_steps, updates, params_version, bytes, blob"
                      " FROM checkpoints ORDER BY id DESC LIMIT 1 OFFSET ?1"},
       {&s->ckpt_count, "SELECT COUNT(*) FROM checkpoints"},
+      /* The dedup window, a few actors a step, in actor_id order. */
+      {&s->prune_actors, "SELECT actor_id FROM actors WHERE actor_id > ?1 ORDER BY actor_id"
+                         " LIMIT ?2"},
+      /* Among an actor's ?3 lowest seqs (a prefix of its primary-key range, so the step reads
+       * no more than that), those received before ?2. seq follows the actor's clock, so its
+       * oldest records come first; a record received late (a resend after a lost first try)
+       * only waits in the prefix until it too is older than the window. */
+      {&s->prune_batches, "DELETE FROM batches WHERE actor_id = ?1 AND seq IN"
+                          " (SELECT seq FROM (SELECT seq, received_at FROM batches"
+                          "  WHERE actor_id = ?1 ORDER BY seq LIMIT ?3) WHERE received_at < ?2)"},
       {&s->totals, "SELECT COALESCE(SUM(batches), 0), COALESCE(SUM(transitions), 0),"
                    " COALESCE(SUM(env_steps), 0),"
                    " (SELECT COALESCE(MAX(episode_id), 0) FROM episodes) FROM actors"},
@@ -476,10 +817,18 @@ int frl_store_open(frl_store_t **out, const frl_store_config_t *cfg) {
               "tasks)", FRL_MSG_MAX_DIM);
     return FRL_EUSAGE;
   }
+  if (cfg->wal_checkpoint_pages > (1u << 30) || cfg->wal_limit_bytes > (1ull << 40) ||
+      (cfg->wal_limit_bytes && cfg->wal_limit_bytes < (64u << 10))) {
+    frl_error("store: bad config (wal_checkpoint_pages at most 2^30, wal_limit_bytes 0 or in "
+              "64 KiB..1 TiB)");
+    return FRL_EUSAGE;
+  }
   s = frl_xcalloc(1, sizeof *s);
   s->cfg = *cfg;
   s->path = frl_xstrdup(cfg->path);
   s->cfg.path = s->path;
+  if (!s->cfg.wal_checkpoint_pages) s->cfg.wal_checkpoint_pages = FRL_STORE_CKPT_PAGES;
+  if (!s->cfg.wal_limit_bytes) s->cfg.wal_limit_bytes = FRL_STORE_WAL_LIMIT;
   int rc = sqlite3_open_v2(s->path, &s->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                SQLITE_OPEN_URI, NULL);
@@ -503,6 +852,7 @@ int frl_store_open(frl_store_t **out, const frl_store_config_t *cfg) {
   if ((err = prepare_all(s))) goto fail_txn;
   if ((err = check_dims(s))) goto fail_txn;
   if ((err = exec(s, "COMMIT", "creating the schema"))) goto fail_txn;
+  if (s->wal_mode) start_checkpointer(s);
   *out = s;
   return 0;
 fail_txn:
@@ -515,13 +865,14 @@ fail:
 void frl_store_close(frl_store_t **self_p) {
   if (!self_p || !*self_p) return;
   frl_store_t *s = *self_p;
+  stop_checkpointer(s);
   sqlite3_stmt **all[] = {&s->begin,      &s->commit,    &s->rollback,   &s->actor_find,
                           &s->actor_add,  &s->actor_count, &s->batch_add, &s->item_add,
                           &s->episode_add, &s->safety_add, &s->evict,    &s->item_update, &s->item_max,
                           &s->item_scan,  &s->progress_add, &s->eval_add, &s->meta_set,
                           &s->meta_get,   &s->ckpt_add,  &s->ckpt_trim,  &s->ckpt_get,
                           &s->ckpt_count, &s->totals,    &s->recent_returns,
-                          &s->latest_version};
+                          &s->latest_version, &s->prune_actors, &s->prune_batches};
   for (size_t i = 0; i < FRL_ARRAY_LEN(all); i++) sqlite3_finalize(*all[i]);
   if (s->db) {
     /* The last connection to close checkpoints and removes the WAL; a reader still open keeps
@@ -722,6 +1073,7 @@ fail:
 int frl_store_update_items(frl_store_t *s, const uint64_t *item_id, const float *priority,
                            const uint32_t *times_sampled_delta, uint32_t n) {
   if (n == 0) return 0;
+  const double t0 = frl_now();
   int err = run(s, s->begin, "BEGIN");
   if (err) return err;
   sqlite3_stmt *st = s->item_update;
@@ -732,6 +1084,53 @@ int frl_store_update_items(frl_store_t *s, const uint64_t *item_id, const float 
     if ((err = run(s, st, "updating an item"))) goto fail;
   }
   if ((err = run(s, s->commit, "COMMIT"))) goto fail;
+  frl_debug("store %s: wrote back %u items in %.1f ms", s->path, n, 1e3 * (frl_now() - t0));
+  return 0;
+fail:
+  rollback(s);
+  return err;
+}
+
+int frl_store_prune_batches(frl_store_t *s, double before, uint32_t max_rows,
+                            uint32_t *deleted) {
+  if (max_rows == 0) return FRL_EUSAGE;
+  int64_t actors[FRL_STORE_PRUNE_ACTORS];
+  int n = 0, rc, err;
+  uint32_t gone = 0;
+  int64_t cursor = s->prune_actor;
+  const double t0 = frl_now();
+  if ((err = run(s, s->begin, "BEGIN"))) return err;
+  /* The next few actors after the cursor, wrapping around to the first. */
+  for (int pass = 0; pass < 2 && n == 0; pass++) {
+    sqlite3_bind_int64(s->prune_actors, 1, pass == 0 ? cursor : 0);
+    sqlite3_bind_int(s->prune_actors, 2, FRL_STORE_PRUNE_ACTORS);
+    while (n < FRL_STORE_PRUNE_ACTORS && (rc = sqlite3_step(s->prune_actors)) == SQLITE_ROW)
+      actors[n++] = sqlite3_column_int64(s->prune_actors, 0);
+    sqlite3_reset(s->prune_actors);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      err = sql_error(s, rc, "listing actors for the dedup window");
+      goto fail;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    const uint32_t limit = max_rows - gone;
+    sqlite3_bind_int64(s->prune_batches, 1, actors[i]);
+    sqlite3_bind_double(s->prune_batches, 2, before);
+    sqlite3_bind_int64(s->prune_batches, 3, limit);
+    if ((err = run(s, s->prune_batches, "deleting batch records past the dedup window")))
+      goto fail;
+    const uint32_t k = (uint32_t)sqlite3_changes(s->db);
+    gone += k;
+    /* A whole prefix went: this actor may have more, so the next step starts with it. */
+    cursor = k == limit ? actors[i] - 1 : actors[i];
+    if (gone >= max_rows) break;
+  }
+  if ((err = run(s, s->commit, "COMMIT"))) goto fail;
+  s->prune_actor = cursor;
+  *deleted = gone;
+  if (gone)
+    frl_debug("store %s: deleted %u batch records past the dedup window in %.1f ms", s->path,
+              gone, 1e3 * (frl_now() - t0));
   return 0;
 fail:
   rollback(s);

@@ -19,14 +19,33 @@ typedef struct {
   bool discrete;
   uint64_t max_bytes;    /* 0: no limit; else the database may not grow beyond about this many
                           * bytes (PRAGMA max_page_count) and inserts then fail with -ENOSPC */
+  /* WAL upkeep (0: the defaults, FRL_STORE_CKPT_PAGES and FRL_STORE_WAL_LIMIT in store.c; tests
+   * set small values to exercise it on a small file). */
+  uint32_t wal_checkpoint_pages; /* checkpoint once the WAL holds this many pages */
+  uint64_t wal_limit_bytes;      /* journal_size_limit, and the WAL size above which a checkpoint
+                                  * waits briefly for readers so that the WAL can restart */
 } frl_store_config_t;
 
 /* Opens or creates the database and its schema (idempotent), WAL mode, synchronous=NORMAL,
- * busy_timeout for readers. Fails with FRL_EDIM if an existing store was made for other
- * dimensions, FRL_EUSAGE for a bad config, -EROFS for a read-only file, FRL_ESQL (logged with
- * SQLite's message) on other errors. The store is used by one thread at a time. */
+ * busy_timeout for readers, and starts the store's checkpointer thread (its own connection;
+ * see store.c for how it keeps the WAL bounded). Fails with FRL_EDIM if an existing store was
+ * made for other dimensions, FRL_EUSAGE for a bad config, -EROFS for a read-only file,
+ * FRL_ESQL (logged with SQLite's message) on other errors. The store is used by one thread at
+ * a time; the checkpointer never touches the caller's connection. */
 int frl_store_open(frl_store_t **out, const frl_store_config_t *cfg);
+/* Stops the checkpointer, then closes the connection (the last connection to the file
+ * checkpoints and removes the WAL). NULL-safe; sets *self_p to NULL. */
 void frl_store_close(frl_store_t **self_p);
+
+/* What the checkpointer did so far (a consistent copy, cheap, callable at any time). */
+typedef struct {
+  uint64_t checkpoints;     /* checkpoint calls made (passive and restarting) */
+  uint64_t restarts;        /* checkpoints that emptied the WAL for reuse, readers waited for */
+  uint64_t restarts_busy;   /* restart attempts given up because a reader stayed too long */
+  int wal_pages;            /* pages in the WAL after the latest commit */
+  int wal_pages_max;        /* the largest wal_pages seen */
+} frl_store_wal_stats_t;
+void frl_store_wal_stats(frl_store_t *s, frl_store_wal_stats_t *out);
 
 /* One transaction per batch: looks up/creates the actor row; if (actor, seq) is already in
  * batches, commits nothing and sets *duplicate. Otherwise inserts the batch row, count item
@@ -44,6 +63,14 @@ int frl_store_insert_batch(frl_store_t *s, const frl_experience_t *batch, uint64
  * skipped. Returns 0 or the codes of frl_store_insert_batch; on error nothing is committed. */
 int frl_store_update_items(frl_store_t *s, const uint64_t *item_id, const float *priority,
                            const uint32_t *times_sampled_delta, uint32_t n);
+
+/* One bounded step of the dedup window: deletes at most max_rows `batches` records received
+ * before `before` (Unix seconds), in one short transaction, visiting a few actors per call in
+ * turn (each actor's oldest records first, in seq order), so that repeated calls cover every
+ * actor. *deleted receives how many went; a step that deleted max_rows leaves more to do.
+ * Items, episodes and the actors' counters are untouched. Returns 0, FRL_EUSAGE for max_rows
+ * 0, or the codes of frl_store_insert_batch (nothing deleted). */
+int frl_store_prune_batches(frl_store_t *s, double before, uint32_t max_rows, uint32_t *deleted);
 
 /* Calls fn for each stored item in item_id order, for rebuilding the in-memory index at
  * startup. Only items with item_id >= min_item_id. action_index is -1 for continuous items,

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 #include "config.h"
@@ -16,6 +17,7 @@
 struct frl_agent {
   frl_algo_t algo;
   frl_policy_shape_t shape;
+  frl_sac_bc_loss_t sac_bc_loss;
   frl_dqn_t *dqn;
   frl_sac_t *sac;
   frl_td3_t *td3;
@@ -26,6 +28,7 @@ frl_agent_t *frl_agent_new(const frl_agent_config_t *c) {
   const frl_policy_shape_t *s = &c->shape;
   a->algo = s->algo;
   a->shape = *s;
+  a->sac_bc_loss = c->sac_bc_loss;
   switch (s->algo) {
   case FRL_ALGO_DQN: {
     frl_dqn_config_t dc = {.shape = {.obs_dim = s->obs_dim, .n_actions = s->n_actions,
@@ -115,6 +118,22 @@ int frl_agent_update(frl_agent_t *a, const frl_agent_batch_t *b, float *td_abs,
   return rc;
 }
 
+int frl_agent_bc_update(frl_agent_t *a, const frl_agent_batch_t *b, frl_agent_bc_stats_t *st) {
+  float loss = NAN, err = NAN;
+  int rc;
+  if (a->dqn) {
+    frl_dqn_batch_t db = {.B = b->B, .obs = b->obs, .action = b->action_index,
+                          .weight = b->weight};
+    rc = frl_dqn_bc_update(a->dqn, &db, FRL_DQN_BC_MARGIN, &loss, &err);
+  } else {
+    frl_batch_t cb = {.B = b->B, .obs = b->obs, .action = b->action, .weight = b->weight};
+    rc = a->sac ? frl_sac_bc_update(a->sac, &cb, a->sac_bc_loss, &loss, &err)
+                : frl_td3_bc_update(a->td3, &cb, &loss, &err);
+  }
+  if (rc == 0) *st = (frl_agent_bc_stats_t){.loss = loss, .action_error = err};
+  return rc;
+}
+
 const float *frl_agent_policy_params(frl_agent_t *a, size_t *n) {
   if (a->dqn) {
     frl_qnet_t *q = frl_dqn_online(a->dqn);
@@ -152,5 +171,8 @@ void frl_agent_config_from(const frl_config_t *cfg, const frl_policy_shape_t *sh
                               .init_alpha = (float)cfg->init_alpha, .target_entropy = NAN,
                               .policy_noise = (float)cfg->policy_noise,
                               .noise_clip = (float)cfg->noise_clip,
-                              .policy_delay = cfg->policy_delay, .seed = cfg->seed};
+                              .policy_delay = cfg->policy_delay,
+                              .sac_bc_loss = strcmp(cfg->bc_loss, "nll") == 0 ? FRL_SAC_BC_NLL
+                                                                              : FRL_SAC_BC_MSE,
+                              .seed = cfg->seed};
 }

@@ -10,6 +10,7 @@
 
 #include "nn.h"
 #include "policy.h"
+#include "sac.h"
 
 typedef struct {
   frl_policy_shape_t shape;
@@ -24,6 +25,7 @@ typedef struct {
   float target_entropy; /* NAN: -act_dim */
   float policy_noise, noise_clip;
   int policy_delay;
+  frl_sac_bc_loss_t sac_bc_loss; /* SAC behaviour cloning: MSE or NLL (--bc-loss) */
   uint64_t seed;
 } frl_agent_config_t;
 
@@ -59,6 +61,23 @@ void frl_agent_destroy(frl_agent_t **self_p);
 /* One update. Returns 0, FRL_EDIM (bad batch), or -ERANGE (non-finite; nothing changed). */
 int frl_agent_update(frl_agent_t *a, const frl_agent_batch_t *b, float *td_abs,
                      frl_agent_stats_t *stats);
+/* Figures of one behaviour-cloning step, at the parameters before it. */
+typedef struct {
+  float loss;         /* SAC: NLL or MSE; TD3: MSE; DQN: large-margin loss */
+  float action_error; /* SAC/TD3: mean |deterministic action - demonstrated| (normalized
+                         units); DQN: fraction of rows whose greedy action is not the demo's */
+} frl_agent_bc_stats_t;
+
+/* One behaviour-cloning step: supervised learning of the policy toward the demonstrated actions
+ * of b (obs, action_index or action, weight; the rest is not read), to pretrain it before RL
+ * (Hester et al. 2018 pretrain DQN on demonstrations; Nair et al. 2018 add a BC loss to an
+ * actor-critic's policy). DQN: DQfD's large-margin loss (frl_dqn_bc_update, margin 0.8); SAC:
+ * cfg.sac_bc_loss (frl_sac_bc_update); TD3: MSE (frl_td3_bc_update). Each updates the policy's
+ * parameters with the policy's own Adam, so a checkpoint holds BC's optimizer state too;
+ * critics are untouched, target copies of the policy follow it, and frl_agent_updates does
+ * not count BC steps. Writes *stats on success. Returns 0, FRL_EDIM (bad batch), or -ERANGE
+ * (non-finite; nothing changed). */
+int frl_agent_bc_update(frl_agent_t *a, const frl_agent_batch_t *b, frl_agent_bc_stats_t *stats);
 /* The parameters actors act with (DQN online Q-network, SAC/TD3 actor network). */
 const float *frl_agent_policy_params(frl_agent_t *a, size_t *n);
 uint64_t frl_agent_updates(const frl_agent_t *a);

@@ -142,6 +142,13 @@ static const flag_t g_flags[] = {
    "are ordinary experience)"},
   {"demo-bonus", L | R, T_DBL, F(demo_bonus), "1", 0, 1000,
    "priority bonus eps_d added to demonstrations' |TD error| (DQfD)"},
+  {"bc-updates", L | R, T_U64, F(bc_updates), "0", 0, 100000000,
+   "behaviour-cloning updates on the demonstrations before RL: once the replay holds a batch "
+   "of them, pretrain the policy this many updates, publish and evaluate it; RL updates wait "
+   "for it (0: none)"},
+  {"bc-loss", L | R, T_STR, F(bc_loss), "mse", 0, 0,
+   "SAC's behaviour-cloning loss: mse ((tanh(mean) - a_demo)^2, the mean only) | nll "
+   "(-log pi(a_demo|s), mean and std); DQN uses DQfD's large margin, TD3 the MSE"},
   {"alpha", L | R, T_DBL, F(alpha), "0.6", 0, 1, "priority exponent"},
   {"beta", L | R, T_DBL, F(beta0), "0.4", 0, 1, "initial importance-sampling exponent"},
   {"priority-eps", L | R, T_DBL, F(priority_eps), "1e-3", 1e-9, 1, "priority epsilon"},
@@ -153,6 +160,10 @@ static const flag_t g_flags[] = {
    "publish parameters every K updates"},
   {"flush-period", L | R, T_DBL, F(flush_s), "10", 0.1, 3600,
    "write priorities and sample counts back to SQLite every this many seconds"},
+  {"dedup-window", L | R, T_DBL, F(dedup_window_s), "604800", 60, 3.2e9,
+   "keep the exactly-once record of each batch this many seconds (7 days); older records are "
+   "deleted, so a batch an actor resends after holding it unacknowledged longer than this "
+   "would be stored twice"},
   {"checkpoint-period", L | R, T_DBL, F(checkpoint_s), "60", 0, 86400,
    "checkpoint the learner's whole state into replay.db every this many seconds and at a "
    "clean stop; a restarted learner resumes from it (0: never write)"},
@@ -162,6 +173,9 @@ static const flag_t g_flags[] = {
   {"eval-period", L | R, T_U64, F(eval_period), "2000", 100, BIG,
    "greedy evaluation every this many env steps"},
   {"eval-episodes", L | R, T_INT, F(eval_episodes), "20", 1, 100000, "episodes per evaluation"},
+  {"eval-physics", L | R, T_STR, F(eval_physics), "", 0, 0,
+   "run the learner's evaluations on these physics, NAME=VALUE,... as fleetrl eval --physics "
+   "(e.g. mass=1.3,gravity=9.6; default nominal)"},
   {"solve-return", L | R, T_DBL, F(solve_return), "475", -BIG, BIG,
    "evaluation score that counts as solved (mean return, or success rate: --solve-metric)"},
   {"run-dir", L, T_STR, F(run_dir), "runs/learner", 0, 0, "learner run folder"},
@@ -216,6 +230,13 @@ static const flag_t g_flags[] = {
    "emulator: stop after this many seconds (0: at SIGINT/SIGTERM)"},
   {"report-period", ROBOT, T_DBL, F(report_s), "10", 0.1, 3600,
    "emulator: loop timing report every this many seconds"},
+  {"policy", ROBOT, T_STR, F(policy_path), "", 0, 0,
+   "robot: act with this policy file (a run's policy.bin or fleetrl export) instead of the "
+   "learner's parameters: greedy/mean actions with its normalizer and action scale, through the "
+   "shield; emulate runs offline unless --actor-endpoint is given (then it also ships experience)"},
+  {"episodes", ROBOT, T_U64, F(episodes), "0", 0, 1e9,
+   "emulator: stop after this many episodes and print their mean return, success rate, "
+   "violations and shield interventions (0: run until --duration or a signal)"},
 
   {"actors", R, T_INT, F(actors), "4", 1, 1024, "actor processes to start"},
   {"runs", R, T_STR, F(runs_root), "runs", 0, 0, "folder for run folders"},
@@ -484,6 +505,23 @@ int frl_config_parse(frl_config_t *cfg, int groups, int argc, char **argv, FILE 
   if (strcmp(cfg->algo, "dqn") && strcmp(cfg->algo, "sac") && strcmp(cfg->algo, "td3")) {
     fprintf(err, "fleetrl: --algo: '%s' is not one of dqn|sac|td3\n", cfg->algo);
     return FRL_EUSAGE;
+  }
+  if (strcmp(cfg->bc_loss, "nll") && strcmp(cfg->bc_loss, "mse")) {
+    fprintf(err, "fleetrl: --bc-loss: '%s' is not one of nll|mse\n", cfg->bc_loss);
+    return FRL_EUSAGE;
+  }
+  if (cfg->bc_updates > 0 && cfg->demo_capacity < (uint32_t)cfg->batch) {
+    fprintf(err, "fleetrl: --bc-updates: cloning needs a batch of demonstrations kept apart, "
+                 "but --demo-capacity %u is below --batch %d\n", cfg->demo_capacity, cfg->batch);
+    return FRL_EUSAGE;
+  }
+  if (cfg->eval_physics[0]) {
+    char why[320];
+    double value[FRL_RANDOMIZE_COUNT];
+    if (frl_randomize_parse_values(cfg->eval_physics, value, why, sizeof why) != 0) {
+      fprintf(err, "fleetrl: --eval-physics: %s\n", why);
+      return FRL_EUSAGE;
+    }
   }
   if (strcmp(cfg->solve_metric, "return") && strcmp(cfg->solve_metric, "success")) {
     fprintf(err, "fleetrl: --solve-metric: '%s' is not one of return|success\n",

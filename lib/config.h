@@ -66,6 +66,8 @@ typedef struct frl_config {
   uint32_t capacity;
   uint32_t demo_capacity;   /* replay slots kept for demonstrations */
   double demo_bonus;        /* priority bonus of demonstrations */
+  uint64_t bc_updates;      /* behaviour-cloning updates on demonstrations before RL starts */
+  char bc_loss[8];          /* SAC's behaviour-cloning loss: nll | mse */
   double alpha, beta0, priority_eps;
   uint64_t beta_anneal_steps; /* env steps over which beta goes to 1 */
   double spi;               /* samples per insert */
@@ -73,10 +75,12 @@ typedef struct frl_config {
   int params_period;        /* publish params every K updates */
   double flush_s;           /* write priorities and sample counts back to SQLite every */
   double checkpoint_s;      /* learner checkpoint every this many seconds (0: never) */
+  double dedup_window_s;    /* batches records (exactly-once dedup) older than this are pruned */
   int credit_window;        /* batches the learner lets the broker have in flight */
   uint64_t max_env_steps;   /* budget; the run stops here */
   uint64_t eval_period;     /* greedy evaluation every this many env steps */
   int eval_episodes;
+  char eval_physics[160];   /* evaluations on these physics, NAME=VALUE,... ("": nominal) */
   double solve_return;      /* mean greedy return that counts as solved */
   char run_dir[320];        /* learner's run folder (replay.db, summary.json, policy) */
 
@@ -110,6 +114,8 @@ typedef struct frl_config {
   double actuation_jitter_s;  /* emulator: extra uniform delay in [0, this] */
   double duration_s;        /* emulator: stop after this long (0: until a signal) */
   double report_s;          /* emulator: loop timing report period */
+  char policy_path[256];    /* robot: act with this policy file, never the learner's ("": learner) */
+  uint64_t episodes;        /* emulator: stop after this many episodes (0: no limit) */
 
   /* run */
   int actors;

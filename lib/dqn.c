@@ -274,3 +274,64 @@ int frl_dqn_td_abs(frl_qnet_t *q, const frl_dqn_batch_t *batch, float *td_abs) {
   }
   return rc;
 }
+
+/* ---- behaviour cloning ----------------------------------------------------------------------- */
+
+/* The large-margin loss of DQfD (Hester et al. 2018, eq. 2, after Piot et al. 2014) rather than
+ * cross-entropy with Q as logits: a softmax over Q values keeps pushing Q(s, a_E) - Q(s, a) up
+ * without bound even where it already ranks a_E first, inflating the Q scale that TD learning
+ * must then undo, while the margin loss is zero once a_E leads by the margin and leaves the
+ * values otherwise free to become returns. */
+int frl__dqn_bc_compute(frl_dqn_t *d, const frl_dqn_batch_t *batch, float margin, float *loss,
+                        float *disagreement) {
+  const int A = d->cfg.shape.n_actions;
+  if (!(margin >= 0.0f) || !isfinite(margin)) {
+    frl_error("dqn: behaviour-cloning margin %g must be finite and >= 0", (double)margin);
+    return FRL_EUSAGE;
+  }
+  int rc = batch_check(batch, d->cfg.batch, A);
+  if (rc != 0) return rc;
+  const int B = batch->B;
+  frl_qnet_forward(d->online, d->q_online, batch->obs, B);
+  memset(d->dq, 0, (size_t)B * A * sizeof(float));
+  double sum = 0.0;
+  int disagree = 0;
+  for (int r = 0; r < B; r++) {
+    const float *q = d->q_online + (size_t)r * A;
+    const int a_e = batch->action[r];
+    int best = 0;
+    float best_v = q[0] + (a_e == 0 ? 0.0f : margin);
+    for (int a = 1; a < A; a++) {
+      float v = q[a] + (a == a_e ? 0.0f : margin);
+      if (v > best_v) best = a, best_v = v;
+    }
+    const float w = batch->weight ? batch->weight[r] : 1.0f;
+    sum += (double)w * ((double)best_v - q[a_e]);
+    d->dq[(size_t)r * A + best] += w / (float)B;
+    d->dq[(size_t)r * A + a_e] -= w / (float)B;
+    disagree += argmax_row(q, A) != a_e;
+  }
+  const float bc_loss = (float)(sum / B);
+  memset(d->grads, 0, d->n_params * sizeof(float));
+  frl_qnet_backward(d->online, d->grads, d->dq, B);
+  float norm = frl_clip_grad_norm(d->grads, d->n_params, d->cfg.grad_clip);
+  if (!isfinite(bc_loss) || !isfinite(norm)) {
+    frl_error("dqn: non-finite behaviour-cloning loss %g or gradient norm %g; step skipped",
+              (double)bc_loss, (double)norm);
+    return -ERANGE;
+  }
+  if (loss) *loss = bc_loss;
+  if (disagreement) *disagreement = (float)disagree / (float)B;
+  return 0;
+}
+
+int frl_dqn_bc_update(frl_dqn_t *d, const frl_dqn_batch_t *batch, float margin, float *loss,
+                      float *disagreement) {
+  int rc = frl__dqn_bc_compute(d, batch, margin, loss, disagreement);
+  if (rc != 0) return rc;
+  frl_adam_step(d->adam, frl_qnet_params(d->online), d->grads);
+  memcpy(frl_qnet_params(d->target), frl_qnet_params(d->online), d->n_params * sizeof(float));
+  return 0;
+}
+
+const float *frl__dqn_grad(const frl_dqn_t *d) { return d->grads; }

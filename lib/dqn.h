@@ -60,6 +60,26 @@ void frl_dqn_destroy(frl_dqn_t **self_p);
 int frl_dqn_update(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *td_abs,
                    frl_dqn_stats_t *stats);
 
+/* The margin l(a_E, a) of the supervised loss for a != a_E (Hester et al. 2018, section 4). */
+#define FRL_DQN_BC_MARGIN 0.8f
+
+/* One behaviour-cloning step (pretraining on demonstrations, see agent.h): the large-margin
+ * supervised loss of DQfD (Hester et al. 2018, eq. 2),
+ *   J_E = mean_b w_b [max_a (Q(s_b, a) + l(a_E, a)) - Q(s_b, a_E)],  l = margin for a != a_E,
+ * with the demonstrated actions a_E = batch->action at batch->obs, w = batch->weight (NULL:
+ * ones); only obs, action and weight are read. Its subgradient is +w/B at the maximizing action
+ * (the lowest index on ties) and -w/B at a_E, zero once Q(s, a_E) leads every other action by
+ * the margin. Adam with the learner's optimizer after the configured gradient clipping; the
+ * target network is then set to the online one exactly, so that RL's first bootstraps use the
+ * cloned values. The update count (and with it the phase of hard target copies) is not
+ * touched. Writes, at the parameters before the step, *loss and *disagreement = the fraction
+ * of rows whose greedy action is not a_E (each when not NULL). Returns 0, FRL_EDIM for B
+ * outside [1, cfg.batch] or an action out of range, FRL_EUSAGE for a margin that is not finite
+ * and >= 0, or -ERANGE when the loss or gradient is not finite (nothing changed, outputs not
+ * written). Allocation-free. */
+int frl_dqn_bc_update(frl_dqn_t *d, const frl_dqn_batch_t *batch, float margin, float *loss,
+                      float *disagreement);
+
 /* The online network (parameters to publish; greedy evaluation) and the target network,
  * both owned by d. Using one for a forward between updates is fine (it only overwrites its
  * workspace); writing its parameters changes what the next update starts from. */
@@ -78,6 +98,12 @@ void frl_dqn_state(frl_dqn_t *d, frl_state_t *st);
  * y = reward + discount * Q_target(next_obs, argmax_a Q_online(next_obs, a)) when double_q,
  * else reward + discount * max_a Q_target(next_obs, a). */
 void frl_dqn_targets(frl_dqn_t *d, const frl_dqn_batch_t *batch, float *y);
+
+/* Internal (tests): frl_dqn_bc_update without the optimizer step and the target copy; the
+ * gradient of the online parameters (after clipping) is then frl__dqn_grad(d). */
+int frl__dqn_bc_compute(frl_dqn_t *d, const frl_dqn_batch_t *batch, float margin, float *loss,
+                        float *disagreement);
+const float *frl__dqn_grad(const frl_dqn_t *d);
 
 /* Actor-side initial priority (Ape-X): |R + discount * max_a Q(s',a) - Q(s,a)| with one
  * network, for B transitions (batch->weight is ignored). Uses q's workspace, no allocation.

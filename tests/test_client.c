@@ -3,7 +3,11 @@
  * with hand-computed returns and normalized actions, demonstration batches, parameter updates
  * acting exactly like a reference policy with the same weights, e-stop and resume, broker
  * silence and non-finite observations entering and leaving safe mode, shield interventions
- * shipped as safety events, resends of unacknowledged batches, and refused connections. */
+ * shipped as safety events, resends of unacknowledged batches, and refused connections. And
+ * the policy-file mode: a file written by frl_policy_save acts exactly like frl_policy with the
+ * same weights (greedy / mean, the file's normalizer and action scale), offline with no broker
+ * at all or connected without ever taking broadcast parameters; files of another task or
+ * damaged ones are refused. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +28,7 @@
 #include "env.h"
 #include "msg.h"
 #include "policy.h"
+#include "policy_file.h"
 #include "rng.h"
 #include "transport.h"
 #include "watchdog.h"
@@ -522,6 +527,259 @@ static void test_refused(void **unused) {
   fake_destroy(&f);
 }
 
+/* ---- policy files ------------------------------------------------------------------------ */
+
+/* A reference policy of `shape` with random weights (and, when normalize, a normalizer with
+ * means and stds far from 0 and 1, so that forgetting it changes the actions), saved to a new
+ * file; the caller destroys the policy and unlinks the file. */
+static frl_policy_t *save_policy(const frl_policy_shape_t *shape, const char *task, const char *env,
+                                 float action_scale, uint64_t version, bool normalize, char *path) {
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 1234 + version);
+  frl_policy_t *p = frl_policy_new(shape, 1, &rng);
+  assert_non_null(p);
+  size_t n = frl_policy_n_params(p);
+  float *w = frl_policy_params(p);
+  for (size_t i = 0; i < n; i++) w[i] = (float)(frl_rng_normal(&rng) * 0.5);
+  float mean[FRL_ENV_MAX_DIM], std[FRL_ENV_MAX_DIM];
+  for (int i = 0; i < shape->obs_dim; i++) {
+    mean[i] = 0.3f * (float)(i + 1);
+    std[i] = 0.5f + 0.25f * (float)i;
+  }
+  if (normalize) assert_int_equal(frl_policy_set_normalizer(p, mean, std, (size_t)shape->obs_dim), 0);
+  frl_policy_info_t info = {.shape = *shape, .params_version = version, .updates = 4321,
+                            .action_scale = action_scale};
+  snprintf(info.task, sizeof info.task, "%s", task);
+  snprintf(info.env, sizeof info.env, "%s", env);
+  snprintf(path, 64, "/tmp/fleetrl-test-policy-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(frl_policy_save(path, &info, w, n, normalize ? mean : NULL, normalize ? std : NULL), 0);
+  return p;
+}
+
+static frl_client_t *connect_policy(const frl_config_t *cfg, const char *endpoint, const char *path) {
+  frl_client_t *c = NULL;
+  char err[512] = "";
+  frl_client_options_t o = {.cfg = cfg, .policy_path = path};
+  int rc = frl_client_connect(&c, endpoint, NULL, NULL, NULL, &o, err, sizeof err);
+  if (rc) fail_msg("connect with %s: %s", path, err);
+  return c;
+}
+
+/* Offline, with nothing listening at the configured endpoint: a SAC file of another network
+ * size than the settings' (16-12 against --hidden 8-8), with a normalizer and action scale 0.5,
+ * acts exactly as frl_policy with its weights does for evaluation (mean action) scaled by the
+ * file's 0.5 to pendulum's [-2, 2]; the same observation gives the same action; no
+ * broker-silence safe mode ever; a NaN observation still gets the safe action; the library
+ * counts the episodes it is told about. */
+static void test_policy_file_offline(void **unused) {
+  frl_config_t cfg = make_cfg(NULL, "robot-p", "--max-broker-silence=0.05", NULL);
+  frl_policy_shape_t shape = {.algo = FRL_ALGO_SAC, .obs_dim = 3, .act_dim = 1, .hidden1 = 16, .hidden2 = 12};
+  char path[64];
+  frl_policy_t *ref = save_policy(&shape, "pendulum-sac", "pendulum", 0.5f, 42, true, path);
+  frl_client_t *c = connect_policy(&cfg, NULL, path);
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 7);
+  const float low = -2.0f, high = 2.0f;
+  double started = frl_now();
+  int k = 0, distinct = 0;
+  float prev = NAN;
+  /* Acting for 0.2 s, four times the silence bound, with no broker: never safe mode. */
+  while (k < 50 || frl_now() - started < 0.2) {
+    float obs[3] = {(float)cos(k), (float)sin(k), (float)(k % 17 - 8) * 0.9f}, a[1], again[1], ra[1], want[1];
+    assert_int_equal(frl_client_act(c, obs, a), 0);
+    assert_int_equal(frl_client_act(c, obs, again), 0);
+    frl_policy_act(ref, obs, 0.0, &rng, ra);
+    frl_policy_scale(want, ra, &low, &high, 0.5f, 1);
+    assert_float_equal(a[0], want[0], 0);
+    assert_float_equal(again[0], a[0], 0);
+    assert_true(fabsf(a[0]) <= 1.0f); /* the file's scale: half of [-2, 2] */
+    distinct += a[0] != prev;
+    prev = a[0];
+    k++;
+  }
+  assert_true(distinct > 40); /* the weights matter: not a constant action */
+  frl_client_status_t st;
+  frl_client_status(c, &st);
+  assert_true(st.offline);
+  assert_false(st.connected);
+  assert_false(st.safe_mode);
+  assert_int_equal(st.safe_causes, 0);
+  assert_int_equal(st.params_version, 42);
+  /* A NaN observation: the safe action (hold the last command), then the policy again. */
+  float bad[3] = {NAN, 0, 0}, a[1], ok_obs[3] = {1, 0, 0};
+  assert_int_equal(frl_client_act(c, bad, a), 1);
+  assert_float_equal(a[0], prev, 0);
+  frl_client_status(c, &st);
+  assert_int_equal(st.safe_causes, FRL_WD_OBS);
+  assert_int_equal(frl_client_act(c, ok_obs, a), 0);
+  /* Episodes: returns 6 and -2 (and one abandoned midway, not counted): mean 2, std 4. */
+  float o[3] = {0, 0, 0};
+  frl_client_info_t hit = {.success = true, .violations = 2};
+  frl_client_reset(c, o);
+  assert_int_equal(frl_client_record(c, o, a, 1.0f, false, false, NULL), 0);
+  assert_int_equal(frl_client_record(c, o, a, 2.0f, false, false, &hit), 0);
+  assert_int_equal(frl_client_record(c, o, a, 3.0f, true, false, NULL), 0);
+  frl_client_reset(c, o);
+  assert_int_equal(frl_client_record(c, o, a, 100.0f, false, false, NULL), 0);
+  frl_client_reset(c, o);
+  assert_int_equal(frl_client_record(c, o, a, -1.0f, false, false, NULL), 0);
+  assert_int_equal(frl_client_record(c, o, a, -1.0f, false, true, NULL), 0);
+  frl_client_status(c, &st);
+  assert_int_equal(st.episodes, 2);
+  assert_float_equal(st.mean_return, 2.0, 1e-12);
+  assert_float_equal(st.std_return, 4.0, 1e-12);
+  assert_float_equal(st.mean_length, 2.5, 1e-12);
+  assert_int_equal(st.successes, 1);
+  assert_int_equal(st.violations, 2);
+  assert_int_equal(st.steps, 6);
+  frl_client_close(&c);
+  frl_policy_destroy(&ref);
+  unlink(path);
+}
+
+/* A dueling DQN file on CartPole: the action index is frl_policy's greedy argmax for every
+ * observation (no epsilon, even with --explore on). */
+static void test_policy_file_dqn(void **unused) {
+  frl_config_t cfg = make_cfg(NULL, "robot-q", "--task=cartpole-dqn", "--explore=true");
+  frl_policy_shape_t shape = {.algo = FRL_ALGO_DQN, .obs_dim = 4, .act_dim = 1, .n_actions = 2,
+                              .hidden1 = 10, .hidden2 = 6, .dueling = true};
+  char path[64];
+  frl_policy_t *ref = save_policy(&shape, "cartpole-dqn", "cartpole", 1.0f, 3, false, path);
+  frl_client_t *c = connect_policy(&cfg, NULL, path);
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 8);
+  int counts[2] = {0, 0};
+  for (int k = 0; k < 400; k++) {
+    float obs[4], a[1], ra[1];
+    for (int i = 0; i < 4; i++) obs[i] = (float)(frl_rng_normal(&rng) * 2.0);
+    assert_int_equal(frl_client_act(c, obs, a), 0);
+    frl_policy_act(ref, obs, 0.0, &rng, ra);
+    assert_float_equal(a[0], ra[0], 0);
+    counts[(int)a[0]]++;
+  }
+  assert_true(counts[0] > 0 && counts[1] > 0); /* both actions occur: the test can fail */
+  frl_client_close(&c);
+  frl_policy_destroy(&ref);
+  unlink(path);
+}
+
+/* Files of another task, environment or shape are refused naming both sides; a damaged or
+ * missing file is refused with the reason; nothing is returned. */
+static void test_policy_file_refused(void **unused) {
+  frl_config_t cfg = make_cfg(NULL, "robot-r", NULL, NULL);
+  frl_client_t *c = NULL;
+  char err[512], path[64];
+  frl_client_options_t o = {.cfg = &cfg};
+  frl_policy_shape_t dqn = {.algo = FRL_ALGO_DQN, .obs_dim = 4, .act_dim = 1, .n_actions = 2,
+                            .hidden1 = 8, .hidden2 = 8, .dueling = true};
+  frl_policy_t *ref = save_policy(&dqn, "cartpole-dqn", "cartpole", 1.0f, 1, false, path);
+  o.policy_path = path;
+  assert_int_equal(frl_client_connect(&c, NULL, NULL, NULL, NULL, &o, err, sizeof err), FRL_EDIM);
+  if (!strstr(err, "a dqn policy for task cartpole-dqn (env cartpole: obs 4, 2 actions)") ||
+      !strstr(err, "this robot's task is pendulum-sac (env pendulum: obs 3, 1 action dims)"))
+    fail_msg("%s", err);
+  assert_null(c);
+  frl_policy_destroy(&ref);
+  unlink(path);
+  /* The right task name, the wrong observation size. */
+  frl_policy_shape_t sac = {.algo = FRL_ALGO_SAC, .obs_dim = 4, .act_dim = 1, .hidden1 = 8, .hidden2 = 8};
+  ref = save_policy(&sac, "pendulum-sac", "pendulum", 1.0f, 1, false, path);
+  assert_int_equal(frl_client_connect(&c, NULL, NULL, NULL, NULL, &o, err, sizeof err), FRL_EDIM);
+  assert_non_null(strstr(err, "(env pendulum: obs 4, 1 action dims)"));
+  frl_policy_destroy(&ref);
+  unlink(path);
+  /* The right shape for another task (TD3 on the same pendulum). */
+  sac.obs_dim = 3;
+  ref = save_policy(&sac, "pendulum-td3", "pendulum", 1.0f, 1, false, path);
+  assert_int_equal(frl_client_connect(&c, NULL, NULL, NULL, NULL, &o, err, sizeof err), FRL_EDIM);
+  assert_non_null(strstr(err, "for task pendulum-td3"));
+  frl_policy_destroy(&ref);
+  unlink(path);
+  /* Damaged: one parameter byte flipped. */
+  ref = save_policy(&sac, "pendulum-sac", "pendulum", 1.0f, 1, false, path);
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, 16 + 160 + 5, SEEK_SET), 0);
+  int byte = fgetc(f);
+  assert_int_equal(fseek(f, 16 + 160 + 5, SEEK_SET), 0);
+  fputc(byte ^ 0x40, f);
+  fclose(f);
+  assert_int_equal(frl_client_connect(&c, NULL, NULL, NULL, NULL, &o, err, sizeof err), FRL_ECORRUPT);
+  assert_non_null(strstr(err, "checksum mismatch"));
+  frl_policy_destroy(&ref);
+  unlink(path);
+  assert_int_equal(frl_client_connect(&c, NULL, NULL, NULL, NULL, &o, err, sizeof err), -ENOENT);
+  assert_non_null(strstr(err, path));
+  /* The setting (--policy) is used when the option is NULL. */
+  o.policy_path = NULL;
+  snprintf(cfg.policy_path, sizeof cfg.policy_path, "%s", path);
+  assert_int_equal(frl_client_connect(&c, NULL, NULL, NULL, NULL, &o, err, sizeof err), -ENOENT);
+  assert_null(c);
+}
+
+/* With an endpoint the file's policy also ships its experience (tagged with the file's
+ * version), keeps acting with the file when the learner broadcasts other weights, and obeys
+ * an e-stop. */
+static void test_policy_file_connected(void **unused) {
+  fake_t *f = fake_new();
+  frl_config_t cfg = make_cfg(f, "robot-s", NULL, NULL);
+  frl_policy_shape_t shape = {.algo = FRL_ALGO_SAC, .obs_dim = 3, .act_dim = 1, .hidden1 = 8, .hidden2 = 8};
+  char path[64];
+  frl_policy_t *ref = save_policy(&shape, "pendulum-sac", "pendulum", 1.0f, 77, false, path);
+  frl_client_t *c = connect_policy(&cfg, f->endpoint, path);
+  wait_connected(f, c);
+  float obs[3] = {0.5f, -0.5f, 1.0f}, before[1], after[1];
+  assert_int_equal(frl_client_act(c, obs, before), 0);
+  /* Other weights, a newer version: announced, never applied. */
+  size_t n = frl_policy_n_params(ref);
+  float *w = calloc(n, sizeof(float));
+  for (size_t i = 0; i < n; i++) w[i] = 0.01f * (float)(i % 7);
+  frl_params_t p = {.version = 500, .checksum = frl_fnv1a64(w, n * sizeof(float), FRL_FNV_SEED),
+                    .task = "pendulum-sac", .data = w, .n_data = (uint32_t)n};
+  assert_int_equal(frl_msg_encode_params(f->fb, &p), 0);
+  fake_send(f);
+  frl_client_status_t st;
+  double deadline = frl_now() + 5;
+  do {
+    fake_expect(f, FRL_MSG_NONE, 0.02);
+    frl_client_status(c, &st);
+  } while (st.policy_lag == 0 && frl_now() < deadline);
+  assert_int_equal(st.policy_lag, 500 - 77); /* the broadcast arrived ... */
+  assert_int_equal(st.params_version, 77);   /* ... and was not applied */
+  assert_false(st.offline);
+  assert_int_equal(frl_client_act(c, obs, after), 0);
+  assert_float_equal(after[0], before[0], 0);
+  /* Its steps ship, tagged with the file's version. */
+  frl_client_reset(c, obs);
+  for (int t = 0; t < 4; t++) frl_client_record(c, obs, after, -1.0f, false, t == 3, NULL);
+  bool got = false;
+  deadline = frl_now() + 5;
+  while (!got && frl_now() < deadline) {
+    if (!fake_expect(f, FRL_MSG_EXPERIENCE, 0.1)) continue;
+    const frl_experience_t *x = &f->in.msg.u.experience;
+    for (uint32_t i = 0; i < x->count; i++) assert_int_equal(x->policy_version[i], 77);
+    got = x->count > 0;
+  }
+  assert_true(got);
+  fake_control(f, FRL_CONTROL_ESTOP, "hold");
+  int r = 0;
+  deadline = frl_now() + 5;
+  while (r != 1 && frl_now() < deadline) {
+    fake_expect(f, FRL_MSG_NONE, 0.01);
+    r = frl_client_act(c, obs, after);
+  }
+  assert_int_equal(r, 1);
+  assert_float_equal(after[0], before[0], 0); /* hold the last command */
+  frl_client_close(&c);
+  free(w);
+  frl_policy_destroy(&ref);
+  unlink(path);
+  fake_destroy(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_connect_errors),
@@ -532,6 +790,10 @@ int main(void) {
       cmocka_unit_test(test_shield_events),
       cmocka_unit_test(test_resend_until_acked),
       cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_policy_file_offline),
+      cmocka_unit_test(test_policy_file_dqn),
+      cmocka_unit_test(test_policy_file_refused),
+      cmocka_unit_test(test_policy_file_connected),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

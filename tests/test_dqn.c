@@ -1,7 +1,9 @@
 /* test_dqn.c: DQN targets, TD errors and loss on a hand-computed network, the weighted loss
  * gradient against finite differences, target-network updates, input validation, a float64
  * numpy reference of one full update (tests/ref/dqn_ref.py), and convergence on an MDP with
- * a closed-form Q. */
+ * a closed-form Q. Behaviour cloning: DQfD's large-margin loss and its gradient by hand on the
+ * tiny network, against finite differences on a dueling network, and cloning a linear expert's
+ * choices onto held-out states. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -595,6 +597,191 @@ static void test_learns_self_loop_values(void **state) {
   frl_dqn_destroy(&d);
 }
 
+/* ---- behaviour cloning ------------------------------------------------------------------------ */
+
+/* The tiny network and batch above, demonstrated actions (0, 1, 1), weights (1, .5, 2), margin .8:
+ *  row 0: Q = (.5, 0), a_E 0: max(.5 + 0, 0 + .8) - .5 = .3, the maximizer action 1;
+ *  row 1: Q = (0, 2), a_E 1: max(0 + .8, 2 + 0) - 2 = 0 (a_E leads by more than the margin);
+ *  row 2: Q = (1, 1), a_E 1: max(1 + .8, 1 + 0) - 1 = .8, the maximizer action 0.
+ * J = (1 * .3 + .5 * 0 + 2 * .8) / 3; the greedy action (lowest index on ties) is wrong in row 2.
+ * dJ/dQ: row 0 (-1/3, 1/3), row 2 (2/3, -2/3). Through Q = Wh relu(W1 s) + bh with W1 = Wh = I:
+ * dbh = (1/3, -1/3); dWh = dq^T h with h0 = (.5, 0), h2 = (1, 1); the hidden units of row 0's
+ * second input are off, so dz0 = (-1/3, 0), dz2 = (2/3, -2/3), dW1 = dz^T s, db1 = sum dz. */
+static void test_bc_by_hand(void **state) {
+  frl_dqn_config_t c = base_config();
+  c.grad_clip = 0.0f;
+  frl_dqn_t *d = frl_dqn_new(&c);
+  set_tiny_params(d);
+  frl_dqn_batch_t b = tiny_batch();
+  float loss = NAN, disagree = NAN;
+  assert_int_equal(frl__dqn_bc_compute(d, &b, FRL_DQN_BC_MARGIN, &loss, &disagree), 0);
+  expect_close("bc loss", 0, loss, (0.3 + 0.5 * 0.0 + 2.0 * 0.8) / 3.0, 1e-6, 1e-6);
+  expect_close("disagreement", 0, disagree, 1.0 / 3.0, 1e-7, 0);
+  const double want[12] = {0.5, 1.0, -2.0 / 3, -2.0 / 3, 1.0 / 3, -2.0 / 3,
+                           0.5, 2.0 / 3, -0.5, -2.0 / 3, 1.0 / 3, -1.0 / 3};
+  const float *g = frl__dqn_grad(d);
+  for (int k = 0; k < 12; k++) expect_close("bc grad", k, g[k], want[k], 1e-6, 1e-6);
+  /* The update: Adam on the online net, the target set to it, no update counted. */
+  assert_int_equal(frl_dqn_bc_update(d, &b, FRL_DQN_BC_MARGIN, NULL, NULL), 0);
+  assert_memory_equal(frl_qnet_params(frl_dqn_target(d)), frl_qnet_params(frl_dqn_online(d)),
+                      12 * sizeof(float));
+  assert_int_equal(frl_dqn_updates(d), 0);
+  frl_dqn_destroy(&d);
+}
+
+static double bc_ref(const frl_qnet_shape_t *s, const double *p, const frl_dqn_batch_t *b,
+                     double margin) {
+  double J = 0, q[16];
+  for (int r = 0; r < b->B; r++) {
+    qnet_ref_forward(q, s, p, b->obs + (size_t)r * s->obs_dim);
+    double best = -INFINITY;
+    for (int a = 0; a < s->n_actions; a++)
+      best = fmax(best, q[a] + (a == b->action[r] ? 0.0 : margin));
+    J += (b->weight ? b->weight[r] : 1.0) * (best - q[b->action[r]]);
+  }
+  return J / b->B;
+}
+
+/* Every gradient of the large-margin loss of a dueling two-layer network against central
+ * differences of the float64 reference, with DQfD's margin (every row active) and with margin 0
+ * (rows whose greedy action is the demo's contribute nothing). */
+static void test_bc_gradient(void **state) {
+  const float margins[2] = {FRL_DQN_BC_MARGIN, 0.0f};
+  for (int m = 0; m < 2; m++) {
+    frl_dqn_config_t c = base_config();
+    c.shape = (frl_qnet_shape_t){.obs_dim = 3, .n_actions = 3, .n_hidden = 2, .hidden = {5, 4},
+                                 .dueling = true};
+    c.batch = 8;
+    c.grad_clip = 0.0f;
+    c.seed = 161;
+    frl_dqn_t *d = frl_dqn_new(&c);
+    enum { B = 8 };
+    float obs[B * 3], weight[B];
+    int32_t action[B] = {0, 1, 2, 2, 1, 0, 2, 1};
+    frl_rng_t rng;
+    frl_rng_seed(&rng, 162);
+    fill_uniform(obs, B * 3, -2, 2, &rng);
+    fill_uniform(weight, B, 0.2, 1.0, &rng);
+    /* Larger weights than the default init, so Q differs clearly between actions. */
+    float *pf = frl_qnet_params(frl_dqn_online(d));
+    const size_t N = frl_qnet_n_params(frl_dqn_online(d));
+    for (size_t k = 0; k < N; k++) pf[k] *= 3.0f;
+    frl_dqn_batch_t b = {.B = B, .obs = obs, .action = action, .weight = weight};
+    double *p = malloc(N * sizeof *p);
+    for (size_t k = 0; k < N; k++) p[k] = pf[k];
+    float loss, disagree;
+    assert_int_equal(frl__dqn_bc_compute(d, &b, margins[m], &loss, &disagree), 0);
+    expect_close("bc loss", m, loss, bc_ref(&c.shape, p, &b, margins[m]), 1e-6, 1e-5);
+    int agree = 0;
+    for (int r = 0; r < B; r++) {
+      double q[16];
+      qnet_ref_forward(q, &c.shape, p, obs + 3 * r);
+      int best = 0;
+      for (int a = 1; a < 3; a++)
+        if (q[a] > q[best]) best = a;
+      agree += best == action[r];
+    }
+    expect_close("disagreement", m, disagree, (double)(B - agree) / B, 1e-7, 0);
+    if (m == 1) assert_true(agree > 0 && agree < B); /* both kinds of row */
+    const float *g = frl__dqn_grad(d);
+    const double h = 1e-6;
+    for (size_t k = 0; k < N; k++) {
+      double s0 = p[k];
+      p[k] = s0 + h;
+      double lp = bc_ref(&c.shape, p, &b, margins[m]);
+      p[k] = s0 - h;
+      double lm = bc_ref(&c.shape, p, &b, margins[m]);
+      p[k] = s0;
+      expect_close("bc grad", (int)k, g[k], (lp - lm) / (2 * h), 2e-6, 1e-3);
+    }
+    free(p);
+    frl_dqn_destroy(&d);
+  }
+}
+
+/* Cloning a linear expert a_E = argmax_a (W s)_a over 3 actions from 512 demonstrations: the loss
+ * falls and the greedy action agrees with the expert on 95% of 500 held-out states. Refusals
+ * change nothing: an action out of range, a bad margin, a non-finite observation or weight. */
+static void test_bc_learns_linear_expert(void **state) {
+  enum { D = 4, A = 3, N = 512, HOLD = 500, B = 64 };
+  const double W[A][D] = {{1.0, -0.5, 0.3, 0.0}, {-0.6, 0.8, 0.0, 0.5}, {0.1, 0.2, -0.9, -0.4}};
+  static float obs[N * D], held[HOLD * D];
+  static int32_t act[N];
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 171);
+  fill_uniform(obs, N * D, -1, 1, &rng);
+  fill_uniform(held, HOLD * D, -1, 1, &rng);
+  int32_t held_act[HOLD];
+  for (int r = 0; r < N + HOLD; r++) {
+    const float *s = r < N ? obs + r * D : held + (r - N) * D;
+    int best = 0;
+    double v[A];
+    for (int a = 0; a < A; a++) {
+      v[a] = 0;
+      for (int k = 0; k < D; k++) v[a] += W[a][k] * s[k];
+      if (v[a] > v[best]) best = a;
+    }
+    if (r < N) act[r] = best;
+    else held_act[r - N] = best;
+  }
+  frl_dqn_config_t c = base_config();
+  c.shape = (frl_qnet_shape_t){.obs_dim = D, .n_actions = A, .n_hidden = 2, .hidden = {32, 32},
+                               .dueling = true};
+  c.batch = B;
+  c.seed = 172;
+  frl_dqn_t *d = frl_dqn_new(&c);
+  float bo[B * D], first = NAN, last = NAN;
+  int32_t ba[B];
+  int agree[2];
+  for (int phase = 0; phase < 2; phase++) {
+    agree[phase] = 0;
+    for (int r = 0; r < HOLD; r++)
+      agree[phase] += frl_qnet_argmax(frl_dqn_online(d), held + r * D) == held_act[r];
+    for (int u = 0; phase == 0 && u < 1500; u++) {
+      for (int r = 0; r < B; r++) {
+        uint32_t j = frl_rng_below(&rng, N);
+        memcpy(bo + r * D, obs + j * D, D * sizeof(float));
+        ba[r] = act[j];
+      }
+      frl_dqn_batch_t b = {.B = B, .obs = bo, .action = ba};
+      float loss;
+      assert_int_equal(frl_dqn_bc_update(d, &b, FRL_DQN_BC_MARGIN, &loss, NULL), 0);
+      if (u == 0) first = loss;
+      last = loss;
+    }
+  }
+  print_message("bc: loss %.4f -> %.4f, held-out agreement %d -> %d of %d\n", first, last,
+                agree[0], agree[1], HOLD);
+  assert_true(last < 0.2 * first);
+  assert_true(agree[0] < 0.6 * HOLD);
+  assert_true(agree[1] >= 0.95 * HOLD);
+
+  const size_t bytes = frl_qnet_n_params(frl_dqn_online(d)) * sizeof(float);
+  float *before = malloc(bytes);
+  memcpy(before, frl_qnet_params(frl_dqn_online(d)), bytes);
+  float w[B];
+  for (int r = 0; r < B; r++) w[r] = 1.0f;
+  frl_dqn_batch_t bad = {.B = B, .obs = bo, .action = ba, .weight = w};
+  ba[5] = A;
+  assert_int_equal(frl_dqn_bc_update(d, &bad, FRL_DQN_BC_MARGIN, NULL, NULL), FRL_EDIM);
+  ba[5] = -1;
+  assert_int_equal(frl_dqn_bc_update(d, &bad, FRL_DQN_BC_MARGIN, NULL, NULL), FRL_EDIM);
+  ba[5] = 0;
+  assert_int_equal(frl_dqn_bc_update(d, &bad, NAN, NULL, NULL), FRL_EUSAGE);
+  assert_int_equal(frl_dqn_bc_update(d, &bad, -0.5f, NULL, NULL), FRL_EUSAGE);
+  bad.B = B + 1;
+  assert_int_equal(frl_dqn_bc_update(d, &bad, FRL_DQN_BC_MARGIN, NULL, NULL), FRL_EDIM);
+  bad.B = B;
+  bo[3] = NAN;
+  assert_int_equal(frl_dqn_bc_update(d, &bad, FRL_DQN_BC_MARGIN, NULL, NULL), -ERANGE);
+  bo[3] = 0.0f;
+  w[2] = INFINITY;
+  assert_int_equal(frl_dqn_bc_update(d, &bad, FRL_DQN_BC_MARGIN, NULL, NULL), -ERANGE);
+  assert_memory_equal(before, frl_qnet_params(frl_dqn_online(d)), bytes);
+  free(before);
+  frl_dqn_destroy(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_targets_by_hand),
@@ -608,6 +795,9 @@ int main(void) {
       cmocka_unit_test(test_numpy_reference_double),
       cmocka_unit_test(test_numpy_reference_plain),
       cmocka_unit_test(test_learns_self_loop_values),
+      cmocka_unit_test(test_bc_by_hand),
+      cmocka_unit_test(test_bc_gradient),
+      cmocka_unit_test(test_bc_learns_linear_expert),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* test_replay.c: prioritized replay over a real SQLite store: validation messages, payload
  * round trip, FIFO eviction, dedup, priority formula and the running max, importance weights
  * against the closed form, the sampling distribution (chi-square), priority updates for
- * evicted ids, flush, and a rebuild after reopen that samples identically. */
+ * evicted ids, flush (whole, and in slices: same end state, item_id order, bounded slices,
+ * items marked during a pass, retry after an injected error), and a rebuild after reopen that
+ * samples identically. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -678,6 +680,82 @@ static void test_demonstrations(void **state) {
   assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE demo = 1") == 4);
 }
 
+/* frl_replay_sample_demos: only demonstrations, uniformly whatever their priority, weights 1,
+ * not counted as samples; only the newest demo_capacity after FIFO eviction; busy without any;
+ * and a store edited by hand down to one demonstration in a window of 4096 (the fallback). */
+static void test_sample_demos(void **state) {
+  fixture_t *f = *state;
+  const uint64_t D0 = FRL_DEMO_ID_BASE;
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 17);
+  const frl_replay_sample_t *s = NULL;
+  insert(f, "a", 1, 10, NULL);
+  assert_int_equal(frl_replay_sample_demos(f->replay, 4, &rng, &s), FRL_EBUSY); /* no slots */
+  frl_replay_config_t cfg = default_config(8);
+  cfg.demo_capacity = 6;
+  reopen(f, &cfg);
+  assert_int_equal(frl_replay_sample_demos(f->replay, 4, &rng, &s), FRL_EBUSY); /* none yet */
+  insert_demo(f, 1, D0, 5);
+  assert_int_equal(frl_replay_sample_demos(f->replay, 0, &rng, &s), FRL_EUSAGE);
+  assert_int_equal(frl_replay_sample_demos(f->replay, cfg.max_batch + 1, &rng, &s), FRL_EUSAGE);
+
+  /* One demonstration gets a far larger priority than the rest; cloning still sees each of
+   * the five equally often (chi-square, 4 degrees of freedom, 0.1%). */
+  uint64_t big = D0 + 2;
+  float td = 1000.0f;
+  frl_replay_update_priorities(f->replay, &big, &td, 1);
+  enum { DRAWS = 200, PER = 100 };
+  int count[5] = {0};
+  for (int k = 0; k < DRAWS; k++) {
+    assert_int_equal(frl_replay_sample_demos(f->replay, PER, &rng, &s), 0);
+    assert_int_equal(s->B, PER);
+    check_payload(f, s);
+    for (uint32_t j = 0; j < s->B; j++) {
+      assert_true(s->item_id[j] >= D0 && s->item_id[j] < D0 + 5);
+      assert_true(s->weight[j] == 1.0f);
+      count[s->item_id[j] - D0]++;
+    }
+  }
+  double chi2 = 0, e = DRAWS * PER / 5.0;
+  for (int i = 0; i < 5; i++) chi2 += (count[i] - e) * (count[i] - e) / e;
+  if (chi2 > chi2_quantile_999(4)) fail_msg("demonstration draws not uniform: chi2 %.1f", chi2);
+  /* Only the priority update counted as a sample. */
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items WHERE demo = 1") == 1);
+
+  /* After 4 more, the 6 slots hold the newest 6: ids 3..8. */
+  insert_demo(f, 2, D0 + 5, 4);
+  int seen[9] = {0};
+  for (int k = 0; k < 50; k++) {
+    assert_int_equal(frl_replay_sample_demos(f->replay, 64, &rng, &s), 0);
+    check_payload(f, s);
+    for (uint32_t j = 0; j < s->B; j++) {
+      assert_true(s->item_id[j] >= D0 + 3 && s->item_id[j] <= D0 + 8);
+      seen[s->item_id[j] - D0] = 1;
+    }
+  }
+  for (int i = 3; i <= 8; i++) assert_true(seen[i]);
+
+  /* 4096 demonstrations in 4096 slots, then all but the newest deleted by hand: almost every
+   * draw from the window misses, and the walk to the next occupied slot finds the one left. */
+  cfg.demo_capacity = 4096;
+  reopen(f, &cfg);
+  for (uint64_t k = 0; k < 4096 / 64; k++) insert_demo(f, 3 + k, D0 + 9 + 64 * k, 64);
+  const uint64_t newest = D0 + 9 + 4096 - 1;
+  close_all(f);
+  char sql[160];
+  snprintf(sql, sizeof sql, "DELETE FROM items WHERE demo = 1 AND item_id < %llu",
+           (unsigned long long)newest);
+  exec_sql(f, sql);
+  open_all(f, &cfg);
+  assert_int_equal(frl_replay_demo_size(f->replay), 1);
+  for (int k = 0; k < 10; k++) {
+    assert_int_equal(frl_replay_sample_demos(f->replay, 64, &rng, &s), 0);
+    for (uint32_t j = 0; j < s->B; j++) assert_true(s->item_id[j] == newest);
+    check_payload(f, s);
+  }
+}
+
 static void test_rebuild_checks_stored_values(void **state) {
   fixture_t *f = *state;
   insert(f, "a", 1, 10, NULL);
@@ -744,6 +822,286 @@ static void test_continuous_task(void **state) {
   }
 }
 
+/* ---- incremental write-back --------------------------------------------------------------- */
+
+/* Inserts count items into r with its next ids (agent or demonstration). */
+static void insert_into(frl_replay_t *r, const char *actor, uint64_t seq, uint32_t count,
+                        bool demo, uint64_t first) {
+  batch_t t;
+  make_batch(&t, actor, seq, first, count, NULL);
+  t.b.demonstration = demo;
+  frl_insert_outcome_t outcome = FRL_INSERT_DUPLICATE;
+  char err[256] = "";
+  int rc = frl_replay_insert(r, &t.b, 1000.0, &outcome, err, sizeof err);
+  if (rc) fail_msg("insert: %s (%s)", err, frl_strerror(rc));
+  assert_int_equal(outcome, FRL_INSERT_OK);
+}
+
+/* A log of the item updates that reach the file, in the order they arrive, kept by a trigger
+ * that a second connection installs (the store re-prepares its statements by itself). */
+static void install_update_log(const char *path) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "CREATE TABLE update_log(seq INTEGER PRIMARY KEY, item_id);"
+                                "CREATE TRIGGER log_update AFTER UPDATE ON items BEGIN"
+                                " INSERT INTO update_log(item_id) VALUES (new.item_id); END;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* The item ids logged after log row `after`, in arrival order; returns how many (<= max). */
+static int logged_since(const char *path, int64_t after, uint64_t *ids, int max) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT item_id FROM update_log WHERE seq > ?1 "
+                                          "ORDER BY seq", -1, &st, NULL), SQLITE_OK);
+  sqlite3_bind_int64(st, 1, after);
+  int n = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    assert_true(n < max);
+    ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+/* Every item's (id, priority, times_sampled) of the file, in id order; returns the count. */
+static int item_state(const char *path, uint64_t *id, double *priority, int64_t *sampled,
+                      int max) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT item_id, priority, times_sampled FROM items "
+                                          "ORDER BY item_id", -1, &st, NULL), SQLITE_OK);
+  int n = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    assert_true(n < max);
+    id[n] = (uint64_t)sqlite3_column_int64(st, 0);
+    priority[n] = sqlite3_column_double(st, 1);
+    sampled[n] = sqlite3_column_int64(st, 2);
+    n++;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+/* The same inserts and updates into two replays, one written back whole, the other in slices
+ * of 7 rows: the files end identical; every slice holds at most 7 rows, the last one fewer or
+ * equal; the whole pass arrives in strictly increasing item_id order, agent items then
+ * demonstrations; *remaining counts down exactly by what was written. */
+static void test_flush_slices_same_as_full(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(300);
+  cfg.demo_capacity = 40;
+  reopen(f, &cfg);
+  char path2[128];
+  snprintf(path2, sizeof path2, "%s/sliced.db", f->dir);
+  frl_store_config_t sc = {.path = path2, .obs_dim = OBS, .act_dim = 1, .discrete = true};
+  frl_store_t *store2 = NULL;
+  frl_replay_t *replay2 = NULL;
+  assert_int_equal(frl_store_open(&store2, &sc), 0);
+  assert_int_equal(frl_replay_open(&replay2, &cfg, store2), 0);
+  frl_replay_t *both[2] = {f->replay, replay2};
+  for (int k = 0; k < 2; k++) {
+    for (uint64_t seq = 1; seq <= 8; seq++) /* ids 1..400: the ring wrapped, 101..400 live */
+      insert_into(both[k], "a", seq, 50, false, (seq - 1) * 50 + 1);
+    for (uint64_t seq = 1; seq <= 2; seq++) /* 60 demonstrations, the newest 40 live */
+      insert_into(both[k], "teacher", seq, 30, true, FRL_DEMO_ID_BASE + (seq - 1) * 30);
+  }
+  uint64_t ids[256];
+  float td[256];
+  uint32_t n = 0;
+  for (uint64_t id = 90; id <= 400; id += 3, n++) { /* 90..99 evicted: ignored */
+    ids[n] = id;
+    td[n] = (float)(id % 11) * 0.5f;
+  }
+  for (uint64_t d = 25; d < 60; d += 4, n++) {
+    ids[n] = FRL_DEMO_ID_BASE + d;
+    td[n] = (float)d * 0.1f;
+  }
+  for (int k = 0; k < 2; k++) {
+    frl_replay_update_priorities(both[k], ids, td, n);
+    frl_replay_update_priorities(both[k], ids + 10, td + 10, 20); /* sampled twice */
+  }
+  assert_int_equal(frl_replay_flush_some(replay2, 0, NULL), FRL_EUSAGE);
+
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  install_update_log(path2);
+  enum { SLICE = 7 };
+  uint32_t before = 0, left = 0, calls = 0, written = 0;
+  uint64_t last = 0, got[SLICE + 1];
+  assert_int_equal(frl_replay_flush_some(replay2, SLICE, &before), 0);
+  int64_t seen = 0;
+  int k = logged_since(path2, seen, got, SLICE + 1);
+  calls = 1;
+  for (;;) {
+    assert_true(k <= SLICE);
+    for (int j = 0; j < k; j++) {
+      assert_true(got[j] > last); /* in item_id order across the whole pass */
+      last = got[j];
+    }
+    seen += k;
+    written += (uint32_t)k;
+    if (before == 0) break;
+    assert_int_equal(k, SLICE); /* full slices until the last */
+    assert_int_equal(frl_replay_flush_some(replay2, SLICE, &left), 0);
+    calls++;
+    k = logged_since(path2, seen, got, SLICE + 1);
+    assert_int_equal(left, before - (uint32_t)k);
+    before = left;
+  }
+  /* 100..400 step 3 (101 ids, 99 of them live from 102 on... counted below) and 9 demos. */
+  uint64_t live = 0;
+  for (uint32_t j = 0; j < n; j++)
+    if (ids[j] >= FRL_DEMO_ID_BASE + 20 || (ids[j] >= 101 && ids[j] <= 400)) live++;
+  assert_int_equal(written, live);
+  assert_int_equal(calls, (live + SLICE - 1) / SLICE);
+  assert_true(last >= FRL_DEMO_ID_BASE); /* the demonstrations came last */
+  /* Nothing dirty: a call writes nothing and reports nothing left. */
+  assert_int_equal(frl_replay_flush_some(replay2, SLICE, &left), 0);
+  assert_int_equal(left, 0);
+  assert_int_equal(logged_since(path2, seen, got, SLICE + 1), 0);
+
+  enum { MAXI = 400 };
+  static uint64_t id_a[MAXI], id_b[MAXI];
+  static double p_a[MAXI], p_b[MAXI];
+  static int64_t s_a[MAXI], s_b[MAXI];
+  int na = item_state(f->path, id_a, p_a, s_a, MAXI);
+  int nb = item_state(path2, id_b, p_b, s_b, MAXI);
+  assert_int_equal(na, 340);
+  assert_int_equal(nb, na);
+  int64_t total = 0;
+  for (int j = 0; j < na; j++) {
+    assert_int_equal(id_a[j], id_b[j]);
+    assert_true(p_a[j] == p_b[j]);
+    assert_int_equal(s_a[j], s_b[j]);
+    total += s_a[j];
+  }
+  assert_int_equal(total, (int64_t)live + 20); /* ids 10..29 of the list were sampled twice */
+  frl_replay_close(&replay2);
+  frl_store_close(&store2);
+  unlink(path2);
+}
+
+/* Items marked during a pass: ahead of its cursor they are written in the same pass (and
+ * counted in *remaining at once), behind it they wait for the next pass; items evicted and
+ * replaced meanwhile change nothing but the new items' own values. */
+static void test_flush_pass_with_updates(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(200);
+  reopen(f, &cfg);
+  for (uint64_t seq = 1; seq <= 4; seq++) insert(f, "a", seq, 50, NULL); /* ids 1..200 */
+  install_update_log(f->path);
+  uint64_t ids[20];
+  float td[20];
+  for (int j = 0; j < 20; j++) {
+    ids[j] = 10 * (uint64_t)(j + 1); /* 10, 20, .. 200 */
+    td[j] = 1.0f;
+  }
+  frl_replay_update_priorities(f->replay, ids, td, 20);
+  uint32_t left = 0;
+  uint64_t got[64];
+  assert_int_equal(frl_replay_flush_some(f->replay, 3, &left), 0); /* 10, 20, 30 */
+  assert_int_equal(left, 17);
+  const uint64_t behind[1] = {5}, ahead[2] = {150, 155}; /* 150 was dirty already */
+  const float two[2] = {2.0f, 2.0f};
+  frl_replay_update_priorities(f->replay, behind, two, 1);
+  frl_replay_update_priorities(f->replay, ahead, two, 2);
+  assert_int_equal(frl_replay_flush_some(f->replay, 3, &left), 0); /* 40, 50, 60 */
+  assert_int_equal(left, 18 - 3);
+  /* New experience evicts ids 1..50 (5 among them, still dirty: its slot now holds 205). */
+  insert(f, "a", 5, 50, NULL);
+  uint32_t prev = left;
+  while (left) {
+    assert_int_equal(frl_replay_flush_some(f->replay, 3, &left), 0);
+    assert_true(left < prev);
+    prev = left;
+  }
+  int n = logged_since(f->path, 0, got, 64);
+  const uint64_t pass1[] = {10,  20,  30,  40,  50,  60,  70,  80,  90,  100, 110,
+                            120, 130, 140, 150, 155, 160, 170, 180, 190, 200, 205};
+  assert_int_equal(n, (int)FRL_ARRAY_LEN(pass1));
+  for (int j = 0; j < n; j++) assert_int_equal(got[j], pass1[j]);
+  /* Nothing is left dirty: slot 5's mark went with id 205 in this pass. */
+  assert_int_equal(frl_replay_flush_some(f->replay, 3, &left), 0);
+  assert_int_equal(left, 0);
+  assert_int_equal(logged_since(f->path, n, got, 64), 0);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 150") == 2);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 155") == 1);
+  assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 205") == 0);
+  /* 60..200 once (10..50 were evicted), 150 once more, 155 once. */
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 15 + 1 + 1);
+  assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 155") ==
+              (double)(float)pow(2.0 + EPS, ALPHA));
+
+  /* Marked behind the cursor of a pass: written by the next pass, from the oldest item. */
+  const uint64_t later[3] = {190, 60, 120};
+  frl_replay_update_priorities(f->replay, later, two, 2);
+  assert_int_equal(frl_replay_flush_some(f->replay, 1, &left), 0); /* 60 */
+  assert_int_equal(left, 1);
+  frl_replay_update_priorities(f->replay, later + 2, two, 1); /* 120, ahead again */
+  assert_int_equal(frl_replay_flush_some(f->replay, 1, &left), 0); /* 120 */
+  assert_int_equal(left, 1);
+  assert_int_equal(frl_replay_flush_some(f->replay, 1, &left), 0); /* 190 */
+  assert_int_equal(left, 0);
+  assert_int_equal(logged_since(f->path, n, got, 64), 3);
+  assert_int_equal(got[0], 60);
+  assert_int_equal(got[1], 120);
+  assert_int_equal(got[2], 190);
+}
+
+/* A slice that fails (a trigger rejects one of its rows, as a read-only or full disk would) is
+ * rolled back whole; its items stay dirty and the pass stays at its place, so retries write
+ * each item exactly once; frl_replay_flush reports the error the same way. */
+static void test_flush_retry_after_error(void **state) {
+  fixture_t *f = *state;
+  frl_replay_config_t cfg = default_config(100);
+  reopen(f, &cfg);
+  insert(f, "a", 1, 50, NULL);
+  insert(f, "a", 2, 50, NULL); /* ids 1..100 */
+  uint64_t ids[50];
+  float td[50];
+  for (int j = 0; j < 50; j++) {
+    ids[j] = 2 * (uint64_t)j + 1; /* 1, 3, .. 99 */
+    td[j] = 0.5f;
+  }
+  frl_replay_update_priorities(f->replay, ids, td, 50);
+  exec_sql(f, "CREATE TRIGGER refuse BEFORE UPDATE ON items WHEN old.item_id = 61 BEGIN"
+              " SELECT RAISE(ABORT, 'injected failure'); END;");
+  uint32_t left = 0;
+  for (int k = 0; k < 3; k++) assert_int_equal(frl_replay_flush_some(f->replay, 10, &left), 0);
+  assert_int_equal(left, 20); /* 1..59 written */
+  for (int k = 0; k < 2; k++) {
+    left = 12345;
+    assert_int_equal(frl_replay_flush_some(f->replay, 10, &left), FRL_ESQL); /* 61..79 */
+    assert_int_equal(left, 12345); /* untouched on error */
+    assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items WHERE item_id >= 60") == 0);
+    assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 30);
+  }
+  assert_int_equal(frl_replay_flush(f->replay), FRL_ESQL);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 30);
+  exec_sql(f, "DROP TRIGGER refuse");
+  assert_int_equal(frl_replay_flush_some(f->replay, 10, &left), 0); /* 61..79 */
+  assert_int_equal(left, 10);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 40);
+  /* The whole-replay flush finishes the pass. */
+  exec_sql(f, "CREATE TRIGGER refuse BEFORE UPDATE ON items WHEN old.item_id = 99 BEGIN"
+              " SELECT RAISE(ABORT, 'injected failure'); END;");
+  assert_int_equal(frl_replay_flush(f->replay), FRL_ESQL);
+  exec_sql(f, "DROP TRIGGER refuse");
+  assert_int_equal(frl_replay_flush(f->replay), 0);
+  assert_true(q_real(f, "SELECT SUM(times_sampled) FROM items") == 50);
+  assert_true(q_real(f, "SELECT COUNT(*) FROM items WHERE times_sampled = 1 AND "
+                        "item_id % 2 = 1") == 50);
+  assert_int_equal(frl_replay_flush_some(f->replay, 10, &left), 0);
+  assert_int_equal(left, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_validation_messages, setup, teardown),
@@ -758,8 +1116,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_flush_wrapped_ring, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rebuild_identical, setup, teardown),
       cmocka_unit_test_setup_teardown(test_demonstrations, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sample_demos, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rebuild_checks_stored_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_continuous_task, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flush_slices_same_as_full, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flush_pass_with_updates, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flush_retry_after_error, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

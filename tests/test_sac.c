@@ -3,7 +3,10 @@
  * reference of the whole loss computation written here from sac.h, with central finite
  * differences of it checking every actor and critic gradient; the temperature's direction,
  * exact Polyak averaging, refusal of non-finite batches with nothing changed, no allocation
- * per update or action, and convergence on a one-step continuous bandit. */
+ * per update or action, and convergence on a one-step continuous bandit. Behaviour cloning:
+ * both losses and their head gradients by hand on a tiny policy, every policy gradient against
+ * finite differences of a float64 reference, Adam's first step on the policy alone, refusal of
+ * non-finite batches, and cloning a linear expert onto held-out states. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -744,6 +747,8 @@ static void test_no_allocation(void **state) {
   atomic_store(&g_counting, 1);
   for (int u = 0; u < 20; u++) frl_sac_update(s, &b, td, &st);
   for (int k = 0; k < 100; k++) frl_sac_act(frl_sac_actor(s), store.obs, k % 2 == 0, &rng, action);
+  for (int u = 0; u < 10; u++) frl_sac_bc_update(s, &b, u % 2 ? FRL_SAC_BC_MSE : FRL_SAC_BC_NLL,
+                                                 NULL, NULL);
   atomic_store(&g_counting, 0);
   assert_int_equal(atomic_load(&g_allocs), 0);
   /* The counter itself works. */
@@ -837,6 +842,268 @@ static void test_full_size(void **state) {
   frl_sac_destroy(&s);
 }
 
+/* ---- behaviour cloning ----------------------------------------------------------------------- */
+
+/* -log pi(a|s) of the squashed Gaussian at a demonstrated action, in double and written from
+ * the density itself: u = atanh(a) (a clipped to +-(1 - 1e-6)), -log N(u; mean, std) and the
+ * Jacobian as log(1 - tanh^2 u) = -2 log cosh u. MSE: (tanh(mean) - clip(a, -1, 1))^2. */
+static double ref_bc_term(int kind, double mean, double raw_ls, double a) {
+  if (kind == FRL_SAC_BC_MSE) {
+    double t = tanh(mean), target = a < -1 ? -1 : a > 1 ? 1 : a;
+    return (t - target) * (t - target);
+  }
+  const double bound = 1.0 - 1e-6;
+  double ac = a < -bound ? -bound : a > bound ? bound : a;
+  double ls = raw_ls < -20 ? -20 : raw_ls > 2 ? 2 : raw_ls, u = atanh(ac);
+  double z = (u - mean) / exp(ls);
+  return 0.5 * z * z + ls + 0.5 * log(2 * M_PI) - 2.0 * log(cosh(u));
+}
+
+/* The batch's weighted mean loss (over rows, and for MSE over action dimensions) and mean
+ * |tanh(mean) - clip(a)| for an actor parameter block p. */
+static double ref_bc_loss(const frl_mlp_shape_t *shape, const double *p, int kind, const float *obs,
+                          const float *act, const float *weight, int B, int D, int A,
+                          double *action_error) {
+  double L = 0, err = 0;
+  for (int r = 0; r < B; r++) {
+    double x[64], head[64], row = 0;
+    for (int k = 0; k < D; k++) x[k] = obs[r * D + k];
+    ref_forward(head, shape, p, x);
+    for (int i = 0; i < A; i++) {
+      double a = act[r * A + i];
+      row += ref_bc_term(kind, head[i], head[A + i], a) / (kind == FRL_SAC_BC_MSE ? A : 1);
+      err += fabs(tanh(head[i]) - (a < -1 ? -1 : a > 1 ? 1 : a));
+    }
+    L += (weight ? weight[r] : 1.0) * row;
+  }
+  if (action_error) *action_error = err / (B * A);
+  return L / B;
+}
+
+/* The tiny policy of set_linear_actor: mean = m1 s + m0, log_std = ls. The loss, the action
+ * error and the gradients of the head's two biases (d/dmean and d/dlog_std summed over rows)
+ * against the formulas by hand, for both losses; a demonstrated action on the boundary (-1) is
+ * clipped. */
+static void test_bc_by_hand(void **state) {
+  const double m1 = 0.5, m0 = -0.2, ls = -0.7, sd = exp(ls);
+  enum { B = 3 };
+  const float obs[B] = {0.4f, -1.2f, 2.0f}, act[B] = {0.3f, -1.0f, 0.95f};
+  const float weight[B] = {1.0f, 0.5f, 2.0f};
+  frl_batch_t b = {.B = B, .obs = obs, .action = act, .weight = weight};
+  for (int kind = 0; kind < 2; kind++) {
+    frl_sac_config_t c = base_config(1, 1, 2, 2, 4);
+    frl_sac_t *s = frl_sac_new(&c);
+    set_linear_actor(frl_sac_actor(s), m1, m0, ls);
+    double loss = 0, err = 0, g_mean = 0, g_ls = 0;
+    for (int r = 0; r < B; r++) {
+      double mean = m1 * obs[r] + m0, a = act[r], w = weight[r];
+      err += fabs(tanh(mean) - a) / B;
+      if (kind == FRL_SAC_BC_NLL) {
+        double ac = r == 1 ? -(1.0 - 1e-6) : a, u = atanh(ac), z = (u - mean) / sd;
+        loss += w * (0.5 * z * z + ls + 0.5 * log(2 * M_PI) + log(1.0 - ac * ac)) / B;
+        /* The same from the library's log-density (frl_sac_log_prob, the RL path's formula). */
+        float fm = (float)mean, fls = (float)ls, fu = (float)u;
+        expect_close("-log pi", r, -frl_sac_log_prob(&fm, &fls, &fu, 1),
+                     0.5 * z * z + ls + 0.5 * log(2 * M_PI) + log(1.0 - ac * ac), 1e-4, 1e-5);
+        g_mean += w * (-z / sd) / B;
+        g_ls += w * (1.0 - z * z) / B;
+      } else {
+        double t = tanh(mean);
+        loss += w * (t - a) * (t - a) / B;
+        g_mean += w * 2.0 * (t - a) * (1.0 - t * t) / B;
+      }
+    }
+    float got_loss = NAN, got_err = NAN;
+    assert_int_equal(frl__sac_bc_compute(s, &b, kind, &got_loss, &got_err), 0);
+    expect_close(kind ? "mse loss" : "nll loss", 0, got_loss, loss, 1e-5, 1e-5);
+    expect_close("action error", kind, got_err, err, 1e-6, 1e-5);
+    const float *g = frl__sac_grad(s, 0);
+    const size_t n = frl_mlp_n_params(frl_sac_actor(s));
+    expect_close("d/d mean bias", kind, g[n - 2], g_mean, 1e-5, 1e-4);
+    expect_close("d/d log_std bias", kind, g[n - 1], g_ls, 1e-5, 1e-4);
+    frl_sac_destroy(&s);
+  }
+}
+
+/* Every policy gradient of both losses against central differences of the float64 reference,
+ * on a random network whose first log-std output sits above its clamp (zero gradient there),
+ * with weights, a demonstrated action on the boundary and one beyond it. The update then moves
+ * the policy alone: critics, targets, temperature and the update count stay. */
+static void test_bc_gradients(void **state) {
+  enum { D = 3, A = 2, H1 = 5, H2 = 4, B = 6 };
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 111);
+  float obs[B * D], act[B * A], weight[B];
+  fill_uniform(obs, B * D, -1.5, 1.5, &rng);
+  fill_uniform(act, B * A, -0.95, 0.95, &rng);
+  fill_uniform(weight, B, 0.2, 1.0, &rng);
+  act[2] = 1.0f;   /* a saturated command */
+  act[7] = -1.3f;  /* outside the range: clipped */
+  frl_batch_t b = {.B = B, .obs = obs, .action = act, .weight = weight};
+  for (int kind = 0; kind < 2; kind++) {
+    frl_sac_config_t c = base_config(D, A, H1, H2, 8);
+    c.seed = 112 + (uint64_t)kind;
+    frl_sac_t *s = frl_sac_new(&c);
+    frl_mlp_t *actor = frl_sac_actor(s);
+    float *pa = frl_mlp_params(actor);
+    const size_t NA = frl_mlp_n_params(actor);
+    for (size_t k = 0; k < NA; k++) pa[k] *= 2.0f;
+    pa[NA - A] = 4.0f; /* log_std output 0: raw ~ 4 > 2, clamped */
+    double *p = to_double(pa, NA);
+    double want_err, want = ref_bc_loss(frl_mlp_shape(actor), p, kind, obs, act, weight, B, D, A,
+                                        &want_err);
+    float loss, err;
+    assert_int_equal(frl__sac_bc_compute(s, &b, kind, &loss, &err), 0);
+    expect_close("bc loss", kind, loss, want, 1e-5, 1e-5);
+    expect_close("bc action error", kind, err, want_err, 1e-6, 1e-5);
+    const float *g = frl__sac_grad(s, 0);
+    double scale = 0;
+    for (size_t k = 0; k < NA; k++) scale = fmax(scale, fabs(g[k]));
+    assert_true(scale > 0);
+    const double h = 1e-6;
+    for (size_t k = 0; k < NA; k++) {
+      double p0 = p[k];
+      p[k] = p0 + h;
+      double lp = ref_bc_loss(frl_mlp_shape(actor), p, kind, obs, act, weight, B, D, A, NULL);
+      p[k] = p0 - h;
+      double lm = ref_bc_loss(frl_mlp_shape(actor), p, kind, obs, act, weight, B, D, A, NULL);
+      p[k] = p0;
+      expect_close(kind ? "mse grad" : "nll grad", (int)k, g[k], (lp - lm) / (2 * h),
+                   1e-5 * scale, 1e-3);
+    }
+    assert_true(g[NA - A] == 0.0f); /* the clamped log_std's bias */
+    if (kind == FRL_SAC_BC_MSE) assert_true(g[NA - 1] == 0.0f); /* MSE leaves log_std alone */
+
+    frl_mlp_t *others[4] = {frl__sac_critic(s, 0, false), frl__sac_critic(s, 1, false),
+                            frl__sac_critic(s, 0, true), frl__sac_critic(s, 1, true)};
+    float *saved[4];
+    for (int n = 0; n < 4; n++) saved[n] = snapshot(others[n]);
+    float *before = snapshot(actor);
+    const float alpha = frl_sac_alpha(s);
+    assert_int_equal(frl_sac_bc_update(s, &b, kind, NULL, NULL), 0);
+    for (int n = 0; n < 4; n++) {
+      assert_memory_equal(frl_mlp_params(others[n]), saved[n],
+                          frl_mlp_n_params(others[n]) * sizeof(float));
+      free(saved[n]);
+    }
+    /* Adam's first step moves every parameter with a non-zero gradient by lr (mhat/sqrt(vhat)
+     * = sign g), against the gradient. */
+    for (size_t k = 0; k < NA; k++) {
+      if (g[k] == 0.0f) {
+        assert_true(pa[k] == before[k]);
+      } else {
+        expect_close("adam step", (int)k, pa[k], before[k] - copysign(c.lr_actor, g[k]), 1e-6,
+                     1e-3);
+      }
+    }
+    assert_true(frl_sac_alpha(s) == alpha);
+    assert_int_equal(frl_sac_updates(s), 0);
+    free(before);
+    free(p);
+    frl_sac_destroy(&s);
+  }
+}
+
+/* Cloning a fixed linear expert a = W s + c from 512 demonstrations: the loss falls and on 200
+ * held-out states the deterministic action tanh(mean) comes within 0.05 of the expert's, with
+ * either loss. */
+static void test_bc_learns_linear_expert(void **state) {
+  enum { D = 3, A = 2, N = 512, HOLD = 200, B = 64 };
+  const double W[A][D] = {{0.5, -0.3, 0.0}, {-0.4, 0.2, 0.3}}, c0[A] = {0.1, 0.0};
+  static float obs[N * D], act[N * A], held[HOLD * D];
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 121);
+  fill_uniform(obs, N * D, -1, 1, &rng);
+  fill_uniform(held, HOLD * D, -1, 1, &rng);
+  for (int r = 0; r < N; r++)
+    for (int i = 0; i < A; i++) {
+      double a = c0[i];
+      for (int k = 0; k < D; k++) a += W[i][k] * obs[r * D + k];
+      act[r * A + i] = (float)a;
+    }
+  for (int kind = 0; kind < 2; kind++) {
+    frl_sac_config_t c = base_config(D, A, 32, 32, B);
+    c.lr_actor = 3e-3f;
+    c.seed = 122;
+    frl_sac_t *s = frl_sac_new(&c);
+    float bo[B * D], ba[B * A], first = NAN, last = NAN, err;
+    double held_err[2];
+    for (int phase = 0; phase < 2; phase++) {
+      double e = 0;
+      for (int r = 0; r < HOLD; r++) {
+        float a[A];
+        frl_sac_act(frl_sac_actor(s), held + r * D, true, NULL, a);
+        for (int i = 0; i < A; i++) {
+          double want = c0[i];
+          for (int k = 0; k < D; k++) want += W[i][k] * held[r * D + k];
+          e += fabs(a[i] - want) / (HOLD * A);
+        }
+      }
+      held_err[phase] = e;
+      for (int u = 0; phase == 0 && u < 1500; u++) {
+        for (int r = 0; r < B; r++) {
+          uint32_t j = frl_rng_below(&rng, N);
+          memcpy(bo + r * D, obs + j * D, D * sizeof(float));
+          memcpy(ba + r * A, act + j * A, A * sizeof(float));
+        }
+        frl_batch_t b = {.B = B, .obs = bo, .action = ba};
+        float loss;
+        assert_int_equal(frl_sac_bc_update(s, &b, kind, &loss, &err), 0);
+        if (u == 0) first = loss;
+        last = loss;
+      }
+    }
+    print_message("bc %s: loss %.4f -> %.4f, held-out action error %.4f -> %.4f\n",
+                  kind ? "mse" : "nll", first, last, held_err[0], held_err[1]);
+    assert_true(last < first - (kind ? 0.9 * first : 1.0));
+    assert_true(held_err[0] > 0.1);
+    assert_true(held_err[1] < 0.05);
+    frl_sac_destroy(&s);
+  }
+}
+
+/* A non-finite observation, action or weight refuses the step with nothing changed (the next
+ * good step matches a twin's bit for bit); bad sizes and an unknown loss are refused. */
+static void test_bc_rejects(void **state) {
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 131);
+  enum { B = 8, D = 3, A = 2 };
+  frl_sac_config_t c = base_config(D, A, 6, 5, B);
+  frl_sac_t *s = frl_sac_new(&c), *twin = frl_sac_new(&c);
+  batch_store_t store;
+  frl_batch_t good = random_batch(&store, B, D, A, &rng);
+  assert_int_equal(frl_sac_bc_update(s, &good, FRL_SAC_BC_NLL, NULL, NULL), 0);
+  assert_int_equal(frl_sac_bc_update(twin, &good, FRL_SAC_BC_NLL, NULL, NULL), 0);
+  float *saved = snapshot(frl_sac_actor(s));
+  for (int poison = 0; poison < 3; poison++) {
+    for (int kind = 0; kind < 2; kind++) {
+      batch_store_t bs = store;
+      frl_batch_t bad = {.B = B, .obs = bs.obs, .action = bs.act, .weight = bs.weight};
+      if (poison == 0) bs.obs[4] = NAN;
+      if (poison == 1) bs.act[3] = NAN;
+      if (poison == 2) bs.weight[6] = INFINITY;
+      float loss = -7.0f;
+      assert_int_equal(frl_sac_bc_update(s, &bad, kind, &loss, NULL), -ERANGE);
+      assert_true(loss == -7.0f);
+      assert_memory_equal(frl_mlp_params(frl_sac_actor(s)), saved,
+                          frl_mlp_n_params(frl_sac_actor(s)) * sizeof(float));
+    }
+  }
+  frl_batch_t wrong = good;
+  wrong.B = 0;
+  assert_int_equal(frl_sac_bc_update(s, &wrong, FRL_SAC_BC_MSE, NULL, NULL), FRL_EDIM);
+  wrong.B = B + 1;
+  assert_int_equal(frl_sac_bc_update(s, &wrong, FRL_SAC_BC_MSE, NULL, NULL), FRL_EDIM);
+  assert_int_equal(frl_sac_bc_update(s, &good, (frl_sac_bc_loss_t)7, NULL, NULL), FRL_EUSAGE);
+  assert_int_equal(frl_sac_bc_update(s, &good, FRL_SAC_BC_NLL, NULL, NULL), 0);
+  assert_int_equal(frl_sac_bc_update(twin, &good, FRL_SAC_BC_NLL, NULL, NULL), 0);
+  assert_memory_equal(frl_mlp_params(frl_sac_actor(s)), frl_mlp_params(frl_sac_actor(twin)),
+                      frl_mlp_n_params(frl_sac_actor(s)) * sizeof(float));
+  free(saved);
+  frl_sac_destroy(&twin);
+  frl_sac_destroy(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_log_prob_closed_form),
@@ -852,6 +1119,10 @@ int main(void) {
       cmocka_unit_test(test_no_allocation),
       cmocka_unit_test(test_learns_bandit),
       cmocka_unit_test(test_full_size),
+      cmocka_unit_test(test_bc_by_hand),
+      cmocka_unit_test(test_bc_gradients),
+      cmocka_unit_test(test_bc_learns_linear_expert),
+      cmocka_unit_test(test_bc_rejects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * network, a float64 reference of its losses with central finite differences checking every
  * actor and critic gradient, the delayed actor and target updates, the smoothing noise's
  * clipping and spread, the exploration noise, refusal of non-finite batches with nothing
- * changed, no allocation per update or action, and convergence on a one-step bandit. */
+ * changed, no allocation per update or action, and convergence on a one-step bandit. Behaviour
+ * cloning: its loss and head gradient by hand, every actor gradient against finite differences,
+ * the target policy copied, and cloning a linear expert onto held-out states. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -598,6 +600,7 @@ static void test_no_allocation(void **state) {
   atomic_store(&g_counting, 1);
   for (int u = 0; u < 20; u++) frl_td3_update(t, &b, td, &st);
   for (int k = 0; k < 100; k++) frl_td3_act(frl_td3_actor(t), store.obs, 0.1f, &rng, action);
+  for (int u = 0; u < 10; u++) frl_td3_bc_update(t, &b, NULL, NULL);
   atomic_store(&g_counting, 0);
   assert_int_equal(atomic_load(&g_allocs), 0);
   frl_td3_destroy(&t);
@@ -637,6 +640,187 @@ static void test_learns_bandit(void **state) {
   frl_td3_destroy(&t);
 }
 
+/* ---- behaviour cloning ----------------------------------------------------------------------- */
+
+/* Weighted mean over rows and dimensions of (mu(s) - clip(a, -1, 1))^2 in double, and the mean
+ * |mu(s) - clip(a)|, for an actor parameter block p. */
+static double ref_bc_loss(const frl_mlp_shape_t *shape, const double *p, const float *obs,
+                          const float *act, const float *weight, int B, int D, int A,
+                          double *action_error) {
+  double L = 0, err = 0;
+  for (int r = 0; r < B; r++) {
+    double x[64], mu[64], row = 0;
+    for (int k = 0; k < D; k++) x[k] = obs[r * D + k];
+    ref_forward(mu, shape, p, x);
+    for (int i = 0; i < A; i++) {
+      double e = mu[i] - clip(act[r * A + i], -1, 1);
+      row += e * e;
+      err += fabs(e);
+    }
+    L += (weight ? weight[r] : 1.0) * row;
+  }
+  if (action_error) *action_error = err / (B * A);
+  return L / ((double)B * A);
+}
+
+/* mu(s) = tanh(m1 s + m0) (set_linear_actor): loss, action error and the head bias's gradient
+ * sum_b w_b 2 (mu - a)(1 - mu^2) / B by hand, with one target beyond the range clipped to 1. */
+static void test_bc_by_hand(void **state) {
+  frl_td3_config_t c = base_config(1, 1, 2, 2, 4);
+  frl_td3_t *t = frl_td3_new(&c);
+  const double m1 = 0.7, m0 = -0.1;
+  set_linear_actor(frl_td3_actor(t), m1, m0);
+  enum { B = 3 };
+  const float obs[B] = {0.5f, -1.5f, 2.5f}, act[B] = {0.2f, -0.9f, 1.4f};
+  const float weight[B] = {1.0f, 0.25f, 2.0f};
+  double loss = 0, err = 0, g = 0;
+  for (int r = 0; r < B; r++) {
+    double mu = tanh(m1 * obs[r] + m0), a = r == 2 ? 1.0 : act[r];
+    loss += weight[r] * (mu - a) * (mu - a) / B;
+    err += fabs(mu - a) / B;
+    g += weight[r] * 2.0 * (mu - a) * (1.0 - mu * mu) / B;
+  }
+  frl_batch_t b = {.B = B, .obs = obs, .action = act, .weight = weight};
+  float got_loss, got_err;
+  assert_int_equal(frl__td3_bc_compute(t, &b, &got_loss, &got_err), 0);
+  expect_close("bc loss", 0, got_loss, loss, 1e-6, 1e-5);
+  expect_close("bc action error", 0, got_err, err, 1e-6, 1e-5);
+  const size_t n = frl_mlp_n_params(frl_td3_actor(t));
+  expect_close("d/d head bias", 0, frl__td3_grad(t, 0)[n - 1], g, 1e-6, 1e-4);
+  frl_td3_destroy(&t);
+}
+
+/* Every actor gradient against central differences of the reference; the update then moves
+ * the actor by Adam's first step, copies it into the target policy exactly, and leaves the
+ * critics, their targets and the delay count alone. */
+static void test_bc_gradients(void **state) {
+  enum { D = 3, A = 2, B = 6 };
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 141);
+  frl_td3_config_t c = base_config(D, A, 5, 4, 8);
+  c.seed = 142;
+  frl_td3_t *t = frl_td3_new(&c);
+  frl_mlp_t *actor = frl_td3_actor(t);
+  float *pa = frl_mlp_params(actor);
+  const size_t NA = frl_mlp_n_params(actor);
+  for (size_t k = 0; k < NA; k++) pa[k] *= 2.0f;
+  float obs[B * D], act[B * A], weight[B];
+  fill_uniform(obs, B * D, -1.5, 1.5, &rng);
+  fill_uniform(act, B * A, -0.95, 0.95, &rng);
+  fill_uniform(weight, B, 0.2, 1.0, &rng);
+  act[5] = -1.2f;
+  frl_batch_t b = {.B = B, .obs = obs, .action = act, .weight = weight};
+  double *p = to_double(pa, NA), want_err;
+  double want = ref_bc_loss(frl_mlp_shape(actor), p, obs, act, weight, B, D, A, &want_err);
+  float loss, err;
+  assert_int_equal(frl__td3_bc_compute(t, &b, &loss, &err), 0);
+  expect_close("bc loss", 0, loss, want, 1e-6, 1e-5);
+  expect_close("bc action error", 0, err, want_err, 1e-6, 1e-5);
+  const float *g = frl__td3_grad(t, 0);
+  const double h = 1e-6;
+  for (size_t k = 0; k < NA; k++) {
+    double p0 = p[k];
+    p[k] = p0 + h;
+    double lp = ref_bc_loss(frl_mlp_shape(actor), p, obs, act, weight, B, D, A, NULL);
+    p[k] = p0 - h;
+    double lm = ref_bc_loss(frl_mlp_shape(actor), p, obs, act, weight, B, D, A, NULL);
+    p[k] = p0;
+    expect_close("bc grad", (int)k, g[k], (lp - lm) / (2 * h), 2e-6, 1e-3);
+  }
+  frl_mlp_t *critics[4] = {frl__td3_critic(t, 0, false), frl__td3_critic(t, 1, false),
+                           frl__td3_critic(t, 0, true), frl__td3_critic(t, 1, true)};
+  float *saved[4], *before = snapshot(actor);
+  for (int n = 0; n < 4; n++) saved[n] = snapshot(critics[n]);
+  assert_int_equal(frl_td3_bc_update(t, &b, NULL, NULL), 0);
+  for (size_t k = 0; k < NA; k++)
+    if (g[k] != 0.0f)
+      expect_close("adam step", (int)k, pa[k], before[k] - copysign(c.lr_actor, g[k]), 1e-6, 1e-3);
+  assert_memory_equal(frl_mlp_params(frl__td3_target_actor(t)), pa, NA * sizeof(float));
+  for (int n = 0; n < 4; n++) {
+    assert_true(same_params(critics[n], saved[n]));
+    free(saved[n]);
+  }
+  assert_int_equal(frl_td3_updates(t), 0);
+  free(before);
+  free(p);
+  frl_td3_destroy(&t);
+}
+
+/* Cloning a fixed linear expert from 512 demonstrations: the loss falls tenfold and on 200
+ * held-out states the policy's action comes within 0.05 of the expert's. Refusals: a
+ * non-finite value changes nothing; bad sizes are refused. */
+static void test_bc_learns_linear_expert(void **state) {
+  enum { D = 3, A = 2, N = 512, HOLD = 200, B = 64 };
+  const double W[A][D] = {{0.5, -0.3, 0.0}, {-0.4, 0.2, 0.3}}, c0[A] = {0.1, 0.0};
+  static float obs[N * D], act[N * A], held[HOLD * D];
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 151);
+  fill_uniform(obs, N * D, -1, 1, &rng);
+  fill_uniform(held, HOLD * D, -1, 1, &rng);
+  for (int r = 0; r < N; r++)
+    for (int i = 0; i < A; i++) {
+      double a = c0[i];
+      for (int k = 0; k < D; k++) a += W[i][k] * obs[r * D + k];
+      act[r * A + i] = (float)a;
+    }
+  frl_td3_config_t c = base_config(D, A, 32, 32, B);
+  c.lr_actor = 3e-3f;
+  c.seed = 152;
+  frl_td3_t *t = frl_td3_new(&c);
+  float bo[B * D], ba[B * A], first = NAN, last = NAN;
+  double held_err[2];
+  for (int phase = 0; phase < 2; phase++) {
+    double e = 0;
+    for (int r = 0; r < HOLD; r++) {
+      float a[A];
+      frl_td3_act(frl_td3_actor(t), held + r * D, 0.0f, NULL, a);
+      for (int i = 0; i < A; i++) {
+        double want = c0[i];
+        for (int k = 0; k < D; k++) want += W[i][k] * held[r * D + k];
+        e += fabs(a[i] - want) / (HOLD * A);
+      }
+    }
+    held_err[phase] = e;
+    for (int u = 0; phase == 0 && u < 1500; u++) {
+      for (int r = 0; r < B; r++) {
+        uint32_t j = frl_rng_below(&rng, N);
+        memcpy(bo + r * D, obs + j * D, D * sizeof(float));
+        memcpy(ba + r * A, act + j * A, A * sizeof(float));
+      }
+      frl_batch_t b = {.B = B, .obs = bo, .action = ba};
+      float loss;
+      assert_int_equal(frl_td3_bc_update(t, &b, &loss, NULL), 0);
+      if (u == 0) first = loss;
+      last = loss;
+    }
+  }
+  print_message("bc: loss %.5f -> %.5f, held-out action error %.4f -> %.4f\n", first, last,
+                held_err[0], held_err[1]);
+  assert_true(last < 0.1 * first);
+  assert_true(held_err[0] > 0.1);
+  assert_true(held_err[1] < 0.05);
+
+  float *saved = snapshot(frl_td3_actor(t));
+  static float bad_obs[B * D], bad_act[B * A];
+  memcpy(bad_obs, obs, sizeof bad_obs);
+  memcpy(bad_act, act, sizeof bad_act);
+  frl_batch_t bad = {.B = B, .obs = bad_obs, .action = bad_act};
+  bad_obs[7] = NAN;
+  assert_int_equal(frl_td3_bc_update(t, &bad, NULL, NULL), -ERANGE);
+  bad_obs[7] = 0.0f;
+  bad_act[3] = NAN;
+  assert_int_equal(frl_td3_bc_update(t, &bad, NULL, NULL), -ERANGE);
+  assert_true(same_params(frl_td3_actor(t), saved));
+  bad_act[3] = 0.0f;
+  bad.B = 0;
+  assert_int_equal(frl_td3_bc_update(t, &bad, NULL, NULL), FRL_EDIM);
+  bad.B = B + 1;
+  assert_int_equal(frl_td3_bc_update(t, &bad, NULL, NULL), FRL_EDIM);
+  assert_true(same_params(frl_td3_actor(t), saved));
+  free(saved);
+  frl_td3_destroy(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_targets_and_losses_by_hand),
@@ -648,6 +832,9 @@ int main(void) {
       cmocka_unit_test(test_rejects_bad_config),
       cmocka_unit_test(test_no_allocation),
       cmocka_unit_test(test_learns_bandit),
+      cmocka_unit_test(test_bc_by_hand),
+      cmocka_unit_test(test_bc_gradients),
+      cmocka_unit_test(test_bc_learns_linear_expert),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,9 @@ learner's parameters (--algo) and records every step. Replace `Arm` with the rob
 
   python3 actor/python/emulate.py --endpoint tcp://broker:5555 --name arm-7 --task pendulum-sac \
       --algo sac --hidden 256 256 --limits arm.limits
+
+With --policy FILE (a policy.bin trained on the arm's task, e.g. env joint-tracking) it evaluates
+that policy offline (no --endpoint) for --episodes episodes and prints the mean return.
 """
 import argparse
 import math
@@ -56,8 +59,10 @@ class Arm:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--endpoint", help="the broker; without it only --policy runs (offline)")
     ap.add_argument("--name", required=True)
+    ap.add_argument("--policy", help="act with this policy file (deterministic, never replaced)")
+    ap.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: never)")
     ap.add_argument("--task", default="pendulum-sac")
     ap.add_argument("--algo", default="sac", help="dqn|sac|td3, or 'none' to act with a scripted controller")
     ap.add_argument("--hidden", type=int, nargs=2, default=(256, 256))
@@ -74,15 +79,17 @@ def main():
     ap.add_argument("--broker-key", help="the broker's public key file")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if not args.endpoint and not args.policy:
+        ap.error("--endpoint is required unless --policy runs the robot offline")
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    algo = None if args.algo == "none" else args.algo
+    algo = None if args.algo == "none" or args.policy else args.algo
     client = Client(args.endpoint, args.name, args.task, obs_dim=9, act_dim=3, act_low=[-1] * 3,
                     act_high=[1] * 3, limits=args.limits, algo=algo, hidden=tuple(args.hidden),
                     demonstration=args.demonstration, heartbeat=args.heartbeat,
                     max_broker_silence=args.max_broker_silence, ack_log=args.ack_log, seed=args.seed,
-                    curve_secret=args.curve_secret, broker_key=args.broker_key)
+                    curve_secret=args.curve_secret, broker_key=args.broker_key, policy=args.policy)
     rng = np.random.default_rng(args.seed)
     arm = Arm(rng, args.sensor_noise)
     period = 1.0 / args.rate_hz
@@ -94,7 +101,7 @@ def main():
     last_safe = False
     while not stop and not (args.duration and time.monotonic() - start >= args.duration):
         release = nxt
-        if algo is None:
+        if algo is None and not args.policy:
             # A scripted PD controller toward the target: the caller decides, the shield guards.
             command = np.clip(2.0 * (obs[6:9] - obs[0:3]) - 0.5 * obs[3:6], -1, 1)
             action, safe = client.act(obs, action=command)
@@ -108,11 +115,13 @@ def main():
         obs, reward, terminal, truncated, success, violations = arm.apply(action)
         client.record(obs, action, reward, terminal, truncated,
                       {"success": success, "violations": violations})
+        iterations += 1
         if terminal or truncated:
             episodes += 1
+            if args.episodes and episodes >= args.episodes:
+                break
             obs = arm.reset()
             client.reset(obs)
-        iterations += 1
         if time.monotonic() - release > deadline:
             missed += 1
         nxt += period
@@ -130,6 +139,10 @@ def main():
           f"{missed} in total; params v{st['params_version']}, steps {st['steps']}, acked batches "
           f"{st['acked_batches']}, outbox {st['outbox']}, safe mode {st['safe_mode']}",
           file=sys.stderr, flush=True)
+    print(f"robot {args.name}, {st['episodes']} episodes: mean return {st['mean_return']:.2f} ± "
+          f"{st['std_return']:.2f}, mean length {st['mean_length']:.1f}, success "
+          f"{100.0 * st['successes'] / max(st['episodes'], 1):.1f}%, violations {st['violations']}; shield: "
+          f"clipped {st['clipped']}, barrier {st['barrier']}, safe actions {st['safe_actions']}", flush=True)
     client.close()
 
 

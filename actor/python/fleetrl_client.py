@@ -31,6 +31,7 @@ import math
 import os
 import queue
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -612,10 +613,87 @@ class NumpyPolicy:
         return np.clip(a, -1.0, 1.0)
 
 
+# ---- policy files (lib/policy_file.h) --------------------------------------------------------
+
+POLICY_MAGIC = b"FRLPOLCY"
+POLICY_VERSION = 1
+# The header of lib/policy_file.c: task[64], env[32], algo, obs_dim, act_dim, n_actions, hidden1,
+# hidden2, dueling, has_normalizer (int32), action_scale (float32), reserved (u32),
+# params_version, updates, n_params (u64); little-endian, no padding.
+_POLICY_HEADER = struct.Struct("<64s32s8ifI3Q")
+ALGOS = ("dqn", "sac", "td3")
+
+
+class PolicyFileError(ValueError):
+    """A policy file that cannot be used; the message names the file and what is wrong."""
+
+
+class PolicyFile:
+    """A verified policy file: task, env, algo, obs_dim, act_dim, n_actions, hidden (h1, h2),
+    dueling, action_scale, params_version, updates, params (float32), mean and std (float32,
+    or None without a normalizer)."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            head = f.read(16 + _POLICY_HEADER.size)
+            if len(head) < 8 or head[:8] != POLICY_MAGIC:
+                raise PolicyFileError(f"{path}: not a fleetrl policy file (bad magic)")
+            version, hlen = struct.unpack("<II", head[8:16]) if len(head) >= 16 else (0, 0)
+            if version != POLICY_VERSION or hlen != _POLICY_HEADER.size or len(head) < 16 + hlen:
+                raise PolicyFileError(f"{path}: unsupported policy file version {version} "
+                                      f"(this client reads {POLICY_VERSION})")
+            (task, env, algo, obs_dim, act_dim, n_actions, h1, h2, dueling, has_norm, scale, _,
+             self.params_version, self.updates, n_params) = _POLICY_HEADER.unpack(head[16:])
+            self.task = task.split(b"\0", 1)[0].decode("utf-8", "replace")
+            self.env = env.split(b"\0", 1)[0].decode("utf-8", "replace")
+            # The bounds of frl_policy_load, so that both clients accept the same files.
+            sane = (0 <= algo <= 2 and 0 < obs_dim <= 4096 and 0 < act_dim <= 4096 and
+                    0 <= n_actions <= 4096 and 0 < h1 <= 65536 and 0 <= h2 <= 65536 and
+                    0 < scale <= 1 and (algo == 0 or h2 > 0))
+            count = None
+            if sane:
+                self.algo = ALGOS[algo]
+                count = NumpyPolicy(self.algo, obs_dim, act_dim, n_actions, (h1, h2), dueling != 0).n_params
+            if not sane or n_params != count:
+                raise PolicyFileError(f"{path}: the network shape in the header is invalid or does not "
+                                      f"match its {n_params} parameters")
+            nd = obs_dim if has_norm else 0
+            body = f.read(4 * (n_params + 2 * nd) + 8)
+        if len(body) != 4 * (n_params + 2 * nd) + 8:
+            raise PolicyFileError(f"{path}: truncated")
+        floats = body[:-8]
+        if fnv1a64(floats) != struct.unpack("<Q", body[-8:])[0]:
+            raise PolicyFileError(f"{path}: checksum mismatch (file damaged)")
+        values = np.frombuffer(floats, dtype="<f4").astype(np.float32)
+        self.params = values[:n_params]
+        self.mean = values[n_params:n_params + nd] if nd else None
+        self.std = values[n_params + nd:] if nd else None
+        if nd and (not np.all(np.isfinite(self.mean)) or not np.all(np.isfinite(self.std))
+                   or not np.all(self.std > 0)):
+            raise PolicyFileError(f"{path}: the observation normalizer has a non-finite mean or a std "
+                                  "that is not > 0")
+        self.obs_dim, self.act_dim, self.n_actions = obs_dim, act_dim, n_actions
+        self.hidden, self.dueling, self.action_scale = (h1, h2), dueling != 0, float(scale)
+
+    def describe(self):
+        if self.algo == "dqn":
+            return f"obs {self.obs_dim}, {self.n_actions} actions"
+        return f"obs {self.obs_dim}, {self.act_dim} action dims"
+
+
 # ---- the client -------------------------------------------------------------------------------
 
 class Client:
-    """A robot as a fleet actor. act/record/reset/status are for one control thread."""
+    """A robot as a fleet actor. act/record/reset/status are for one control thread.
+
+    policy: a policy file (a run's policy.bin, or `fleetrl export`) to act with instead of the
+    learner's parameters, as the C client's policy_path: it must be for this task (task name and
+    dimensions; a mismatch raises ValueError naming both), it acts deterministically (greedy Q,
+    SAC's mean action, TD3 without noise) with its own normalizer and action scale, through the
+    shield and the watchdog, and broadcasts never replace it. With endpoint=None the client then
+    runs offline: no socket, no thread, no broker-silence safe mode; record() only counts
+    episodes, which status() reports (episodes, mean_return, std_return, ...)."""
 
     def __init__(self, endpoint, name, task, obs_dim, act_dim, act_low=None, act_high=None,
                  n_actions=0, limits=None, demonstration=False, algo=None, hidden=(256, 256),
@@ -623,11 +701,27 @@ class Client:
                  n_step=3, gamma=0.99, batch=32, outbox=64, resend=2.0, heartbeat=0.5,
                  peer_timeout=3.0, max_broker_silence=1.5, max_params_age=0.0, actor_index=-1,
                  num_actors=1, ack_log=None, schema=None, gen_dir=None, log=None, seed=None,
-                 curve_secret=None, broker_key=None):
+                 curve_secret=None, broker_key=None, policy=None):
         if not re.fullmatch(r"[!-~]{1,64}", name or ""):
             raise ValueError(f"name '{name}': must be 1-64 printable characters without spaces")
         if algo not in (None, "dqn", "sac", "td3"):
             raise ValueError(f"algo '{algo}': not one of dqn|sac|td3 (or None: the caller's actions)")
+        if endpoint is None and policy is None:
+            raise ValueError("endpoint: None runs offline, which needs a policy file (policy=)")
+        pf = PolicyFile(policy) if policy else None
+        if pf is not None:
+            discrete = n_actions > 0
+            fits = (pf.task == task and pf.obs_dim == obs_dim and
+                    (0 < pf.n_actions == n_actions if pf.algo == "dqn" else not discrete and pf.act_dim == act_dim))
+            if not fits:
+                mine = f"obs {obs_dim}, " + (f"{n_actions} actions" if discrete else f"{act_dim} action dims")
+                raise ValueError(f"policy: {policy} is a {pf.algo} policy for task {pf.task} (env {pf.env}: "
+                                 f"{pf.describe()}); this robot's task is {task} ({mine})")
+            if algo is not None and algo != pf.algo:
+                raise ValueError(f"algo '{algo}': the policy file {policy} holds a {pf.algo} policy")
+            algo, hidden, dueling = pf.algo, pf.hidden, pf.dueling
+        self.fixed, self.offline = pf is not None, pf is not None and endpoint is None
+        self.policy_path = policy
         self.name, self.task, self.endpoint = name, task, endpoint
         self.discrete = n_actions > 0
         self.obs_dim, self.act_dim, self.n_actions = obs_dim, (1 if self.discrete else act_dim), n_actions
@@ -648,7 +742,7 @@ class Client:
             self.shield = None
         else:
             self.shield = Shield(self.act_dim, self.low, self.high, obs_dim, text, limits or "limits")
-        self.wire = Wire(schema, gen_dir)
+        self.wire = None if self.offline else Wire(schema, gen_dir)
         self.algo = algo
         self.policy = (NumpyPolicy(algo, obs_dim, self.act_dim, n_actions, hidden, dueling)
                        if algo else None)
@@ -656,7 +750,17 @@ class Client:
         self.weights_version = 0
         self.explore = explore
         self.exploration = (epsilon if algo == "dqn" else 1.0 if algo == "sac" else explore_noise) if explore else 0.0
-        self.action_scale = action_scale
+        self.action_scale = action_scale  # the learner's, for the wire's normalized actions
+        self.act_scale = action_scale     # what act() maps [-1, 1] with
+        if pf is not None:
+            self.weights = self.policy.load(pf.params, pf.mean, pf.std)
+            self.weights_version = pf.params_version
+            self.exploration = 0.0  # greedy Q, the mean action, no noise: what evaluation measures
+            self.act_scale = pf.action_scale
+            # Offline there is no broker to fall silent; the file never ages (it is the policy).
+            max_params_age = 0.0
+            if self.offline:
+                max_broker_silence = 0.0
         self.demo_default = demonstration
         self.rng = np.random.default_rng(seed)
         self.cfg = dict(n_step=n_step, gamma=gamma, batch=batch, outbox=outbox, resend=resend,
@@ -673,6 +777,10 @@ class Client:
         self.bad_obs = False
         self.counts = dict(steps=0, dropped_steps=0, clipped=0, barrier=0, safe_actions=0)
         self.last_action = None
+        # the robot's own episode tally (also offline): the episode in progress, then totals
+        self.tally = [0.0, 0, 0, False]  # return, length, violations, success
+        self.episodes = self.ep_steps = self.ep_successes = self.ep_violations = 0
+        self.ret_mean = self.ret_m2 = 0.0  # Welford's running mean and squared deviations
         # shared with the network thread (single assignments under the GIL)
         self.steps = queue.Queue(maxsize=4096)
         self.shed_steps = 0
@@ -688,8 +796,15 @@ class Client:
         self.shed_batches = 0
         self.acked = 0
         self.stop_flag = False
+        self.params_ignored = False
         if bool(curve_secret) != bool(broker_key):
             raise ValueError("curve_secret and broker_key go together (CURVE needs both key files)")
+        self.ack_log = None
+        if self.offline:
+            self.log("info", f"robot {name}: task {task} (obs {obs_dim}, act {self.act_dim}), OFFLINE with the "
+                             f"policy file {policy} ({pf.algo} {pf.hidden[0]}-{pf.hidden[1]}, params "
+                             f"v{pf.params_version} after {pf.updates} updates, action scale {pf.action_scale:g})")
+            return
         keys = load_curve_keys(curve_secret, broker_key) if curve_secret else None
         self.ack_log = open(ack_log, "a") if ack_log else None
         self.ctx = zmq.Context()
@@ -706,11 +821,13 @@ class Client:
         self.thread = threading.Thread(target=self._net_main, name="fleetrl-net", daemon=True)
         self.thread.start()
         self.log("info", f"robot {name}: task {task} (obs {obs_dim}, act {self.act_dim}), broker {endpoint}, "
-                         f"policy {algo or 'from the caller'}")
+                         f"policy {('file ' + policy) if policy else algo or 'from the caller'}")
 
     # -- control thread --------------------------------------------------------------------------
 
     def _event(self, kind, count, detail):
+        if self.offline:
+            return  # nothing is shipped; the log and status() tell
         with self.ev_lock:
             for e in self.events:
                 if kind in (CLIP, BARRIER) and e[0] == kind:
@@ -737,15 +854,16 @@ class Client:
                 self._event(SAFE_MODE_EXIT, 1, "was: " + describe_causes(before))
 
     def reset(self, obs):
-        """Starts an episode at obs."""
+        """Starts an episode at obs (an episode abandoned midway is not counted)."""
         if self.mid_episode:
             self.gap = True
         self.mid_episode = False
+        self.tally = [0.0, 0, 0, False]
         obs = np.asarray(obs, dtype=np.float32)
         self.cur = obs.copy() if np.all(np.isfinite(obs)) else None
 
     def _scale(self, a):
-        mid, half = 0.5 * (self.low + self.high), 0.5 * (self.high - self.low) * self.action_scale
+        mid, half = 0.5 * (self.low + self.high), 0.5 * (self.high - self.low) * self.act_scale
         return mid + half * a
 
     def _normalize(self, a):
@@ -817,18 +935,25 @@ class Client:
         start from), -1 shed (queue to the network thread full). info: dict with optional
         success, violations, demonstration."""
         info = info or {}
+        done = bool(terminal or truncated)
+        self._tally(reward, done, info)
         obs = np.asarray(obs, dtype=np.float32)
         action = np.asarray(action, dtype=np.float64).reshape(self.act_dim)
         obs_ok = bool(np.all(np.isfinite(obs)))
         ok = (self.cur is not None and obs_ok and math.isfinite(reward) and bool(np.all(np.isfinite(action))))
         if ok and self.discrete:
             ok = 0 <= action[0] < self.n_actions
-        done = bool(terminal or truncated)
         if not ok:
             self.counts["dropped_steps"] += 1
             self.gap = True
             self.cur = obs.copy() if obs_ok and not done else None
             return 1
+        if self.offline:
+            # Nothing to ship: the step counts, and the tally is the whole record.
+            self.gap, self.mid_episode = False, not done
+            self.counts["steps"] += 1
+            self.cur = None if done else obs.copy()
+            return 0
         demo = bool(info.get("demonstration", self.demo_default))
         wire_action = np.floor(action) if self.discrete else self._normalize(action)
         step = (self.gap, self.cur, wire_action.astype(np.float32), float(reward), obs.copy(), bool(terminal),
@@ -847,10 +972,27 @@ class Client:
         self.cur = None if done else obs.copy()
         return rc
 
+    def _tally(self, reward, done, info):
+        t = self.tally
+        if math.isfinite(reward):
+            t[0] += reward
+        t[1] += 1
+        t[2] += int(info.get("violations", 0))
+        t[3] = t[3] or bool(info.get("success", False))
+        if done:
+            self.episodes += 1
+            delta = t[0] - self.ret_mean
+            self.ret_mean += delta / self.episodes
+            self.ret_m2 += delta * (t[0] - self.ret_mean)
+            self.ep_steps += t[1]
+            self.ep_violations += t[2]
+            self.ep_successes += int(t[3])
+            self.tally = [0.0, 0, 0, False]
+
     def status(self):
         now = time.monotonic()
         self._watchdog(now)
-        silence = now - self.heard
+        silence = 0.0 if self.offline else now - self.heard
         st = dict(self.counts)
         st.update(connected=self.welcomed and (self.cfg["max_broker_silence"] <= 0 or silence <= self.cfg["max_broker_silence"]),
                   refused=self.refused is not None, params_version=self.weights_version,
@@ -859,10 +1001,17 @@ class Client:
                   reason=("refused by the broker: " + self.refused) if self.refused else describe_causes(self.causes),
                   params_age_s=(now - self.params_at) if self.params_at is not None else -1.0,
                   broker_silence_s=silence, shed_steps=self.shed_steps, shed_batches=self.shed_batches,
-                  acked_batches=self.acked)
+                  acked_batches=self.acked, offline=self.offline)
+        n = self.episodes
+        st.update(episodes=n, successes=self.ep_successes, violations=self.ep_violations,
+                  mean_return=self.ret_mean if n else 0.0,
+                  std_return=math.sqrt(self.ret_m2 / n) if n else 0.0,
+                  mean_length=self.ep_steps / n if n else 0.0)
         return st
 
     def close(self):
+        if self.offline:
+            return
         self.stop_flag = True
         self.thread.join(10)
         self.sock.close(0)
@@ -1050,6 +1199,12 @@ class Client:
     def _apply_params(self, m):
         version = m.Version()
         self.latest_version = max(self.latest_version, version)
+        if self.fixed:
+            # The policy file is what this robot was told to run: announced, never applied.
+            if not self.params_ignored:
+                self.log("info", f"Params v{version} not applied: acting with the policy file {self.policy_path}")
+            self.params_ignored = True
+            return
         if self.policy is None or version <= self.weights_version:
             return
         n = m.DataLength()

@@ -2,9 +2,11 @@
 example queries run in a loop through the sqlite3 command-line tool, and consistency checks run
 in read transactions of their own. Every reader must see a consistent snapshot (the actors'
 counters agree with the batches table, every batch still in the replay has exactly its items,
-the views agree with the tables), ingest must go on while a read transaction stays open, and once
-that reader ends the WAL must be checkpointed and its file must come back under the bound that
-follows from the store's checkpoint settings (learner/store.c)."""
+the views agree with the tables). While those readers run back to back, so that some reader
+holds a snapshot at almost every moment, the WAL must still be reused again and again and its
+file must stay under the bound that follows from the store's checkpoint settings
+(learner/store.c). Ingest must go on while a read transaction stays open, and once that reader
+ends the WAL must be reused and its file must come back under the steady bound."""
 import os
 import re
 import shutil
@@ -23,14 +25,18 @@ CAPACITY = 20000  # a small replay keeps the database, and so the largest commit
 
 def store_settings():
     """The WAL settings the learner's store uses, read from its source: the checkpoint
-    threshold in pages and journal_size_limit in bytes."""
+    threshold in pages, journal_size_limit in bytes, and the largest growth between two
+    restart attempts, in checkpoint thresholds."""
     text = open(os.path.join(ROOT, "learner", "store.c")).read()
     ckpt = re.search(r"#define\s+FRL_STORE_CKPT_PAGES\s+(\d+)", text)
     limit = re.search(r"#define\s+FRL_STORE_WAL_LIMIT\s+\((\d+)LL\s*<<\s*(\d+)\)", text)
-    if not ckpt or not limit:
-        raise Failure("learner/store.c no longer defines FRL_STORE_CKPT_PAGES and "
-                      "FRL_STORE_WAL_LIMIT as this test expects; update the bound derivation")
-    return int(ckpt.group(1)), int(limit.group(1)) << int(limit.group(2))
+    step = re.search(r"#define\s+FRL_STORE_RESTART_STEP_MAX\s+(\d+)", text)
+    if not ckpt or not limit or not step:
+        raise Failure("learner/store.c no longer defines FRL_STORE_CKPT_PAGES, "
+                      "FRL_STORE_WAL_LIMIT and FRL_STORE_RESTART_STEP_MAX as this test "
+                      "expects; update the bound derivation")
+    return (int(ckpt.group(1)), int(limit.group(1)) << int(limit.group(2)),
+            int(step.group(1)))
 
 
 def wal_state(path):
@@ -134,7 +140,7 @@ def acks(f):
 def test_readers_during_ingest():
     if not shutil.which("sqlite3"):
         raise Failure("the sqlite3 command-line tool is missing (Debian package sqlite3)")
-    ckpt_pages, wal_limit = store_settings()
+    ckpt_pages, wal_limit, step_max = store_settings()
     queries = readme_queries()
     # A low samples-per-insert ratio lets ingest run as fast as the actors produce.
     f = Fleet("readers", env={"FLEETRL_HIDDEN1": "32", "FLEETRL_HIDDEN2": "32"})
@@ -154,15 +160,37 @@ def test_readers_during_ingest():
             if p.poll() is not None:
                 raise Failure(f"{role} exited with {p.returncode}:\n" + f.tail(role))
 
-    # 1. The README's queries in a loop beside consistency snapshots, while ingest runs.
+    # 1. The README's queries in a loop beside consistency snapshots, while ingest runs. Some
+    # reader holds a snapshot at almost every moment, which once kept the WAL from ever being
+    # reused. Now the store waits up to FRL_STORE_RESTART_WAIT_MS for the readers present each
+    # time the WAL holds ckpt_pages; these queries are far shorter, so attempts succeed, and
+    # one given up is retried once the WAL has grown by ckpt_pages, then 2, then up to
+    # step_max times that. Allowing two attempts given up in a row (a loaded machine can keep
+    # a reader from running), the WAL holds at most 4 thresholds, plus what was committed
+    # while the last passive copy ran (a quarter threshold) and the largest commit; its file,
+    # truncated to journal_size_limit whenever the WAL is reused, stays under that or the
+    # limit.
+    page0 = wal_state(wal)[2] or 4096
+    largest_commit = 2 * (os.path.getsize(db) // page0) if os.path.exists(db) else 0
+    reading_bound = max(wal_limit, 32 + (page0 + 24) * (4 * ckpt_pages + ckpt_pages // 4
+                                                        + max(largest_commit, 1024)))
     cli = CliReaders(db, queries)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10, isolation_level=None)
     seen, snapshots = 0, 0
     start_acks = acks(f)
+    reading = {"max": 0, "seqs": set()}
 
     def enough():
         nonlocal seen, snapshots
         alive()
+        size, seq, _ = wal_state(wal)
+        reading["max"] = max(reading["max"], size)
+        if seq is not None:
+            reading["seqs"].add(seq)
+        if size > reading_bound:
+            raise Failure(f"the WAL file is {size} bytes while readers run back to back, bound "
+                          f"{reading_bound} ({ckpt_pages} checkpoint pages, journal_size_limit "
+                          f"{wal_limit})")
         n = check_snapshot(con)
         if n < seen:
             raise Failure(f"a later snapshot holds fewer batches ({n}) than an earlier one "
@@ -173,22 +201,30 @@ def test_readers_during_ingest():
                 raise Failure("a README query failed while ingest ran: " + cli.failures[0])
             runs = cli.runs
         return (runs >= 6 * len(queries) and snapshots >= 50
-                and acks(f) >= start_acks + 2000)
-    wait_until(enough, 60, "README queries and snapshots beside ingest", interval=0.05)
+                and acks(f) >= start_acks + 3000)
+    wait_until(enough, 90, "README queries and snapshots beside ingest", interval=0.05)
     if cli.summary_rows != {ACTORS}:
         raise Failure(f"actor_summary returned {cli.summary_rows} rows, expected {ACTORS} actors")
     print(f"  {cli.runs} README queries ({len(queries)} kinds) through sqlite3 and {snapshots} "
           f"consistent snapshots while {acks(f) - start_acks} batches were acknowledged")
+    # The batches acknowledged meanwhile wrote several checkpoint thresholds of WAL (about
+    # 8 pages each), so it must have been reused several times under the readers.
+    restarts = len(reading["seqs"]) - 1
+    print(f"  meanwhile the WAL was reused {restarts} times and its file stayed <= "
+          f"{reading['max'] / 2**20:.1f} MiB (bound {reading_bound / 2**20:.1f} MiB)")
+    if restarts < 2:
+        raise Failure(f"the WAL was reused {restarts} times while readers ran back to back "
+                      f"(its file reached {reading['max']} bytes)")
 
     # 2. A read transaction left open, as an idle BEGIN in a sqlite3 session: ingest goes on,
     # the reader keeps its snapshot, and the WAL cannot be reset behind it, so it grows.
     page = wal_state(wal)[2] or 4096
     frame = page + 24
     db_pages = os.path.getsize(db) // page
-    # The steady WAL: the hook checkpoints after a commit that leaves >= ckpt_pages frames, so
-    # the file reaches at most ckpt_pages - 1 frames plus the largest commit, which cannot
-    # write more pages than the database holds (with room for it to grow meanwhile). After a
-    # restart, journal_size_limit truncates anything larger to wal_limit.
+    # The steady WAL: the store reuses it once it holds ckpt_pages frames, so the file reaches
+    # about ckpt_pages frames plus what is committed meanwhile, which cannot write more pages
+    # than the database holds (with room for it to grow meanwhile). When the WAL is reused,
+    # journal_size_limit truncates anything larger to wal_limit.
     bound = max(wal_limit, 32 + frame * (ckpt_pages - 1 + 2 * db_pages))
     reader = {}
 
