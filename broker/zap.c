@@ -38,16 +38,6 @@ struct frl_allowlist {
   size_t n;
 };
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...) {
-  if (!err || !err_len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_len, fmt, ap);
-  va_end(ap);
-}
-
 static int cmp_entry(const void *a, const void *b) {
   return memcmp(((const allow_entry_t *)a)->key, ((const allow_entry_t *)b)->key,
                 FRL_CURVE_KEY_BYTES);
@@ -72,26 +62,28 @@ static int parse_line(const char *s, size_t len, const char *source, int line, a
     nf++;
   }
   if (nf != 2) {
-    set_err(err, err_len, "%s:%d: expected 'NAME Z85PUBKEY', found %zu field%s", source, line,
-            nf, nf == 1 ? "" : "s");
+    frl_errf(0, err, err_len, "%s:%d: expected 'NAME Z85PUBKEY', found %zu field%s", source, line,
+             nf, nf == 1 ? "" : "s");
     return FRL_EUSAGE;
   }
   char name[FRL_CURVE_NAME_MAX + 2];
   if (flen[0] > FRL_CURVE_NAME_MAX) {
-    set_err(err, err_len, "%s:%d: name is %zu characters, the limit is %d", source, line,
-            flen[0], FRL_CURVE_NAME_MAX);
+    frl_errf(0, err, err_len, "%s:%d: name is %zu characters, the limit is %d", source, line,
+             flen[0], FRL_CURVE_NAME_MAX);
     return FRL_EUSAGE;
   }
   memcpy(name, field[0], flen[0]);
   name[flen[0]] = '\0';
   if (!frl_curve_name_valid(name)) {
-    set_err(err, err_len, "%s:%d: name '%s' must be characters of A-Z a-z 0-9 . _ @ - (not "
-            "starting with '.')", source, line, name);
+    frl_errf(0, err, err_len,
+             "%s:%d: name '%s' must be characters of A-Z a-z 0-9 . _ @ - (not "
+             "starting with '.')",
+             source, line, name);
     return FRL_EUSAGE;
   }
   char why[160];
   if (frl_curve_z85_decode(field[1], flen[1], e->key, why, sizeof why) != 0) {
-    set_err(err, err_len, "%s:%d: public key of '%s': %s", source, line, name, why);
+    frl_errf(0, err, err_len, "%s:%d: public key of '%s': %s", source, line, name, why);
     return FRL_EUSAGE;
   }
   memcpy(e->name, name, flen[0] + 1);
@@ -102,8 +94,8 @@ static int parse_line(const char *s, size_t len, const char *source, int line, a
 int frl_allowlist_parse(const char *text, size_t len, const char *source, frl_allowlist_t **out,
                         char *err, size_t err_len) {
   if (len > FRL_ALLOWLIST_MAX_BYTES) {
-    set_err(err, err_len, "%s is %zu bytes, the limit is %u", source, len,
-            FRL_ALLOWLIST_MAX_BYTES);
+    frl_errf(0, err, err_len, "%s is %zu bytes, the limit is %u", source, len,
+             FRL_ALLOWLIST_MAX_BYTES);
     return FRL_EUSAGE;
   }
   frl_allowlist_t *list = frl_xcalloc(1, sizeof *list);
@@ -119,8 +111,8 @@ int frl_allowlist_parse(const char *text, size_t len, const char *source, frl_al
     for (size_t i = 0; i < n; i++) {
       unsigned char c = (unsigned char)s[i];
       if ((c < ' ' && c != '\t') || c > '~') {
-        set_err(err, err_len, "%s:%d: byte 0x%02x at column %zu is not printable ASCII", source,
-                line, c, i + 1);
+        frl_errf(0, err, err_len, "%s:%d: byte 0x%02x at column %zu is not printable ASCII", source,
+                 line, c, i + 1);
         rc = FRL_EUSAGE;
         goto fail;
       }
@@ -129,7 +121,7 @@ int frl_allowlist_parse(const char *text, size_t len, const char *source, frl_al
     while (i < n && is_blank(s[i])) i++;
     if (i == n || s[i] == '#') continue;
     if (list->n == FRL_ALLOWLIST_MAX) {
-      set_err(err, err_len, "%s:%d: more than %d entries", source, line, FRL_ALLOWLIST_MAX);
+      frl_errf(0, err, err_len, "%s:%d: more than %d entries", source, line, FRL_ALLOWLIST_MAX);
       rc = FRL_EUSAGE;
       goto fail;
     }
@@ -146,8 +138,8 @@ int frl_allowlist_parse(const char *text, size_t len, const char *source, frl_al
     const allow_entry_t *a = &list->entries[i - 1], *b = &list->entries[i];
     if (cmp_entry(a, b) == 0) {
       const allow_entry_t *first = a->line < b->line ? a : b, *second = a->line < b->line ? b : a;
-      set_err(err, err_len, "%s:%d: the key of '%s' is already listed at line %d (for '%s')",
-              source, second->line, second->name, first->line, first->name);
+      frl_errf(0, err, err_len, "%s:%d: the key of '%s' is already listed at line %d (for '%s')",
+               source, second->line, second->name, first->line, first->name);
       rc = FRL_EUSAGE;
       goto fail;
     }
@@ -163,20 +155,20 @@ int frl_allowlist_load(const char *path, frl_allowlist_t **out, char *err, size_
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    set_err(err, err_len, "cannot open %s: %s", path, strerror(e));
+    frl_errf(0, err, err_len, "cannot open %s: %s", path, strerror(e));
     return -e;
   }
   char *buf = NULL;
   int rc = 0;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    set_err(err, err_len, "%s is not a regular file", path);
+    frl_errf(0, err, err_len, "%s is not a regular file", path);
     rc = FRL_EUSAGE;
     goto done;
   }
   if ((uint64_t)st.st_size > FRL_ALLOWLIST_MAX_BYTES) {
-    set_err(err, err_len, "%s is %lld bytes, the limit is %u", path, (long long)st.st_size,
-            FRL_ALLOWLIST_MAX_BYTES);
+    frl_errf(0, err, err_len, "%s is %lld bytes, the limit is %u", path, (long long)st.st_size,
+             FRL_ALLOWLIST_MAX_BYTES);
     rc = FRL_EUSAGE;
     goto done;
   }
@@ -188,13 +180,13 @@ int frl_allowlist_load(const char *path, frl_allowlist_t **out, char *err, size_
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       rc = -errno;
-      set_err(err, err_len, "cannot read %s: %s", path, strerror(errno));
+      frl_errf(0, err, err_len, "cannot read %s: %s", path, strerror(errno));
       goto done;
     }
     if (r == 0) break;
     n += (size_t)r;
     if (n == cap) {
-      set_err(err, err_len, "%s changed while it was read; try again", path);
+      frl_errf(0, err, err_len, "%s changed while it was read; try again", path);
       rc = FRL_EUSAGE;
       goto done;
     }
@@ -598,7 +590,8 @@ int frl_zap_new(void *ctx, const char *allow_path, frl_zap_t **out, char *err, s
   int rc = 0;
   z->ctx = ctx;
   if ((size_t)snprintf(z->path, sizeof z->path, "%s", allow_path) >= sizeof z->path) {
-    set_err(err, err_len, "--allow: the path is longer than %zu characters", sizeof z->path - 1);
+    frl_errf(0, err, err_len, "--allow: the path is longer than %zu characters",
+             sizeof z->path - 1);
     rc = FRL_EUSAGE;
     goto fail;
   }
@@ -607,15 +600,15 @@ int frl_zap_new(void *ctx, const char *allow_path, frl_zap_t **out, char *err, s
   z->rep = zmq_socket(ctx, ZMQ_REP);
   if (!z->rep) {
     rc = -zmq_errno();
-    set_err(err, err_len, "cannot create the ZAP socket: %s", zmq_strerror(-rc));
+    frl_errf(0, err, err_len, "cannot create the ZAP socket: %s", zmq_strerror(-rc));
     goto fail;
   }
   int zero = 0;
   zmq_setsockopt(z->rep, ZMQ_LINGER, &zero, sizeof zero);
   if (zmq_bind(z->rep, FRL_ZAP_ENDPOINT) != 0) {
     rc = -zmq_errno();
-    set_err(err, err_len, "cannot bind %s: %s (another ZAP handler in this context?)",
-            FRL_ZAP_ENDPOINT, zmq_strerror(-rc));
+    frl_errf(0, err, err_len, "cannot bind %s: %s (another ZAP handler in this context?)",
+             FRL_ZAP_ENDPOINT, zmq_strerror(-rc));
     goto fail;
   }
   for (int i = 0; i < FRL_ZAP_MAX_WATCH; i++)

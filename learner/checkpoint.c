@@ -264,18 +264,6 @@ int frl_checkpoint_encode(const char *task, frl_agent_t *agent, frl_normalizer_t
 
 /* ---- restore ------------------------------------------------------------------------------- */
 
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 static uint32_t get_u32(const uint8_t *p) {
   uint32_t v;
   memcpy(&v, p, sizeof v);
@@ -319,32 +307,34 @@ static int check_values(const frl_state_part_t *p, const uint8_t *data, char *er
       memcpy(&v, data + 8 * k, sizeof v);
     }
     if (!isfinite(v))
-      return fail(FRL_ECORRUPT, err, errlen, "section '%s': element %zu is %g, not finite", p->name,
-                  k, v);
+      return frl_errf(FRL_ECORRUPT, err, errlen, "section '%s': element %zu is %g, not finite",
+                      p->name, k, v);
     if ((p->flags & FRL_STATE_NONNEG) && v < 0.0)
-      return fail(FRL_ECORRUPT, err, errlen, "section '%s': element %zu is %g, must be >= 0",
-                  p->name, k, v);
+      return frl_errf(FRL_ECORRUPT, err, errlen, "section '%s': element %zu is %g, must be >= 0",
+                      p->name, k, v);
     any_nonzero |= v != 0.0;
   }
   if ((p->flags & FRL_STATE_NONZERO) && !any_nonzero)
-    return fail(FRL_ECORRUPT, err, errlen, "section '%s': all %zu elements are zero", p->name,
-                p->count);
+    return frl_errf(FRL_ECORRUPT, err, errlen, "section '%s': all %zu elements are zero", p->name,
+                    p->count);
   return 0;
 }
 
 /* Semantic checks of the learner's restored values (beyond finiteness). */
 static int check_learner(const frl_checkpoint_learner_t *c, char *err, size_t errlen) {
   if (!(c->beta >= 0.0 && c->beta <= 1.0))
-    return fail(FRL_ECORRUPT, err, errlen, "section 'learner.beta': %g outside [0, 1]", c->beta);
+    return frl_errf(FRL_ECORRUPT, err, errlen, "section 'learner.beta': %g outside [0, 1]",
+                    c->beta);
   if (c->reports_success > 1)
-    return fail(FRL_ECORRUPT, err, errlen, "section 'learner.reports_success': %llu, not 0 or 1",
-                (unsigned long long)c->reports_success);
+    return frl_errf(FRL_ECORRUPT, err, errlen,
+                    "section 'learner.reports_success': %llu, not 0 or 1",
+                    (unsigned long long)c->reports_success);
   if (!(c->ratelimit.spi >= SPI_MIN && c->ratelimit.spi <= SPI_MAX))
-    return fail(FRL_ECORRUPT, err, errlen, "section 'ratelimit.spi': %g outside [%g, %g]",
-                c->ratelimit.spi, SPI_MIN, SPI_MAX);
+    return frl_errf(FRL_ECORRUPT, err, errlen, "section 'ratelimit.spi': %g outside [%g, %g]",
+                    c->ratelimit.spi, SPI_MIN, SPI_MAX);
   if (!(c->spi_flag >= SPI_MIN && c->spi_flag <= SPI_MAX))
-    return fail(FRL_ECORRUPT, err, errlen, "section 'learner.spi_flag': %g outside [%g, %g]",
-                c->spi_flag, SPI_MIN, SPI_MAX);
+    return frl_errf(FRL_ECORRUPT, err, errlen, "section 'learner.spi_flag': %g outside [%g, %g]",
+                    c->spi_flag, SPI_MIN, SPI_MAX);
   return 0;
 }
 
@@ -363,44 +353,47 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
 
   /* The frame: size, magic, version, total length, checksum, before any field is believed. */
   if (len < HEADER_BYTES + TRAILER_BYTES) {
-    rc = fail(FRL_ECORRUPT, err, errlen,
-              "checkpoint is %zu bytes, shorter than its %d-byte header and checksum (truncated)",
-              len, HEADER_BYTES + TRAILER_BYTES);
+    rc = frl_errf(
+        FRL_ECORRUPT, err, errlen,
+        "checkpoint is %zu bytes, shorter than its %d-byte header and checksum (truncated)", len,
+        HEADER_BYTES + TRAILER_BYTES);
     goto done;
   }
   if (memcmp(blob, MAGIC, sizeof MAGIC) != 0) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "header.magic: not a fleetrl checkpoint");
+    rc = frl_errf(FRL_ECORRUPT, err, errlen, "header.magic: not a fleetrl checkpoint");
     goto done;
   }
   uint32_t format = get_u32(blob + 8), header_bytes = get_u32(blob + 12);
   uint64_t total = get_u64(blob + 16);
   if (format != FRL_CHECKPOINT_FORMAT) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "header.format: version %u, this build reads version %d",
-              format, FRL_CHECKPOINT_FORMAT);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen,
+                  "header.format: version %u, this build reads version %d", format,
+                  FRL_CHECKPOINT_FORMAT);
     goto done;
   }
   if (header_bytes != HEADER_BYTES) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "header.header_bytes: %u, expected %d", header_bytes,
-              HEADER_BYTES);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen, "header.header_bytes: %u, expected %d", header_bytes,
+                  HEADER_BYTES);
     goto done;
   }
   if (total != (uint64_t)len) {
-    rc = fail(FRL_ECORRUPT, err, errlen,
-              "header.total_bytes: %llu, but the checkpoint has %zu bytes (truncated or damaged)",
-              (unsigned long long)total, len);
+    rc = frl_errf(
+        FRL_ECORRUPT, err, errlen,
+        "header.total_bytes: %llu, but the checkpoint has %zu bytes (truncated or damaged)",
+        (unsigned long long)total, len);
     goto done;
   }
   if (len % 8 != 0) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "checkpoint length %zu is not a multiple of 8", len);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen, "checkpoint length %zu is not a multiple of 8", len);
     goto done;
   }
   const size_t body = len - TRAILER_BYTES;
   uint64_t want_sum = get_u64(blob + body), have_sum = frl_checkpoint_checksum(blob, body);
   if (want_sum != have_sum) {
-    rc = fail(FRL_ECORRUPT, err, errlen,
-              "checksum: stored %016llx, computed %016llx over %zu bytes (the checkpoint is "
-              "damaged)",
-              (unsigned long long)want_sum, (unsigned long long)have_sum, body);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen,
+                  "checksum: stored %016llx, computed %016llx over %zu bytes (the checkpoint is "
+                  "damaged)",
+                  (unsigned long long)want_sum, (unsigned long long)have_sum, body);
     goto done;
   }
 
@@ -416,13 +409,13 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
   const uint32_t n_sections = get_u32(blob + 56), reserved = get_u32(blob + 60);
   const uint8_t *task_field = blob + 72;
   if (!memchr(task_field, '\0', FRL_CHECKPOINT_TASK_MAX)) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "header.task: not NUL-terminated within %d bytes",
-              FRL_CHECKPOINT_TASK_MAX);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen, "header.task: not NUL-terminated within %d bytes",
+                  FRL_CHECKPOINT_TASK_MAX);
     goto done;
   }
   memcpy(have.task, task_field, FRL_CHECKPOINT_TASK_MAX);
   if (reserved != 0) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "header.reserved: %u, expected 0", reserved);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen, "header.reserved: %u, expected 0", reserved);
     goto done;
   }
   identity_t want = identity_of(task, agent, norm);
@@ -430,7 +423,7 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
     char a[200], b[200];
     describe(&have, a, sizeof a);
     describe(&want, b, sizeof b);
-    rc = fail(FRL_EDIM, err, errlen, "the checkpoint is for %s; this learner runs %s", a, b);
+    rc = frl_errf(FRL_EDIM, err, errlen, "the checkpoint is for %s; this learner runs %s", a, b);
     goto done;
   }
 
@@ -440,22 +433,23 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
   st = frl_xmalloc(sizeof *st);
   const int n_learner = all_parts(st, &scratch, agent, norm);
   if (n_sections != (uint32_t)st->n) {
-    rc = fail(FRL_ECORRUPT, err, errlen, "header.sections: %u, a checkpoint of this learner has %d",
-              n_sections, st->n);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen,
+                  "header.sections: %u, a checkpoint of this learner has %d", n_sections, st->n);
     goto done;
   }
   at = frl_xcalloc((size_t)st->n, sizeof *at);
   size_t off = HEADER_BYTES;
   for (uint32_t i = 0; i < n_sections; i++) {
     if (body - off < SECTION_HEADER_BYTES) {
-      rc = fail(FRL_ECORRUPT, err, errlen, "section %u of %u: header runs past the end", i + 1,
-                n_sections);
+      rc = frl_errf(FRL_ECORRUPT, err, errlen, "section %u of %u: header runs past the end", i + 1,
+                    n_sections);
       goto done;
     }
     const uint8_t *h = blob + off;
     if (!memchr(h, '\0', FRL_STATE_NAME_MAX)) {
-      rc = fail(FRL_ECORRUPT, err, errlen, "section %u: name not NUL-terminated within %d bytes",
-                i + 1, FRL_STATE_NAME_MAX);
+      rc =
+          frl_errf(FRL_ECORRUPT, err, errlen, "section %u: name not NUL-terminated within %d bytes",
+                   i + 1, FRL_STATE_NAME_MAX);
       goto done;
     }
     const char *name = (const char *)h;
@@ -465,37 +459,38 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
     for (int j = 0; j < st->n; j++)
       if (strcmp(st->part[j].name, name) == 0) match = j;
     if (match < 0) {
-      rc = fail(FRL_ECORRUPT, err, errlen, "section '%.31s': not part of this learner's state",
-                name);
+      rc = frl_errf(FRL_ECORRUPT, err, errlen, "section '%.31s': not part of this learner's state",
+                    name);
       goto done;
     }
     const frl_state_part_t *p = &st->part[match];
     if (at[match]) {
-      rc = fail(FRL_ECORRUPT, err, errlen, "section '%s': appears twice", p->name);
+      rc = frl_errf(FRL_ECORRUPT, err, errlen, "section '%s': appears twice", p->name);
       goto done;
     }
     if (type != (uint32_t)p->type || sreserved != 0) {
-      rc = fail(FRL_ECORRUPT, err, errlen, "section '%s': type %u (reserved %u), expected %d (0)",
-                p->name, type, sreserved, (int)p->type);
+      rc = frl_errf(FRL_ECORRUPT, err, errlen,
+                    "section '%s': type %u (reserved %u), expected %d (0)", p->name, type,
+                    sreserved, (int)p->type);
       goto done;
     }
     if (count != (uint64_t)p->count) {
-      rc = fail(FRL_ECORRUPT, err, errlen, "section '%s': %llu elements, expected %zu", p->name,
-                (unsigned long long)count, p->count);
+      rc = frl_errf(FRL_ECORRUPT, err, errlen, "section '%s': %llu elements, expected %zu", p->name,
+                    (unsigned long long)count, p->count);
       goto done;
     }
     off += SECTION_HEADER_BYTES;
     const size_t bytes = p->count * frl_state_elem_size(p->type), span = padded(bytes);
     if (body - off < span) {
-      rc = fail(FRL_ECORRUPT, err, errlen,
-                "section '%s': %zu bytes of data, only %zu left before the checksum", p->name, span,
-                body - off);
+      rc = frl_errf(FRL_ECORRUPT, err, errlen,
+                    "section '%s': %zu bytes of data, only %zu left before the checksum", p->name,
+                    span, body - off);
       goto done;
     }
     for (size_t k = bytes; k < span; k++) {
       if (blob[off + k] != 0) {
-        rc = fail(FRL_ECORRUPT, err, errlen, "section '%s': padding byte %zu is not zero", p->name,
-                  k - bytes);
+        rc = frl_errf(FRL_ECORRUPT, err, errlen, "section '%s': padding byte %zu is not zero",
+                      p->name, k - bytes);
         goto done;
       }
     }
@@ -504,8 +499,8 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
     off += span;
   }
   if (off != body) {
-    rc =
-        fail(FRL_ECORRUPT, err, errlen, "%zu unexplained bytes after the last section", body - off);
+    rc = frl_errf(FRL_ECORRUPT, err, errlen, "%zu unexplained bytes after the last section",
+                  body - off);
     goto done;
   }
 

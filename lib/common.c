@@ -1,6 +1,7 @@
 /* common.c: error strings, clocks, hashing and checked allocation. */
 #include "common.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,4 +96,14 @@ char *frl_xstrdup(const char *s) {
   char *p = frl_xmalloc(n);
   memcpy(p, s, n);
   return p;
+}
+
+int frl_errf(int code, char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }

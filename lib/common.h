@@ -23,6 +23,12 @@ enum {
 /* Returns a static, human-readable description of a code returned by any frl_ function. */
 const char *frl_strerror(int err);
 
+/* Formats a one-line reason into err (when err is not NULL and errlen > 0) and returns code:
+ * the one way modules hand a caller both an error code and the words for it, e.g.
+ * `return frl_errf(FRL_EPROTO, err, errlen, "Ack.seq: %llu, max %llu", ...)`. */
+int frl_errf(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #define FRL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define FRL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FRL_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -22,16 +22,6 @@
 static const char k_z85[] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...) {
-  if (!err || !err_len) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_len, fmt, ap);
-  va_end(ap);
-}
-
 static int z85_digit(char c) {
   const char *p = c ? strchr(k_z85, c) : NULL;
   return p ? (int)(p - k_z85) : -1;
@@ -40,7 +30,7 @@ static int z85_digit(char c) {
 int frl_curve_z85_decode(const char *text, size_t len, uint8_t key[FRL_CURVE_KEY_BYTES],
                          char *err, size_t err_len) {
   if (len != FRL_CURVE_Z85_LEN) {
-    set_err(err, err_len, "a key is %d Z85 characters, found %zu", FRL_CURVE_Z85_LEN, len);
+    frl_errf(0, err, err_len, "a key is %d Z85 characters, found %zu", FRL_CURVE_Z85_LEN, len);
     return FRL_EUSAGE;
   }
   uint8_t out[FRL_CURVE_KEY_BYTES];
@@ -51,19 +41,19 @@ int frl_curve_z85_decode(const char *text, size_t len, uint8_t key[FRL_CURVE_KEY
       int d = z85_digit(c);
       if (d < 0) {
         if (c > ' ' && c <= '~')
-          set_err(err, err_len, "character '%c' at position %zu is not in the Z85 alphabet", c,
-                  5 * g + i + 1);
+          frl_errf(0, err, err_len, "character '%c' at position %zu is not in the Z85 alphabet", c,
+                   5 * g + i + 1);
         else
-          set_err(err, err_len, "byte 0x%02x at position %zu is not a Z85 character",
-                  (unsigned)(unsigned char)c, 5 * g + i + 1);
+          frl_errf(0, err, err_len, "byte 0x%02x at position %zu is not a Z85 character",
+                   (unsigned)(unsigned char)c, 5 * g + i + 1);
         return FRL_EUSAGE;
       }
       v = v * 85 + (uint64_t)d;
     }
     /* 85^5 exceeds 2^32: five digits can spell a value no 4 bytes encode. */
     if (v > 0xffffffffULL) {
-      set_err(err, err_len, "characters %zu-%zu encode no 4-byte group (value above 2^32)",
-              5 * g + 1, 5 * g + 5);
+      frl_errf(0, err, err_len, "characters %zu-%zu encode no 4-byte group (value above 2^32)",
+               5 * g + 1, 5 * g + 5);
       return FRL_EUSAGE;
     }
     out[4 * g] = (uint8_t)(v >> 24);
@@ -105,24 +95,24 @@ static int read_key_file(const char *path, char *buf, size_t cap, size_t *len, m
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    set_err(err, err_len, "cannot open %s: %s", path, strerror(e));
+    frl_errf(0, err, err_len, "cannot open %s: %s", path, strerror(e));
     return -e;
   }
   int rc = 0;
   struct stat st;
   if (fstat(fd, &st) != 0) {
     rc = -errno;
-    set_err(err, err_len, "cannot stat %s: %s", path, strerror(-rc));
+    frl_errf(0, err, err_len, "cannot stat %s: %s", path, strerror(-rc));
     goto fail;
   }
   if (!S_ISREG(st.st_mode)) {
-    set_err(err, err_len, "%s is not a regular file", path);
+    frl_errf(0, err, err_len, "%s is not a regular file", path);
     rc = FRL_EUSAGE;
     goto fail;
   }
   if ((uint64_t)st.st_size > cap) {
-    set_err(err, err_len, "%s is %lld bytes; a key file is at most %zu", path,
-            (long long)st.st_size, cap);
+    frl_errf(0, err, err_len, "%s is %lld bytes; a key file is at most %zu", path,
+             (long long)st.st_size, cap);
     rc = FRL_EUSAGE;
     goto fail;
   }
@@ -132,7 +122,7 @@ static int read_key_file(const char *path, char *buf, size_t cap, size_t *len, m
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       rc = -errno;
-      set_err(err, err_len, "cannot read %s: %s", path, strerror(-rc));
+      frl_errf(0, err, err_len, "cannot read %s: %s", path, strerror(-rc));
       goto fail;
     }
     if (r == 0) break;
@@ -160,14 +150,15 @@ int frl_curve_load_public(const char *path, uint8_t key[FRL_CURVE_KEY_BYTES], ch
   if (rc) return rc;
   const size_t hl = strlen(FRL_CURVE_SECRET_HEADER);
   if (len >= hl && memcmp(buf, FRL_CURVE_SECRET_HEADER, hl) == 0) {
-    set_err(err, err_len, "%s is a secret key file; this needs a public key (NAME.pub)", path);
+    frl_errf(0, err, err_len, "%s is a secret key file; this needs a public key (NAME.pub)", path);
     rc = FRL_EUSAGE;
     goto done;
   }
   char why[160];
   rc = frl_curve_z85_decode(buf, strip_newline(buf, len), key, why, sizeof why);
-  if (rc) set_err(err, err_len, "%s: not a public key file (40 Z85 characters and a newline): %s",
-                  path, why);
+  if (rc)
+    frl_errf(0, err, err_len, "%s: not a public key file (40 Z85 characters and a newline): %s",
+             path, why);
 done:
   explicit_bzero(buf, sizeof buf);
   return rc;
@@ -185,30 +176,33 @@ int frl_curve_load_secret(const char *path, uint8_t secret[FRL_CURVE_KEY_BYTES],
   const size_t hl = strlen(FRL_CURVE_SECRET_HEADER);
   if (len < hl + 1 || memcmp(buf, FRL_CURVE_SECRET_HEADER, hl) != 0 || buf[hl] != '\n') {
     if (strip_newline(buf, len) == FRL_CURVE_Z85_LEN)
-      set_err(err, err_len, "%s looks like a public key file; this needs the secret key file "
-              "(NAME.key, written by `fleetrl keygen`)", path);
+      frl_errf(0, err, err_len,
+               "%s looks like a public key file; this needs the secret key file "
+               "(NAME.key, written by `fleetrl keygen`)",
+               path);
     else
-      set_err(err, err_len, "%s is not a secret key file: its first line must be '%s'", path,
-              FRL_CURVE_SECRET_HEADER);
+      frl_errf(0, err, err_len, "%s is not a secret key file: its first line must be '%s'", path,
+               FRL_CURVE_SECRET_HEADER);
     rc = FRL_EUSAGE;
     goto done;
   }
   rc = frl_curve_z85_decode(buf + hl + 1, strip_newline(buf + hl + 1, len - hl - 1), sk, why,
                             sizeof why);
   if (rc) {
-    set_err(err, err_len, "%s: the secret key (line 2) is not 40 Z85 characters: %s", path, why);
+    frl_errf(0, err, err_len, "%s: the secret key (line 2) is not 40 Z85 characters: %s", path,
+             why);
     goto done;
   }
   frl_curve_z85_encode(sk, secret_z85);
   if (zmq_curve_public(public_z85, secret_z85) != 0) {
-    set_err(err, err_len, "%s: cannot derive the public key: %s (libzmq without CURVE?)", path,
-            zmq_strerror(zmq_errno()));
+    frl_errf(0, err, err_len, "%s: cannot derive the public key: %s (libzmq without CURVE?)", path,
+             zmq_strerror(zmq_errno()));
     rc = FRL_EUSAGE;
     goto done;
   }
   rc = frl_curve_z85_decode(public_z85, strlen(public_z85), pk, why, sizeof why);
   if (rc) {
-    set_err(err, err_len, "%s: libzmq returned a malformed public key: %s", path, why);
+    frl_errf(0, err, err_len, "%s: libzmq returned a malformed public key: %s", path, why);
     goto done;
   }
   if (mode & 077)
@@ -249,44 +243,47 @@ int frl_curve_keygen(const char *dir, const char *name, char pub_z85[FRL_CURVE_Z
   char public_z85[FRL_CURVE_Z85_LEN + 1], secret_z85[FRL_CURVE_Z85_LEN + 1];
   int rc = 0;
   if (!frl_curve_name_valid(name)) {
-    set_err(err, err_len, "key name '%.80s' must be 1-%d characters of A-Z a-z 0-9 . _ @ - "
-            "(not starting with '.')", name ? name : "", FRL_CURVE_NAME_MAX);
+    frl_errf(0, err, err_len,
+             "key name '%.80s' must be 1-%d characters of A-Z a-z 0-9 . _ @ - "
+             "(not starting with '.')",
+             name ? name : "", FRL_CURVE_NAME_MAX);
     return FRL_EUSAGE;
   }
   if (!dir || !*dir) dir = ".";
   if ((size_t)snprintf(key_path, sizeof key_path, "%s/%s.key", dir, name) >= sizeof key_path ||
       (size_t)snprintf(pub_path, sizeof pub_path, "%s/%s.pub", dir, name) >= sizeof pub_path) {
-    set_err(err, err_len, "--out: the folder name is too long");
+    frl_errf(0, err, err_len, "--out: the folder name is too long");
     return FRL_EUSAGE;
   }
   rc = frl_mkdir_p(dir);
   if (rc) {
-    set_err(err, err_len, "--out: cannot create %s: %s", dir, frl_strerror(rc));
+    frl_errf(0, err, err_len, "--out: cannot create %s: %s", dir, frl_strerror(rc));
     return rc;
   }
   struct stat st;
   if (lstat(pub_path, &st) == 0 || lstat(key_path, &st) == 0) {
-    set_err(err, err_len, "%s exists; refusing to overwrite a key (remove %s and %s first, or "
-            "choose another name)", lstat(key_path, &st) == 0 ? key_path : pub_path, key_path,
-            pub_path);
+    frl_errf(0, err, err_len,
+             "%s exists; refusing to overwrite a key (remove %s and %s first, or "
+             "choose another name)",
+             lstat(key_path, &st) == 0 ? key_path : pub_path, key_path, pub_path);
     return -EEXIST;
   }
   if (zmq_curve_keypair(public_z85, secret_z85) != 0) {
-    set_err(err, err_len, "cannot generate a key pair: %s (libzmq built without CURVE?)",
-            zmq_strerror(zmq_errno()));
+    frl_errf(0, err, err_len, "cannot generate a key pair: %s (libzmq built without CURVE?)",
+             zmq_strerror(zmq_errno()));
     return FRL_EUSAGE;
   }
   snprintf(text, sizeof text, "%s\n%s\n", FRL_CURVE_SECRET_HEADER, secret_z85);
   rc = write_new_file(key_path, 0600, text);
   if (rc) {
-    set_err(err, err_len, "cannot write %s: %s", key_path, frl_strerror(rc));
+    frl_errf(0, err, err_len, "cannot write %s: %s", key_path, frl_strerror(rc));
     goto done;
   }
   snprintf(text, sizeof text, "%s\n", public_z85);
   rc = write_new_file(pub_path, 0644, text);
   if (rc) {
     unlink(key_path);
-    set_err(err, err_len, "cannot write %s: %s", pub_path, frl_strerror(rc));
+    frl_errf(0, err, err_len, "cannot write %s: %s", pub_path, frl_strerror(rc));
     goto done;
   }
   memcpy(pub_z85, public_z85, sizeof public_z85);

@@ -144,79 +144,72 @@ const char *frl_safety_kind_name(frl_safety_kind_t k) {
 
 /* ---- checks shared by encoder and decoder --------------------------------------------------- */
 
-/* Writes the reason into err and returns FRL_EPROTO. */
-static int __attribute__((format(printf, 3, 4))) refuse(char *err, size_t errlen, const char *fmt,
-                                                         ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return FRL_EPROTO;
-}
-
 /* The invariants of an ExperienceBatch that both sides can see in the struct (the decoder also
  * checks the lengths of obs, next_obs, reward and discount, which the struct does not hold). */
 static int check_experience(const frl_experience_t *m, char *err, size_t errlen) {
   if (m->n_episodes > FRL_MSG_MAX_EPISODES)
-    return refuse(err, errlen, "ExperienceBatch.episodes: %u, max %u", m->n_episodes,
-                  FRL_MSG_MAX_EPISODES);
+    return frl_errf(FRL_EPROTO, err, errlen, "ExperienceBatch.episodes: %u, max %u", m->n_episodes,
+                    FRL_MSG_MAX_EPISODES);
   if (m->n_safety > FRL_MSG_MAX_SAFETY)
-    return refuse(err, errlen, "ExperienceBatch.safety: %u, max %u", m->n_safety,
-                  FRL_MSG_MAX_SAFETY);
+    return frl_errf(FRL_EPROTO, err, errlen, "ExperienceBatch.safety: %u, max %u", m->n_safety,
+                    FRL_MSG_MAX_SAFETY);
   if (m->obs_dim < 1 || m->obs_dim > FRL_MSG_MAX_DIM)
-    return refuse(err, errlen, "ExperienceBatch.obs_dim: %u, expected 1..%u", m->obs_dim,
-                  FRL_MSG_MAX_DIM);
+    return frl_errf(FRL_EPROTO, err, errlen, "ExperienceBatch.obs_dim: %u, expected 1..%u",
+                    m->obs_dim, FRL_MSG_MAX_DIM);
   if (m->act_dim < 1 || m->act_dim > FRL_MSG_MAX_DIM)
-    return refuse(err, errlen, "ExperienceBatch.act_dim: %u, expected 1..%u", m->act_dim,
-                  FRL_MSG_MAX_DIM);
+    return frl_errf(FRL_EPROTO, err, errlen, "ExperienceBatch.act_dim: %u, expected 1..%u",
+                    m->act_dim, FRL_MSG_MAX_DIM);
   if (m->count == 0) {
     /* A report without transitions: episodes or safety events only (a robot in safe mode
      * still reports what happened to it). */
     if (m->n_episodes == 0 && m->n_safety == 0)
-      return refuse(err, errlen,
-                    "ExperienceBatch.count: 0 with no episodes or safety events, expected 1..%u",
-                    FRL_MSG_MAX_COUNT);
+      return frl_errf(FRL_EPROTO, err, errlen,
+                      "ExperienceBatch.count: 0 with no episodes or safety events, expected 1..%u",
+                      FRL_MSG_MAX_COUNT);
     if (m->n_action_index || m->n_action || m->n_priority || m->n_policy_version)
-      return refuse(err, errlen, "ExperienceBatch.count: 0 but transition vectors are non-empty");
+      return frl_errf(FRL_EPROTO, err, errlen,
+                      "ExperienceBatch.count: 0 but transition vectors are non-empty");
     return 0;
   }
   if (m->count > FRL_MSG_MAX_COUNT)
-    return refuse(err, errlen, "ExperienceBatch.count: %u, expected 1..%u", m->count,
-                  FRL_MSG_MAX_COUNT);
+    return frl_errf(FRL_EPROTO, err, errlen, "ExperienceBatch.count: %u, expected 1..%u", m->count,
+                    FRL_MSG_MAX_COUNT);
   if ((m->n_action_index == 0) == (m->n_action == 0))
-    return refuse(err, errlen,
-                  "ExperienceBatch.action: action_index has %u and action %u elements, "
-                  "expected exactly one non-empty",
-                  m->n_action_index, m->n_action);
+    return frl_errf(FRL_EPROTO, err, errlen,
+                    "ExperienceBatch.action: action_index has %u and action %u elements, "
+                    "expected exactly one non-empty",
+                    m->n_action_index, m->n_action);
   if (m->n_action_index && m->n_action_index != m->count)
-    return refuse(err, errlen, "ExperienceBatch.action_index: %u ints, expected count = %u",
-                  m->n_action_index, m->count);
+    return frl_errf(FRL_EPROTO, err, errlen,
+                    "ExperienceBatch.action_index: %u ints, expected count = %u", m->n_action_index,
+                    m->count);
   uint64_t n_act = (uint64_t)m->count * m->act_dim;
   if (m->n_action && m->n_action != n_act)
-    return refuse(err, errlen,
-                  "ExperienceBatch.action: %u floats, expected count*act_dim = %llu",
-                  m->n_action, (unsigned long long)n_act);
+    return frl_errf(FRL_EPROTO, err, errlen,
+                    "ExperienceBatch.action: %u floats, expected count*act_dim = %llu", m->n_action,
+                    (unsigned long long)n_act);
   if (m->n_priority && m->n_priority != m->count)
-    return refuse(err, errlen, "ExperienceBatch.priority: %u floats, expected 0 or count = %u",
-                  m->n_priority, m->count);
+    return frl_errf(FRL_EPROTO, err, errlen,
+                    "ExperienceBatch.priority: %u floats, expected 0 or count = %u", m->n_priority,
+                    m->count);
   if (m->n_policy_version && m->n_policy_version != m->count)
-    return refuse(err, errlen,
-                  "ExperienceBatch.policy_version: %u ulongs, expected 0 or count = %u",
-                  m->n_policy_version, m->count);
+    return frl_errf(FRL_EPROTO, err, errlen,
+                    "ExperienceBatch.policy_version: %u ulongs, expected 0 or count = %u",
+                    m->n_policy_version, m->count);
   return 0;
 }
 
 static int check_params(const frl_params_t *m, char *err, size_t errlen) {
   if (m->n_data > FRL_MSG_MAX_PARAMS)
-    return refuse(err, errlen, "Params.data: %u floats, max %u", m->n_data, FRL_MSG_MAX_PARAMS);
+    return frl_errf(FRL_EPROTO, err, errlen, "Params.data: %u floats, max %u", m->n_data,
+                    FRL_MSG_MAX_PARAMS);
   if (m->n_obs_mean > FRL_MSG_MAX_DIM)
-    return refuse(err, errlen, "Params.obs_mean: %u floats, max %u", m->n_obs_mean,
-                  FRL_MSG_MAX_DIM);
+    return frl_errf(FRL_EPROTO, err, errlen, "Params.obs_mean: %u floats, max %u", m->n_obs_mean,
+                    FRL_MSG_MAX_DIM);
   if (m->n_obs_std != m->n_obs_mean)
-    return refuse(err, errlen, "Params.obs_std: %u floats, expected as many as obs_mean = %u",
-                  m->n_obs_std, m->n_obs_mean);
+    return frl_errf(FRL_EPROTO, err, errlen,
+                    "Params.obs_std: %u floats, expected as many as obs_mean = %u", m->n_obs_std,
+                    m->n_obs_mean);
   return 0;
 }
 
@@ -251,9 +244,9 @@ static int put_string(frl_fb_builder_t *b, const char *s, const char *name, frl_
   size_t n = strlen(s);
   if (n > FRL_MSG_MAX_STRING) {
     char err[160];
-    return encode_refused(
-        refuse(err, sizeof err, "%s: string of %zu bytes, max %u", name, n, FRL_MSG_MAX_STRING),
-        err);
+    return encode_refused(frl_errf(FRL_EPROTO, err, sizeof err, "%s: string of %zu bytes, max %u",
+                                   name, n, FRL_MSG_MAX_STRING),
+                          err);
   }
   return frl_fb_create_string(b, s, n, ref) ? builder_failed(b, name) : 0;
 }
@@ -267,7 +260,7 @@ static int put_vector(frl_fb_builder_t *b, const void *elems, size_t count, size
   if (!elems) {
     char err[160];
     return encode_refused(
-        refuse(err, sizeof err, "%s: NULL, expected %zu elements", name, count), err);
+        frl_errf(FRL_EPROTO, err, sizeof err, "%s: NULL, expected %zu elements", name, count), err);
   }
   return frl_fb_create_vector(b, elems, count, elem_size, ref) ? builder_failed(b, name) : 0;
 }
@@ -330,8 +323,8 @@ static int put_episodes(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_r
   if (m->n_episodes == 0) return 0;
   if (!m->episodes_in) {
     char err[160];
-    return encode_refused(refuse(err, sizeof err, "ExperienceBatch.episodes: NULL, expected %u",
-                                 m->n_episodes),
+    return encode_refused(frl_errf(FRL_EPROTO, err, sizeof err,
+                                   "ExperienceBatch.episodes: NULL, expected %u", m->n_episodes),
                           err);
   }
   if (m->n_episodes > FRL_ARRAY_LEN(stack)) refs = frl_xmalloc(m->n_episodes * sizeof *refs);
@@ -342,9 +335,10 @@ static int put_episodes(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_r
       size_t n = strlen(e->physics);
       if (n > FRL_MSG_MAX_PHYSICS) {
         char err[160];
-        rc = encode_refused(refuse(err, sizeof err, "EpisodeStat.physics: %zu bytes, max %u", n,
-                                   FRL_MSG_MAX_PHYSICS),
-                            err);
+        rc = encode_refused(
+            frl_errf(FRL_EPROTO, err, sizeof err, "EpisodeStat.physics: %zu bytes, max %u", n,
+                     FRL_MSG_MAX_PHYSICS),
+            err);
         goto out;
       }
       rc = frl_fb_create_string(b, e->physics, n, &physics);
@@ -378,8 +372,9 @@ static int put_safety(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_ref
   if (m->n_safety == 0) return 0;
   if (!m->safety_in) {
     char err[160];
-    return encode_refused(
-        refuse(err, sizeof err, "ExperienceBatch.safety: NULL, expected %u", m->n_safety), err);
+    return encode_refused(frl_errf(FRL_EPROTO, err, sizeof err,
+                                   "ExperienceBatch.safety: NULL, expected %u", m->n_safety),
+                          err);
   }
   if (m->n_safety > FRL_ARRAY_LEN(stack)) refs = frl_xmalloc(m->n_safety * sizeof *refs);
   for (uint32_t i = 0; i < m->n_safety; i++) {
@@ -387,9 +382,10 @@ static int put_safety(frl_fb_builder_t *b, const frl_experience_t *m, frl_fb_ref
     frl_fb_ref_t detail;
     if ((unsigned)e->kind > FRL_SAFETY_KIND_MAX) {
       char err[160];
-      rc = encode_refused(refuse(err, sizeof err, "SafetyEvent.kind: %u, expected 0..%u",
-                                 (unsigned)e->kind, FRL_SAFETY_KIND_MAX),
-                          err);
+      rc = encode_refused(
+          frl_errf(FRL_EPROTO, err, sizeof err, "SafetyEvent.kind: %u, expected 0..%u",
+                   (unsigned)e->kind, FRL_SAFETY_KIND_MAX),
+          err);
       goto out;
     }
     rc = put_string(b, e->detail, "SafetyEvent.detail", &detail);
