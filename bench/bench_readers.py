@@ -346,7 +346,8 @@ def main():
     for name, at, g, ckpt, during in worst:
         what = ", ".join(f"{k} {ms:.0f} ms" for k, ms in during[:4])
         print(f"  {name:28s} at {at:5.1f} s: {g * 1e3:7.1f} ms"
-              f"{'  (ended with a WAL restart)' if ckpt else ''}{'  [' + what + ']' if what else ''}")
+              f"{'  (ended with a WAL restart)' if ckpt else ''}"
+              f"{'  [' + what + ']' if what else ''}")
     print("\nreader query times (wall, including starting sqlite3):")
     for kind, ts in sorted(all_times.items()):
         print(f"  {kind:24s} {len(ts):5d} runs, median {pct(ts, 0.5) * 1e3:7.1f} ms, "

@@ -175,7 +175,7 @@ static const flag_t g_flags[] = {
   {"eval-episodes", L | R, T_INT, F(eval_episodes), "20", 1, 100000, "episodes per evaluation"},
   {"eval-physics", L | R, T_STR, F(eval_physics), "", 0, 0,
    "run the learner's evaluations on these physics, NAME=VALUE,... as fleetrl eval --physics "
-   "(e.g. mass=1.3,gravity=9.6; default nominal)"},
+   "(e.g. mass=1.3,gravity=9.6; empty: nominal)"},
   {"solve-return", L | R, T_DBL, F(solve_return), "475", -BIG, BIG,
    "evaluation score that counts as solved (mean return, or success rate: --solve-metric)"},
   {"run-dir", L, T_STR, F(run_dir), "runs/learner", 0, 0, "learner run folder"},

@@ -73,7 +73,12 @@ typedef enum {
    * itself acts with). */
   FRL_SAC_BC_NLL = 0,
   /* Mean squared error (tanh(mean) - a_E)^2 of the deterministic action: fits the mean only
-   * and leaves the log-std as it was. */
+   * and leaves the log-std as it was. The learner's default (--bc-loss): controllers and
+   * teleoperators often command the bounds (saturated torques, bang-bang), and the NLL must
+   * then fit u = atanh(+-(1 - 1e-6)) ~ +-7.25 before the squash, a far larger and more abrupt
+   * target than the action itself, which its fit is spent on. Cloning the pendulum swing-up
+   * expert of tests/integration/test_demos.py (2400 steps, 1500 updates), the NLL's policy
+   * returned -1466 and the MSE's -268 (expert -171, uniformly random -1190). */
   FRL_SAC_BC_MSE = 1,
 } frl_sac_bc_loss_t;
 

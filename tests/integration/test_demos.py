@@ -1,12 +1,15 @@
 """Learning from demonstrations, on loopback with the real processes: a scripted pendulum expert
 (energy-pumping swing-up, PD control near the top) joins as a robot through the Python client and
 sends its steps as demonstrations; the learner, started with --bc-updates, clones the expert's
-policy from them before RL starts, publishes it and evaluates it. Checked: every demonstration
-is stored with demo = 1 and stays while simulated actors overflow the small replay capacity with
-agent experience; the cloning phase ran and logged its loss; actors then act with the cloned
-parameters; and the first greedy evaluation (the cloned policy's, before any RL update) is far
-above a uniformly random policy's return, measured here on the same pendulum equations, and
-close to the expert's own. Also --eval-physics and the flags' range checks."""
+policy from them (SAC) before RL starts, publishes it and evaluates it. Checked: every
+demonstration is stored with demo = 1 and stays while simulated actors overflow the small replay
+capacity with agent experience; the cloning phase ran and its loss fell; actors then act with the
+cloned parameters and RL proceeds; and the first greedy evaluation (the cloned policy's, before
+any RL update) closes at least half the gap from a uniformly random policy's return, measured
+here on the same pendulum equations, to the expert's. The same for a linear CartPole controller
+cloned by DQN (DQfD's large-margin loss), where the cloned policy solves the task outright. Also
+--eval-physics (checked against a Monte Carlo return on physics where the policy cannot matter)
+and the flags' range checks."""
 import math
 import os
 import re
@@ -22,8 +25,8 @@ sys.path.insert(0, os.path.join(ROOT, "actor", "python"))
 import fleetrl_client  # noqa: E402
 
 CAPACITY = 1000         # agent slots of the replay: the actors overflow it several times
-DEMO_EPISODES = int(os.environ.get("XDEMO", "12"))      # 2400 expert steps
-BC_UPDATES = int(os.environ.get("XBC", "1500"))
+DEMO_EPISODES = 12      # 2400 expert steps
+BC_UPDATES = 1500
 EVAL_EPISODES = 20
 
 
@@ -56,7 +59,7 @@ class Pendulum:
         self.thd = float(np.clip(self.thd + (15.0 * math.sin(self.th) + 3.0 * u) * 0.05, -8, 8))
         self.th += self.thd * 0.05
         self.t += 1
-        return self.obs(), -cost, self.t >= 200
+        return self.obs(), -cost, False, self.t >= 200  # never terminal; truncated at 200
 
 
 def expert(obs):
@@ -137,20 +140,23 @@ def scalar(f, sql, *args):
     return r[0][0] if r and r[0][0] is not None else 0
 
 
-def demonstrate(f, task, make_env, expert_policy, episodes, start_learner):
-    """The expert drives its simulated robot through the Python client, every step a
-    demonstration, then start_learner() is called and every batch awaited: the broker queues
-    them until the learner grants credit, so (nearly) all are in the replay when cloning starts,
-    as when a learner starts on demonstrations recorded earlier. Returns (transitions recorded,
-    the expert's mean return)."""
+def demonstrate(f, task, make_env, expert_policy, episodes):
+    """Records demonstrations the way a lab would before pretraining: a learner that does not
+    train (--min-replay out of reach, no checkpoints) stores what the expert sends as it drives
+    its simulated robot through the Python client, every step a demonstration, and is stopped
+    once every batch is acknowledged. Returns (transitions recorded, the expert's mean
+    return)."""
+    f.start_learner("--min-replay=100000000", "--checkpoint-period=0")
     env = make_env(np.random.default_rng(11))
     discrete = isinstance(env, CartPole)
     shape = dict(obs_dim=4, act_dim=1, n_actions=2) if discrete else \
         dict(obs_dim=3, act_dim=1, act_low=[-2.0], act_high=[2.0])
     c = fleetrl_client.Client(f.front, "expert", task, demonstration=True, algo=None, batch=64,
-                              heartbeat=0.2, gen_dir=os.path.join(f.dir, "pygen"),
-                              log=lambda level, text: None, seed=7, **shape)
+                              heartbeat=0.2, max_broker_silence=10.0,
+                              gen_dir=os.path.join(f.dir, "pygen"), log=lambda level, text: None,
+                              seed=7, **shape)
     try:
+        wait_until(lambda: c.status()["connected"], 30, "the expert's client connected")
         steps, total = 0, 0.0
         for _ in range(episodes):
             obs, done = env.reset(), False
@@ -159,28 +165,30 @@ def demonstrate(f, task, make_env, expert_policy, episodes, start_learner):
                 action, safe = c.act(obs, action=[expert_policy(obs)])
                 if safe:
                     raise Failure("the expert's client went into safe mode: " + c.status()["reason"])
-                obs, reward, terminal, *truncated = env.step(action[0])
-                done = terminal or any(truncated)
-                if c.record(obs, action, reward, terminal, done and not terminal) != 0:
+                obs, reward, terminal, truncated = env.step(action[0])
+                done = terminal or truncated
+                if c.record(obs, action, reward, terminal, truncated and not terminal) != 0:
                     raise Failure("the client dropped or shed a demonstration step")
                 steps, total = steps + 1, total + reward
-        wait_until(lambda: c.steps.qsize() == 0 and c.status()["outbox"] >= steps // 64,
-                   30, "the demonstration batches queued at the broker")
-        start_learner()
-        wait_until(lambda: c.status()["acked_batches"] >= math.ceil(steps / 64) and c.status()["outbox"] == 0,
-                   30, "every demonstration batch acknowledged")
-        return steps, total / episodes
+        wait_until(lambda: c.steps.qsize() == 0 and c.status()["outbox"] == 0 and
+                   scalar(f, "SELECT count(*) FROM items WHERE demo = 1") == steps,
+                   30, "every demonstration acknowledged and stored")
     finally:
         c.close()
+    if f.stop("learner") != 5:
+        raise Failure("the recording learner did not stop cleanly:\n" + f.tail("learner"))
+    return steps, total / episodes
 
 
-def cloning_figures(f, updates):
-    """The learner's cloning log lines: (loss first, loss last, error first, error last)."""
+def cloning_figures(f, updates, demos):
+    """The learner's cloning log lines, which must report the configured updates on all the
+    demonstrations: (loss first, loss last, error first, error last)."""
     text = log_text(f, "learner")
     started = re.search(r"behaviour cloning: (\d+) updates \(batch (\d+)\) on the (\d+) demonstrations", text)
     done = re.search(r"behaviour cloning done: (\d+) updates in [\d.]+ s; loss (-?[\d.]+) -> (-?[\d.]+), "
                      r"(?:action error|greedy disagreement) ([\d.]+) -> ([\d.]+)", text)
-    if not started or not done or int(started.group(1)) != updates or int(done.group(1)) != updates:
+    if not started or not done or int(started.group(1)) != updates or int(done.group(1)) != updates \
+            or int(started.group(3)) != demos:
         raise Failure("no cloning start/end lines for the configured updates:\n" + f.tail("learner"))
     return tuple(float(done.group(k)) for k in (2, 3, 4, 5))
 
@@ -188,20 +196,17 @@ def cloning_figures(f, updates):
 def test_clone_then_rl():
     # Small networks keep the updates quick on a loaded machine; a low replay ratio lets the
     # actors overflow the replay soon after RL starts, too.
-    f = Fleet("demos", task="pendulum-sac", env={"FLEETRL_HIDDEN1": os.environ.get("XH", "64"), "FLEETRL_HIDDEN2": os.environ.get("XH", "64")})
+    f = Fleet("demos", task="pendulum-sac", env={"FLEETRL_HIDDEN1": "64", "FLEETRL_HIDDEN2": "64"})
     f.start_broker()
-    demo_steps, expert_return = demonstrate(f, "pendulum-sac", Pendulum, expert, DEMO_EPISODES, lambda: f.start_learner(
-        f"--capacity={CAPACITY}", f"--bc-updates={BC_UPDATES}", "--batch=128",
-        "--lr=1e-3", "--min-replay=200", "--spi=32", f"--eval-episodes={EVAL_EPISODES}",
-        "--eval-period=100000000", "--max-env-steps=100000000", "--solve-return=0",
-        *os.environ.get("XFLAGS", "").split()))
-    if scalar(f, "SELECT count(*) FROM items WHERE demo = 1") != demo_steps:
-        raise Failure(f"{scalar(f, 'SELECT count(*) FROM items WHERE demo = 1')} demonstration items "
-                      f"stored, {demo_steps} sent")
+    demo_steps, expert_return = demonstrate(f, "pendulum-sac", Pendulum, expert, DEMO_EPISODES)
+    # The learner that pretrains reopens the store with every demonstration in it.
+    f.start_learner(f"--capacity={CAPACITY}", f"--bc-updates={BC_UPDATES}", "--batch=128", "--lr=1e-3",
+                    "--min-replay=200", "--spi=32", f"--eval-episodes={EVAL_EPISODES}",
+                    "--eval-period=100000000", "--max-env-steps=100000000", "--solve-return=0")
 
     wait_until(lambda: alive(f, "learner") or "behaviour cloning done" in log_text(f, "learner"),
                60, "the end of behaviour cloning")
-    loss0, loss1, err0, err1 = cloning_figures(f, BC_UPDATES)
+    loss0, loss1, err0, err1 = cloning_figures(f, BC_UPDATES, demo_steps)
     if not (loss1 < loss0 and err1 < 0.5 * err0):
         raise Failure(f"cloning did not fit: loss {loss0} -> {loss1}, action error {err0} -> {err1}")
 
@@ -249,12 +254,12 @@ def test_clone_dqn():
     f = Fleet("demos-dqn", task="cartpole-dqn")
     f.start_broker()
     updates = 800
-    demo_steps, expert_return = demonstrate(f, "cartpole-dqn", CartPole, cartpole_expert, 6, lambda: f.start_learner(
-        f"--bc-updates={updates}", "--min-replay=100000", "--eval-episodes=10",
-        "--eval-period=100000000", "--max-env-steps=100000000"))
+    demo_steps, expert_return = demonstrate(f, "cartpole-dqn", CartPole, cartpole_expert, 6)
+    f.start_learner(f"--bc-updates={updates}", "--min-replay=100000", "--eval-episodes=10",
+                    "--eval-period=100000000", "--max-env-steps=100000000")
     wait_until(lambda: alive(f, "learner") or "behaviour cloning done" in log_text(f, "learner"),
                60, "the end of behaviour cloning")
-    loss0, loss1, err0, err1 = cloning_figures(f, updates)
+    loss0, loss1, err0, err1 = cloning_figures(f, updates, demo_steps)
     evals = wait_until(lambda: f.query("SELECT updates, mean_return FROM evaluations ORDER BY at"), 30,
                        "the evaluation of the cloned policy")
     rand = mean_return(CartPole, lambda obs, rng: int(rng.integers(2)), 200, 3)

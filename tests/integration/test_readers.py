@@ -100,6 +100,43 @@ class CliReaders:
             t.join(120)
 
 
+class OverlappingReaders:
+    """Two connections whose read transactions overlap, each held HOLD seconds (as a user's
+    query or dashboard would), started half a hold apart: at almost every moment one of them
+    holds a snapshot in the WAL, the case that once kept it from ever being reused."""
+    HOLD = 0.03
+
+    def __init__(self, db):
+        self.db, self.stop_flag = db, threading.Event()
+        self.snapshots, self.failures = 0, []
+        self.threads = [threading.Thread(target=self._loop, args=(i * self.HOLD / 2,),
+                                         daemon=True) for i in range(2)]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self, offset):
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10,
+                              isolation_level=None)
+        self.stop_flag.wait(offset)
+        while not self.stop_flag.is_set():
+            try:
+                con.execute("BEGIN")
+                con.execute("SELECT count(*) FROM batches").fetchone()  # takes the snapshot
+                self.stop_flag.wait(self.HOLD)  # the user's query runs on
+                con.execute("COMMIT")
+                self.snapshots += 1
+            except sqlite3.Error as e:
+                self.failures.append(str(e))
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+        con.close()
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(30)
+
+
 def check_snapshot(con):
     """Consistency of one read transaction; returns the number of batches it saw."""
     con.execute("BEGIN")
@@ -160,21 +197,25 @@ def test_readers_during_ingest():
             if p.poll() is not None:
                 raise Failure(f"{role} exited with {p.returncode}:\n" + f.tail(role))
 
-    # 1. The README's queries in a loop beside consistency snapshots, while ingest runs. Some
-    # reader holds a snapshot at almost every moment, which once kept the WAL from ever being
-    # reused. Now the store waits up to FRL_STORE_RESTART_WAIT_MS for the readers present each
-    # time the WAL holds ckpt_pages; these queries are far shorter, so attempts succeed, and
-    # one given up is retried once the WAL has grown by ckpt_pages, then 2, then up to
-    # step_max times that. Allowing two attempts given up in a row (a loaded machine can keep
-    # a reader from running), the WAL holds at most 4 thresholds, plus what was committed
-    # while the last passive copy ran (a quarter threshold) and the largest commit; its file,
-    # truncated to journal_size_limit whenever the WAL is reused, stays under that or the
-    # limit.
+    # 1. The README's queries in a loop beside consistency snapshots and overlapping read
+    # transactions, while ingest runs. Some reader holds a snapshot at almost every moment,
+    # which once kept the WAL from ever being reused (the old store: reused 0 times, 459 MiB).
+    # Now the store waits for the readers present each time the WAL holds ckpt_pages; these
+    # readers are far shorter than its 100 ms, so attempts succeed, and one given up is
+    # retried once the WAL has grown by ckpt_pages, then 2, then up to step_max times that
+    # (every step_max thresholds from the start if an attempt got through only after a longer
+    # wait). Allowing two attempts given up in a row (a loaded machine can keep a reader from
+    # running), or one at step_max spacing, the WAL holds at most 2 * step_max thresholds,
+    # plus what was committed while the last passive copy ran (a quarter threshold) and the
+    # largest commit; its file, truncated to journal_size_limit whenever the WAL is reused,
+    # stays under that or the limit.
     page0 = wal_state(wal)[2] or 4096
     largest_commit = 2 * (os.path.getsize(db) // page0) if os.path.exists(db) else 0
-    reading_bound = max(wal_limit, 32 + (page0 + 24) * (4 * ckpt_pages + ckpt_pages // 4
+    reading_bound = max(wal_limit, 32 + (page0 + 24) * (2 * step_max * ckpt_pages
+                                                        + ckpt_pages // 4
                                                         + max(largest_commit, 1024)))
     cli = CliReaders(db, queries)
+    overlap = OverlappingReaders(db)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10, isolation_level=None)
     seen, snapshots = 0, 0
     start_acks = acks(f)
@@ -200,13 +241,17 @@ def test_readers_during_ingest():
             if cli.failures:
                 raise Failure("a README query failed while ingest ran: " + cli.failures[0])
             runs = cli.runs
+        if overlap.failures:
+            raise Failure("a read transaction failed while ingest ran: " + overlap.failures[0])
         return (runs >= 6 * len(queries) and snapshots >= 50
                 and acks(f) >= start_acks + 3000)
     wait_until(enough, 90, "README queries and snapshots beside ingest", interval=0.05)
     if cli.summary_rows != {ACTORS}:
         raise Failure(f"actor_summary returned {cli.summary_rows} rows, expected {ACTORS} actors")
-    print(f"  {cli.runs} README queries ({len(queries)} kinds) through sqlite3 and {snapshots} "
-          f"consistent snapshots while {acks(f) - start_acks} batches were acknowledged")
+    overlap.stop()
+    print(f"  {cli.runs} README queries ({len(queries)} kinds) through sqlite3, {snapshots} "
+          f"consistent snapshots and {overlap.snapshots} overlapping read transactions of "
+          f"{overlap.HOLD * 1e3:.0f} ms while {acks(f) - start_acks} batches were acknowledged")
     # The batches acknowledged meanwhile wrote several checkpoint thresholds of WAL (about
     # 8 pages each), so it must have been reused several times under the readers.
     restarts = len(reading["seqs"]) - 1
