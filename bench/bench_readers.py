@@ -278,12 +278,16 @@ def main():
                         raise Failure(f"{role} exited with {p.returncode}:\n" + f.tail(role))
                 row = f.query("SELECT (SELECT page_count FROM pragma_page_count()), "
                               "(SELECT freelist_count FROM pragma_freelist_count()), "
-                              "(SELECT page_size FROM pragma_page_size()), "
                               "(SELECT count(*) FROM batches), (SELECT count(*) FROM items), "
                               "(SELECT count(*) FROM episodes)")
+                # Pages per table (dbstat walks the b-trees: a read of the whole file).
+                pages = dict(f.query("SELECT name, count(*) FROM dbstat "
+                                     "WHERE name IN ('items', 'batches', 'episodes') "
+                                     "GROUP BY name") or [])
                 if row:
-                    soak_rows.append((time.time() - t0, os.path.getsize(db),
-                                      wal_state(wal)[0]) + tuple(row[0]))
+                    soak_rows.append((time.time() - t0, os.path.getsize(db), wal_state(wal)[0])
+                                     + tuple(row[0]) + tuple(pages.get(n, 0) for n in
+                                                            ("items", "batches", "episodes")))
                 if time.monotonic() >= end:
                     break
                 time.sleep(min(5.0, max(0.0, end - time.monotonic())))
@@ -341,6 +345,10 @@ def main():
               f"{sum(1 for k, _ in ev if k == 'restart given up'):8d} "
               f"{max(rs) if rs else 0:6.1f}ms {len(wb):17d} {max(wb) if wb else 0:6.1f}ms "
               f"{sum(1 for k, _ in ev if k == 'prune'):11d}")
+    if a.dedup_window is not None:
+        print("\n(with --dedup-window, batch records older than it are gone from the table "
+              "these figures come from, so the earlier phases show fewer batches and false "
+              "gaps)")
     print("\nlongest stalls (phase, seconds into it, length; whether the WAL restarted as it "
           "ended, and what the store logged during it):")
     for name, at, g, ckpt, during in worst:
@@ -366,11 +374,12 @@ def main():
     if soak_rows:
         print(f"\nfile over the soak (no readers; dedup window "
               f"{a.dedup_window if a.dedup_window is not None else 'the default'} s):")
-        print(f"  {'t s':>6s} {'replay.db MiB':>13s} {'pages used':>10s} {'free':>6s} "
-              f"{'WAL MiB':>7s} {'batches':>8s} {'items':>7s} {'episodes':>8s}")
-        for t, size, wsize, pages, free, psize, nb, ni, ne in soak_rows:
+        print(f"  {'':6s} {'':13s} {'pages':>17s} {'':7s} {'rows (pages)':^45s}")
+        print(f"  {'t s':>6s} {'replay.db MiB':>13s} {'used':>10s} {'free':>6s} "
+              f"{'WAL MiB':>7s} {'batches':>15s} {'items':>15s} {'episodes':>15s}")
+        for t, size, wsize, pages, free, nb, ni, ne, pi, pb, pe in soak_rows:
             print(f"  {t:6.0f} {size / 2**20:13.1f} {pages - free:10d} {free:6d} "
-                  f"{wsize / 2**20:7.1f} {nb:8d} {ni:7d} {ne:8d}")
+                  f"{wsize / 2**20:7.1f} {nb:8d} ({pb:4d}) {ni:8d} ({pi:4d}) {ne:8d} ({pe:4d})")
     if a.keep:
         print(f"run folder kept: {f.dir}")
     else:

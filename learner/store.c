@@ -90,9 +90,9 @@
  * README's queries and a full scan) let no 100 ms or 250 ms attempt through, so the wait
  * doubles, up to FRL_STORE_RESTART_WAIT_MAX_MS; and once an attempt gets through only that
  * way, each restart costs ingest about one such query, so the next ones come every
- * FRL_STORE_RESTART_STEP_MAX thresholds with that wait (measured there: one peak near 200 MiB,
- * then under 130 MiB, pauses of 0.3 to 0.7 s, against 900 MiB and growing before; see
- * learner/SCHEMA.md), until one gets through quickly again. The same reader still there (a read
+ * FRL_STORE_RESTART_STEP_MAX thresholds with that wait (measured there: one peak of 190 to
+ * 240 MiB, then under 130 MiB, pauses of 0.3 to 0.9 s; before, 750 MiB after 20 s and
+ * growing), until one gets through quickly again. The same reader still there (a read
  * transaction left open: an idle BEGIN in a sqlite3 session) will not end sooner for a longer
  * wait, so it is waited for the least: it costs ingest one pause of FRL_STORE_RESTART_WAIT_MS
  * per step while the WAL grows (about one every 2 s at full CartPole ingest), and the store
