@@ -205,7 +205,7 @@ static int handle_message(actor_t *a, double now) {
         fflush(a->ack_log);
       }
     } else if (k->status == FRL_ACK_BUSY) {
-      frl_outbox_defer(a->outbox, k->seq, now);
+      frl_outbox_busy(a->outbox, k->seq, now, a->cfg->resend_s);
     } else {
       a->rejected++;
       frl_error("batch %llu rejected: %s", (unsigned long long)k->seq,

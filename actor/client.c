@@ -676,7 +676,7 @@ static void handle_message(frl_client_t *c, double now) {
         }
       }
     } else if (k->status == FRL_ACK_BUSY) {
-      frl_outbox_defer(c->outbox, k->seq, now);
+      frl_outbox_busy(c->outbox, k->seq, now, c->cfg.resend_s);
     } else {
       c->rejected++;
       frl_error("batch %llu rejected: %s", (unsigned long long)k->seq, k->reason ? k->reason : "(no reason)");

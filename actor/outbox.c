@@ -112,6 +112,11 @@ void frl_outbox_defer(frl_outbox_t *o, uint64_t seq, double now) {
   e->sent_at = now;
 }
 
+void frl_outbox_busy(frl_outbox_t *o, uint64_t seq, double now, double timeout) {
+  const double retry = timeout < FRL_OUTBOX_BUSY_RETRY_S ? timeout : FRL_OUTBOX_BUSY_RETRY_S;
+  frl_outbox_defer(o, seq, now - timeout + retry);
+}
+
 void frl_outbox_mark_all_unsent(frl_outbox_t *o) {
   for (uint32_t i = 0; i < o->depth; i++) o->items[i].sent = false;
 }

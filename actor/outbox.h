@@ -31,6 +31,11 @@ int frl_outbox_next_due(frl_outbox_t *o, double now, double timeout, uint64_t *s
                         const void **buf, size_t *len);
 /* Postpones seq's resend: treat it as sent at now (e.g. after a Busy ack). Unknown seq: no-op. */
 void frl_outbox_defer(frl_outbox_t *o, uint64_t seq, double now);
+/* A Busy ack for seq: flow control (the broker's queue, this actor's rate limit, a store
+ * refusing writes) wants the batch soon, so its resend comes after FRL_OUTBOX_BUSY_RETRY_S (or
+ * timeout, if shorter) rather than after the full timeout meant for a lost message. */
+#define FRL_OUTBOX_BUSY_RETRY_S 0.25
+void frl_outbox_busy(frl_outbox_t *o, uint64_t seq, double now, double timeout);
 /* Marks every batch unsent, so all are resent at once (after a reconnect). */
 void frl_outbox_mark_all_unsent(frl_outbox_t *o);
 /* Batches held, payload bytes held, and max_batches. */

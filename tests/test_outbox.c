@@ -147,7 +147,7 @@ static void test_resend_timing(void **unused) {
   expect_none_due(o, 10.0, timeout);
   expect_none_due(o, 10.5, timeout);
   expect_none_due(o, 10.999, timeout);
-  /* A Busy answer for 2 at 10.8 pushes its resend to 11.8. */
+  /* Deferring 2 at 10.8 pushes its resend to 11.8. */
   frl_outbox_defer(o, 2, 10.8);
   frl_outbox_defer(o, 99, 10.8); /* unknown: no effect */
   /* Due exactly at sent_at + timeout, oldest first. */
@@ -274,8 +274,26 @@ static void test_against_model(void **unused) {
   frl_outbox_destroy(&o);
 }
 
+/* A Busy ack retries after FRL_OUTBOX_BUSY_RETRY_S, not after the lost-message timeout; with a
+ * timeout shorter than that, after the timeout. */
+static void test_busy_retry(void **state) {
+  (void)state;
+  frl_outbox_t *o = frl_outbox_new(16, 1 << 20);
+  assert_int_equal(push8(o, 1), 0);
+  expect_due(o, 10.0, 2.0, 1);
+  frl_outbox_busy(o, 1, 10.1, 2.0);
+  expect_none_due(o, 10.1 + FRL_OUTBOX_BUSY_RETRY_S - 0.01, 2.0);
+  expect_due(o, 10.1 + FRL_OUTBOX_BUSY_RETRY_S, 2.0, 1);
+  frl_outbox_busy(o, 1, 20.0, 0.1);
+  expect_none_due(o, 20.09, 0.1);
+  expect_due(o, 20.1, 0.1, 1);
+  frl_outbox_busy(o, 42, 20.0, 2.0); /* unknown: no effect */
+  frl_outbox_destroy(&o);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_busy_retry),
       cmocka_unit_test(test_new_and_bounds_by_count),
       cmocka_unit_test(test_bounds_by_bytes),
       cmocka_unit_test(test_copy_duplicate_and_order),
