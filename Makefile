@@ -46,11 +46,11 @@ endif
 ENV_CLASSIC_SRCS := lib/pendulum.c lib/reacher.c lib/tracking.c lib/planar_arm.c
 ENV_MUJOCO_SRCS := lib/mujoco_env.c
 ALGO_SRCS := lib/mlp.c lib/sac.c lib/td3.c
-OBSERVE_SRCS := $(wildcard lib/http.c lib/metrics.c learner/status.c)
-SECURITY_SRCS := $(wildcard lib/curve.c broker/zap.c broker/peer_limits.c cli/keygen.c)
-CHECKPOINT_SRCS := $(wildcard learner/checkpoint.c)
-ROBOT_SRCS := $(wildcard lib/shield.c lib/watchdog.c actor/client.c cli/emulator.c)
-SIM2REAL_SRCS := $(wildcard lib/randomize.c lib/hardware.c)
+OBSERVE_SRCS := lib/http.c lib/metrics.c learner/status.c
+SECURITY_SRCS := lib/curve.c broker/zap.c broker/peer_limits.c cli/keygen.c
+CHECKPOINT_SRCS := learner/checkpoint.c
+ROBOT_SRCS := lib/shield.c lib/watchdog.c actor/client.c cli/emulator.c
+SIM2REAL_SRCS := lib/randomize.c lib/hardware.c
 LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c lib/dqn.c \
             lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c lib/policy_file.c lib/policy.c lib/agent.c \
             lib/normalizer.c \

@@ -81,16 +81,6 @@ static inline float *record_floats(const frl_replay_t *r, uint32_t slot) {
   return (float *)(void *)(r->rec + (size_t)slot * r->stride + sizeof(record_t));
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* p = (|delta| + eps)^alpha: the numerator p_i^alpha of Schaul et al. 2016, eq. 1, with the
  * proportional p_i = |delta_i| + eps; eps > 0 keeps every item sampleable even at zero TD
  * error. Rounded to float: the stored precision. */
@@ -156,91 +146,102 @@ static int validate(const frl_replay_t *r, const frl_experience_t *b, char *err,
   const uint32_t n = b->count, D = r->D, A = r->A;
   size_t name_len = b->actor ? strnlen(b->actor, FRL_MSG_MAX_STRING + 1) : 0;
   if (name_len == 0) {
-    set_err(err, errlen, "ExperienceBatch.actor: missing or empty");
+    frl_errf(0, err, errlen, "ExperienceBatch.actor: missing or empty");
     return FRL_EPROTO;
   }
   if (name_len > FRL_MSG_MAX_STRING) {
-    set_err(err, errlen, "ExperienceBatch.actor: longer than %u bytes", FRL_MSG_MAX_STRING);
+    frl_errf(0, err, errlen, "ExperienceBatch.actor: longer than %u bytes", FRL_MSG_MAX_STRING);
     return FRL_EPROTO;
   }
   if (n > FRL_MSG_MAX_COUNT) {
-    set_err(err, errlen, "ExperienceBatch.count: %u, limit %u", n, FRL_MSG_MAX_COUNT);
+    frl_errf(0, err, errlen, "ExperienceBatch.count: %u, limit %u", n, FRL_MSG_MAX_COUNT);
     return FRL_EPROTO;
   }
   if (b->obs_dim != D) {
-    set_err(err, errlen, "ExperienceBatch.obs_dim: %u, task has obs_dim %u", b->obs_dim, D);
+    frl_errf(0, err, errlen, "ExperienceBatch.obs_dim: %u, task has obs_dim %u", b->obs_dim, D);
     return FRL_EDIM;
   }
   if (b->act_dim != A) {
-    set_err(err, errlen, "ExperienceBatch.act_dim: %u, task has act_dim %u", b->act_dim, A);
+    frl_errf(0, err, errlen, "ExperienceBatch.act_dim: %u, task has act_dim %u", b->act_dim, A);
     return FRL_EDIM;
   }
   if (r->discrete) {
     if (b->n_action_index != n || (n && !b->action_index)) {
-      set_err(err, errlen, "ExperienceBatch.action_index: %u ints, expected count = %u "
-              "(discrete task)", b->n_action_index, n);
+      frl_errf(0, err, errlen,
+               "ExperienceBatch.action_index: %u ints, expected count = %u "
+               "(discrete task)",
+               b->n_action_index, n);
       return FRL_EDIM;
     }
     if (b->n_action != 0) {
-      set_err(err, errlen, "ExperienceBatch.action: %u floats, expected 0 (discrete task)",
-              b->n_action);
+      frl_errf(0, err, errlen, "ExperienceBatch.action: %u floats, expected 0 (discrete task)",
+               b->n_action);
       return FRL_EDIM;
     }
   } else {
     if ((uint64_t)b->n_action != (uint64_t)n * A || (n && !b->action)) {
-      set_err(err, errlen, "ExperienceBatch.action: %u floats, expected count*act_dim = %llu "
-              "(continuous task)", b->n_action, (unsigned long long)n * A);
+      frl_errf(0, err, errlen,
+               "ExperienceBatch.action: %u floats, expected count*act_dim = %llu "
+               "(continuous task)",
+               b->n_action, (unsigned long long)n * A);
       return FRL_EDIM;
     }
     if (b->n_action_index != 0) {
-      set_err(err, errlen, "ExperienceBatch.action_index: %u ints, expected 0 (continuous "
-              "task)", b->n_action_index);
+      frl_errf(0, err, errlen,
+               "ExperienceBatch.action_index: %u ints, expected 0 (continuous "
+               "task)",
+               b->n_action_index);
       return FRL_EDIM;
     }
   }
   if (n && (!b->obs || !b->next_obs || !b->reward || !b->discount)) {
-    set_err(err, errlen, "ExperienceBatch.%s: missing, expected %u values",
-            !b->obs ? "obs" : !b->next_obs ? "next_obs" : !b->reward ? "reward" : "discount", n);
+    frl_errf(0, err, errlen, "ExperienceBatch.%s: missing, expected %u values",
+             !b->obs        ? "obs"
+             : !b->next_obs ? "next_obs"
+             : !b->reward   ? "reward"
+                            : "discount",
+             n);
     return FRL_EDIM;
   }
   if ((b->n_priority != 0 && b->n_priority != n) || (b->n_priority && !b->priority)) {
-    set_err(err, errlen, "ExperienceBatch.priority: %u floats, expected 0 or count = %u",
-            b->n_priority, n);
+    frl_errf(0, err, errlen, "ExperienceBatch.priority: %u floats, expected 0 or count = %u",
+             b->n_priority, n);
     return FRL_EDIM;
   }
   if ((b->n_policy_version != 0 && b->n_policy_version != n) ||
       (b->n_policy_version && !b->policy_version)) {
-    set_err(err, errlen, "ExperienceBatch.policy_version: %u values, expected 0 or count = %u",
-            b->n_policy_version, n);
+    frl_errf(0, err, errlen, "ExperienceBatch.policy_version: %u values, expected 0 or count = %u",
+             b->n_policy_version, n);
     return FRL_EDIM;
   }
   if (b->n_episodes > FRL_MSG_MAX_EPISODES || (b->n_episodes && !b->episodes_in &&
                                                !b->episodes_vec)) {
-    set_err(err, errlen, "ExperienceBatch.episodes: %u, limit %u", b->n_episodes,
-            FRL_MSG_MAX_EPISODES);
+    frl_errf(0, err, errlen, "ExperienceBatch.episodes: %u, limit %u", b->n_episodes,
+             FRL_MSG_MAX_EPISODES);
     return FRL_EPROTO;
   }
 
   size_t i;
   if ((i = first_nonfinite(b->obs, (size_t)n * D)) < (size_t)n * D) {
-    set_err(err, errlen, "ExperienceBatch.obs[%zu][%zu]: %g, must be finite", i / D, i % D,
-            (double)b->obs[i]);
+    frl_errf(0, err, errlen, "ExperienceBatch.obs[%zu][%zu]: %g, must be finite", i / D, i % D,
+             (double)b->obs[i]);
     return FRL_EPROTO;
   }
   if ((i = first_nonfinite(b->next_obs, (size_t)n * D)) < (size_t)n * D) {
-    set_err(err, errlen, "ExperienceBatch.next_obs[%zu][%zu]: %g, must be finite", i / D, i % D,
-            (double)b->next_obs[i]);
+    frl_errf(0, err, errlen, "ExperienceBatch.next_obs[%zu][%zu]: %g, must be finite", i / D, i % D,
+             (double)b->next_obs[i]);
     return FRL_EPROTO;
   }
   if ((i = first_nonfinite(b->reward, n)) < n) {
-    set_err(err, errlen, "ExperienceBatch.reward[%zu]: %g, must be finite", i,
-            (double)b->reward[i]);
+    frl_errf(0, err, errlen, "ExperienceBatch.reward[%zu]: %g, must be finite", i,
+             (double)b->reward[i]);
     return FRL_EPROTO;
   }
   for (i = 0; i < n; i++) {
     float d = b->discount[i];
     if (!(d >= 0.0f && d <= 1.0f)) {
-      set_err(err, errlen, "ExperienceBatch.discount[%zu]: %g, must be in [0, 1]", i, (double)d);
+      frl_errf(0, err, errlen, "ExperienceBatch.discount[%zu]: %g, must be in [0, 1]", i,
+               (double)d);
       return FRL_EPROTO;
     }
   }
@@ -248,21 +249,21 @@ static int validate(const frl_replay_t *r, const frl_experience_t *b, char *err,
     for (i = 0; i < n; i++) {
       int32_t a = b->action_index[i];
       if (a < 0 || (uint32_t)a >= r->cfg.n_actions) {
-        set_err(err, errlen, "ExperienceBatch.action_index[%zu]: %d, must be in [0, %u)", i, a,
-                r->cfg.n_actions);
+        frl_errf(0, err, errlen, "ExperienceBatch.action_index[%zu]: %d, must be in [0, %u)", i, a,
+                 r->cfg.n_actions);
         return FRL_EPROTO;
       }
     }
   } else if ((i = first_nonfinite(b->action, (size_t)n * A)) < (size_t)n * A) {
-    set_err(err, errlen, "ExperienceBatch.action[%zu][%zu]: %g, must be finite", i / A, i % A,
-            (double)b->action[i]);
+    frl_errf(0, err, errlen, "ExperienceBatch.action[%zu][%zu]: %g, must be finite", i / A, i % A,
+             (double)b->action[i]);
     return FRL_EPROTO;
   }
   for (i = 0; i < b->n_priority; i++) {
     float p = b->priority[i];
     if (!(isfinite(p) && p >= 0.0f)) {
-      set_err(err, errlen, "ExperienceBatch.priority[%zu]: %g, must be finite and >= 0", i,
-              (double)p);
+      frl_errf(0, err, errlen, "ExperienceBatch.priority[%zu]: %g, must be finite and >= 0", i,
+               (double)p);
       return FRL_EPROTO;
     }
   }
@@ -270,8 +271,8 @@ static int validate(const frl_replay_t *r, const frl_experience_t *b, char *err,
     frl_episode_stat_t ep;
     episode_at(b, e, &ep);
     if (!isfinite(ep.episode_return)) {
-      set_err(err, errlen, "ExperienceBatch.episodes[%u].episode_return: %g, must be finite", e,
-              (double)ep.episode_return);
+      frl_errf(0, err, errlen, "ExperienceBatch.episodes[%u].episode_return: %g, must be finite", e,
+               (double)ep.episode_return);
       return FRL_EPROTO;
     }
   }
@@ -484,7 +485,7 @@ int frl_replay_insert(frl_replay_t *r, const frl_experience_t *batch, double now
   rc = frl_store_insert_batch(r->store, batch, first, r->new_priority, evict_below, now,
                               &duplicate);
   if (rc) {
-    set_err(err, errlen, "replay store: %s", frl_strerror(rc));
+    frl_errf(0, err, errlen, "replay store: %s", frl_strerror(rc));
     return rc;
   }
   if (duplicate) {
