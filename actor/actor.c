@@ -138,7 +138,8 @@ static void send_heartbeat(actor_t *a) {
                        .shed = a->shed,
                        .env_steps = a->env_steps,
                        .time_ns = frl_now_ns(),
-                       .safe_mode = a->estopped};
+                       .safe_mode = a->estopped,
+                       .estop = a->estopped};
   if (frl_msg_encode_heartbeat(a->fb, &h) == 0) frl_send(a->sock, NULL, 0, a->fb);
 }
 

@@ -576,7 +576,8 @@ static void send_heartbeat(frl_client_t *c, double now) {
                        .shed = atomic_load(&c->shed_batches),
                        .env_steps = c->env_steps,
                        .time_ns = frl_now_ns(),
-                       .safe_mode = atomic_load(&c->safe_mode)};
+                       .safe_mode = atomic_load(&c->safe_mode),
+                       .estop = atomic_load(&c->estop)};
   if (frl_msg_encode_heartbeat(c->fb, &h) == 0) frl_send(c->sock, NULL, 0, c->fb);
   c->last_heartbeat = now;
 }

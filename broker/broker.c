@@ -63,6 +63,9 @@ typedef struct {
   size_t params_len;
   uint64_t params_version;
   bool estopped;
+  /* An operator sent EStop or Resume to this broker process: from then on it knows the fleet's
+   * state and no longer adopts e-stops that actors report as latched. */
+  bool estop_known;
   char estop_reason[FRL_MSG_MAX_STRING + 1];
   /* counters */
   uint64_t forwarded, busy, rejected, acks_routed, acks_unroutable, bad_messages;
@@ -234,6 +237,24 @@ static void fan_out_control(broker_t *b, const void *data, size_t len, bool to_l
     frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, data, len);
 }
 
+/* An actor reports an e-stop latched (it got EStop and no Resume since) while this broker
+ * process has heard neither: the broker restarted after the e-stop. The e-stop is still in
+ * force for the fleet, so the broker takes it up again and stops every actor, newcomers
+ * included, until an operator resumes. A broker that has handled an EStop or Resume itself
+ * ignores such reports: a heartbeat sent just before a Resume arrived must not undo it. */
+static void adopt_estop(broker_t *b, const peer_t *p) {
+  b->estopped = true;
+  snprintf(b->estop_reason, sizeof b->estop_reason, "e-stop latched at %.64s before a broker restart",
+           p->name);
+  frl_warn("E-STOP taken up again: %s reports an e-stop latched (the broker restarted after it); "
+           "every actor is stopped until `fleetrl resume`", p->name);
+  frl_control_t m = {.command = FRL_CONTROL_ESTOP, .reason = b->estop_reason};
+  if (frl_msg_encode_control(b->fb, &m) != 0) return;
+  size_t len;
+  const void *data = frl_fb_builder_data(b->fb, &len);
+  fan_out_control(b, data, len, true);
+}
+
 static void reply_heartbeat(broker_t *b, void *sock, const uint8_t *rid, size_t rid_len) {
   frl_heartbeat_t h = {.name = "broker",
                        .role = FRL_ROLE_OPERATOR,
@@ -352,6 +373,7 @@ static void on_front(broker_t *b, double now) {
     p->outbox = m->u.heartbeat.outbox;
     p->env_steps = m->u.heartbeat.env_steps;
     p->shed = m->u.heartbeat.shed;
+    if (m->u.heartbeat.estop && !b->estopped && !b->estop_known) adopt_estop(b, p);
     reply_heartbeat(b, b->front, b->in.routing_id, b->in.routing_id_len);
     break;
   case FRL_MSG_CONTROL: {
@@ -359,9 +381,11 @@ static void on_front(broker_t *b, double now) {
     frl_info("control %d from %s: %s", (int)c->command, p->name, c->reason ? c->reason : "");
     if (c->command == FRL_CONTROL_ESTOP) {
       b->estopped = true;
+      b->estop_known = true;
       snprintf(b->estop_reason, sizeof b->estop_reason, "%s", c->reason ? c->reason : "");
     } else if (c->command == FRL_CONTROL_RESUME) {
       b->estopped = false;
+      b->estop_known = true;
     }
     fan_out_control(b, b->in.data, b->in.len, true);
     reply_heartbeat(b, b->front, b->in.routing_id, b->in.routing_id_len);

@@ -80,6 +80,7 @@ enum {
   HEARTBEAT_ENV_STEPS,
   HEARTBEAT_TIME_NS,
   HEARTBEAT_SAFE_MODE,
+  HEARTBEAT_ESTOP,
 };
 enum { CONTROL_COMMAND = 0, CONTROL_REASON, CONTROL_VALUE };
 enum { CREDIT_BATCHES = 0 };
@@ -498,6 +499,7 @@ int frl_msg_encode_heartbeat(frl_fb_builder_t *b, const frl_heartbeat_t *m) {
   frl_fb_add_u32(b, HEARTBEAT_OUTBOX, m->outbox, 0);
   frl_fb_add_u8(b, HEARTBEAT_ROLE, (uint8_t)m->role, 0);
   frl_fb_add_bool(b, HEARTBEAT_SAFE_MODE, m->safe_mode, false);
+  frl_fb_add_bool(b, HEARTBEAT_ESTOP, m->estop, false);
   if (frl_fb_table_end(b, &body)) return builder_failed(b, "Heartbeat");
   return finish_message(b, FRL_MSG_HEARTBEAT, body);
 }
@@ -739,6 +741,7 @@ static int decode_heartbeat(frl_fb_verifier_t *v, const frl_fb_table_t *t, frl_h
   TRY(get_u64(v, t, HEARTBEAT_ENV_STEPS, "Heartbeat.env_steps", &m->env_steps));
   TRY(get_u64(v, t, HEARTBEAT_TIME_NS, "Heartbeat.time_ns", &m->time_ns));
   TRY(get_bool(v, t, HEARTBEAT_SAFE_MODE, "Heartbeat.safe_mode", &m->safe_mode));
+  TRY(get_bool(v, t, HEARTBEAT_ESTOP, "Heartbeat.estop", &m->estop));
   return 0;
 }
 

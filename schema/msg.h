@@ -165,6 +165,7 @@ typedef struct {
   uint64_t env_steps;
   uint64_t time_ns;
   bool safe_mode;
+  bool estop; /* an e-stop is latched at the sender */
 } frl_heartbeat_t;
 
 typedef struct {

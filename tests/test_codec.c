@@ -182,7 +182,8 @@ static const case_t CASES[] = {
                       .shed = 3,
                       .env_steps = 1000000007ULL,
                       .time_ns = UINT64_MAX,
-                      .safe_mode = true}}},
+                      .safe_mode = true,
+                      .estop = true}}},
     {"control",
      {.type = FRL_MSG_CONTROL,
       .schema_version = 1,
@@ -354,6 +355,7 @@ static void assert_msg_equal(const frl_msg_t *want, const frl_msg_t *got) {
     assert_true(g->env_steps == w->env_steps);
     assert_true(g->time_ns == w->time_ns);
     assert_int_equal(g->safe_mode, w->safe_mode);
+    assert_int_equal(g->estop, w->estop);
     break;
   }
   case FRL_MSG_CONTROL: {

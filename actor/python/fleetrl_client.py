@@ -176,7 +176,7 @@ class Wire:
         H.HelloAddActDim(b, act_dim)
         return self._finish(b, self.body.Hello, H.HelloEnd(b))
 
-    def heartbeat(self, name, params_version, outbox, shed, env_steps, safe_mode):
+    def heartbeat(self, name, params_version, outbox, shed, env_steps, safe_mode, estop=False):
         b = self.flatbuffers.Builder(128)
         n = b.CreateString(name)
         H = self.m["Heartbeat"]
@@ -189,6 +189,7 @@ class Wire:
         H.HeartbeatAddEnvSteps(b, env_steps)
         H.HeartbeatAddTimeNs(b, time.monotonic_ns())
         H.HeartbeatAddSafeMode(b, bool(safe_mode))
+        H.HeartbeatAddEstop(b, bool(estop))  # latched: a restarted broker takes it up again
         return self._finish(b, self.body.Heartbeat, H.HeartbeatEnd(b))
 
     def experience(self, actor, seq, obs_dim, act_dim, discrete, rows, episodes, events, env_steps, demo):
@@ -1173,7 +1174,8 @@ class Client:
                     continue
                 if now - last_heartbeat > cfg["heartbeat"]:
                     self.sock.send(self.wire.heartbeat(self.name, self.weights_version, len(outbox),
-                                                       self.shed_batches, env_steps, self.safe), zmq.DONTWAIT)
+                                                       self.shed_batches, env_steps, self.safe,
+                                                       self.estop), zmq.DONTWAIT)
                     last_heartbeat = now
                 for s in sorted(outbox):
                     data, sent = outbox[s]

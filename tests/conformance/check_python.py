@@ -63,6 +63,7 @@ TABLES = {
         ("name", "string", None), ("role", "Role", 0), ("params_version", "ulong", 0),
         ("outbox", "uint", 0), ("shed", "ulong", 0), ("env_steps", "ulong", 0),
         ("time_ns", "ulong", 0), ("safe_mode", "bool", False),
+        ("estop", "bool", False),
     ],
     "Control": [
         ("command", "ControlCommand", 0), ("reason", "string", None), ("value", "double", 0.0),

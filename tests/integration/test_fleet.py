@@ -181,7 +181,55 @@ def test_stats_and_plots_of_a_run():
         raise Failure(f"stats on a missing run: exit {p.returncode}, {p.stderr!r}")
 
 
+
+def test_estop_outlives_a_broker_restart():
+    """An e-stop latched at the actors survives a broker SIGKILL: the new broker learns of it
+    from their heartbeats, takes it up again and stops an actor that joins afterwards; an
+    operator's resume lifts it for all, and a heartbeat sent before the resume does not undo
+    it."""
+    import signal
+    import subprocess
+    from harness import BIN
+    f = Fleet("estop-restart")
+    f.start_broker()
+    f.start_learner("--max-env-steps=100000000", "--eval-period=100000000")
+    f.start_actor(0, 2)
+
+    def steps(name):
+        r = f.query("SELECT coalesce(sum(env_steps), 0) FROM actors WHERE name = ?", name)
+        return r[0][0] if r else 0
+
+    wait_until(lambda: steps("actor-0") > 500, 60, "experience from actor-0")
+    p = subprocess.run([BIN, "estop", "before the restart", f"--actor-endpoint={f.front}"],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise Failure(f"estop exit {p.returncode}: {p.stderr}")
+    wait_until(lambda: "E-STOP: before the restart" in open(f.log("actor-0")).read(), 10,
+               "actor-0 to log the e-stop")
+    front, back = f.front, f.back
+    f.procs["broker"].send_signal(signal.SIGKILL)
+    f.procs["broker"].wait(10)
+    f.start("broker2", "broker", f"--actor-endpoint={front}", f"--learner-endpoint={back}")
+    wait_until(lambda: "E-STOP taken up again: actor-0" in open(f.log("broker2")).read(), 30,
+               "the new broker to take up the latched e-stop")
+    f.start_actor(1, 2)
+    wait_until(lambda: "E-STOP: e-stop latched at actor-0" in open(f.log("actor-1")).read(), 30,
+               "the newcomer actor-1 to be stopped")
+    if steps("actor-1") > 0:
+        raise Failure(f"actor-1 stepped {steps('actor-1')} times under the e-stop")
+    p = subprocess.run([BIN, "resume", f"--actor-endpoint={front}"], capture_output=True,
+                       text=True, timeout=30)
+    if p.returncode != 0:
+        raise Failure(f"resume exit {p.returncode}: {p.stderr}")
+    wait_until(lambda: steps("actor-1") > 200 and steps("actor-0") > 700, 60,
+               "both actors to step again after the resume")
+    if open(f.log("broker2")).read().count("E-STOP taken up again") != 1:
+        raise Failure("the broker took the e-stop up again after the resume:\n" + f.tail("broker2"))
+    for role in ("actor-0", "actor-1", "learner", "broker2"):
+        f.stop(role)
+
 if __name__ == "__main__":
     run_tests([test_unknown_flag_is_one_clear_line, test_missing_broker_is_one_clear_line,
                test_kill_actor_exactly_once, test_estop_reaches_every_actor_and_resume_lifts_it,
+               test_estop_outlives_a_broker_restart,
                test_stats_and_plots_of_a_run])
