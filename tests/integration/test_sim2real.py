@@ -48,7 +48,9 @@ def check_record(text, ranges, where):
 def test_randomized_physics_stored_per_episode():
     f = Fleet("sim2real")
     f.start_broker()
-    f.start_learner("--max-env-steps", "1000000", "--min-replay", "500")
+    # No evaluations: a lucky early CartPole policy would solve and end the run mid-test.
+    f.start_learner("--max-env-steps", "1000000", "--min-replay", "500",
+                    "--eval-period", "100000000")
     f.start_actor(0, 3, "--randomize", "uniform")
     f.start_actor(1, 3, "--randomize", "gaussian", "--dr-mass", "1.5:1.6", "--dr-gravity", "off")
     f.start_actor(2, 3)  # no randomization: nominal physics, no record
