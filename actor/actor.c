@@ -186,6 +186,10 @@ static int handle_message(actor_t *a, double now) {
       a->welcomed = true;
       a->lost_since = 0;
       frl_outbox_mark_all_unsent(a->outbox);
+      if (m->u.welcome.estop && !a->estopped) {
+        frl_warn("E-STOP: %s", m->u.welcome.estop_reason ? m->u.welcome.estop_reason : "");
+        a->estopped = true;
+      }
     } else if (m->u.welcome.error &&
                strncmp(m->u.welcome.error, FRL_WELCOME_HELLO_AGAIN,
                        strlen(FRL_WELCOME_HELLO_AGAIN)) == 0) {

@@ -648,6 +648,11 @@ static void handle_message(frl_client_t *c, double now) {
       atomic_store(&c->refused, false);
       raise_latest(c, m->u.welcome.params_version);
       frl_outbox_mark_all_unsent(c->outbox);
+      if (m->u.welcome.estop && !atomic_exchange(&c->estop, true)) {
+        const char *reason = m->u.welcome.estop_reason ? m->u.welcome.estop_reason : "";
+        frl_warn("E-STOP: %s", reason);
+        push_event(c, FRL_SAFETY_ESTOP, 1, "%s", reason);
+      }
     } else if (m->u.welcome.error && strncmp(m->u.welcome.error, FRL_WELCOME_HELLO_AGAIN,
                                              strlen(FRL_WELCOME_HELLO_AGAIN)) == 0) {
       atomic_store(&c->welcomed, false);

@@ -101,11 +101,16 @@ static int live_actors(const broker_t *b) {
 
 static void send_welcome(broker_t *b, void *sock, const uint8_t *rid, size_t rid_len, bool ok,
                          const char *error) {
+  /* A newcomer learns of an e-stop in the Welcome itself, before it could act (the Control
+   * that follows arrives after it may already have stepped). */
+  const bool estop = ok && b->estopped && sock == b->front;
   frl_welcome_t w = {.ok = ok,
                      .error = error,
                      .schema_hash = frl_schema_hash(),
                      .params_version = b->params_version,
-                     .heartbeat_ms = (uint32_t)(b->cfg->heartbeat_s * 1000)};
+                     .heartbeat_ms = (uint32_t)(b->cfg->heartbeat_s * 1000),
+                     .estop = estop,
+                     .estop_reason = estop ? b->estop_reason : NULL};
   if (frl_msg_encode_welcome(b->fb, &w) == 0) frl_send(sock, rid, rid_len, b->fb);
 }
 

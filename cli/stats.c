@@ -3,38 +3,67 @@
 #include "stats.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "common.h"
 
-/* Prints the rows of a query as an aligned table; returns the number of rows. */
+#define TABLE_MAX_COLS 16
+#define TABLE_MAX_ROWS 200 /* a fleet's actors; the rest is counted, not printed */
+#define CELL 40            /* characters of a cell (longer text is cut) */
+
+/* One cell as printed: integers as they are, reals to 4 significant digits, NULL as "-". */
+static void cell_text(sqlite3_stmt *st, int c, char *buf) {
+  switch (sqlite3_column_type(st, c)) {
+  case SQLITE_NULL: snprintf(buf, CELL + 1, "-"); break;
+  case SQLITE_INTEGER: snprintf(buf, CELL + 1, "%lld", (long long)sqlite3_column_int64(st, c)); break;
+  case SQLITE_FLOAT: snprintf(buf, CELL + 1, "%.4g", sqlite3_column_double(st, c)); break;
+  default: snprintf(buf, CELL + 1, "%s", (const char *)sqlite3_column_text(st, c)); break;
+  }
+}
+
+/* Prints the rows of a query as a table whose columns are as wide as their widest cell;
+ * returns the number of rows. */
 static int table(sqlite3 *db, FILE *out, const char *title, const char *sql) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
     fprintf(out, "%s: unavailable (%s)\n", title, sqlite3_errmsg(db));
     return 0;
   }
-  int cols = sqlite3_column_count(st), rows = 0;
-  fprintf(out, "\n%s\n", title);
+  int cols = sqlite3_column_count(st), rows = 0, kept = 0;
+  if (cols > TABLE_MAX_COLS) cols = TABLE_MAX_COLS;
+  char(*cells)[CELL + 1] = frl_xcalloc((size_t)(TABLE_MAX_ROWS + 1) * (size_t)cols, CELL + 1);
+  int width[TABLE_MAX_COLS];
+  for (int c = 0; c < cols; c++) {
+    snprintf(cells[c], CELL + 1, "%s", sqlite3_column_name(st, c));
+    width[c] = (int)strlen(cells[c]);
+  }
   while (sqlite3_step(st) == SQLITE_ROW) {
-    if (rows == 0) {
-      for (int c = 0; c < cols; c++) fprintf(out, "  %-14s", sqlite3_column_name(st, c));
+    rows++;
+    if (kept == TABLE_MAX_ROWS) continue;
+    kept++;
+    for (int c = 0; c < cols; c++) {
+      char *t = cells[(size_t)kept * (size_t)cols + (size_t)c];
+      cell_text(st, c, t);
+      int n = (int)strlen(t);
+      if (n > width[c]) width[c] = n;
+    }
+  }
+  sqlite3_finalize(st);
+  fprintf(out, "\n%s\n", title);
+  if (rows == 0) {
+    fprintf(out, "  (none yet)\n");
+  } else {
+    for (int r = 0; r <= kept; r++) {
+      for (int c = 0; c < cols; c++)
+        fprintf(out, "  %-*s", c + 1 < cols ? width[c] : 0,
+                cells[(size_t)r * (size_t)cols + (size_t)c]);
       fputc('\n', out);
     }
-    for (int c = 0; c < cols; c++) {
-      switch (sqlite3_column_type(st, c)) {
-      case SQLITE_NULL: fprintf(out, "  %-14s", "-"); break;
-      case SQLITE_INTEGER: fprintf(out, "  %-14lld", (long long)sqlite3_column_int64(st, c)); break;
-      case SQLITE_FLOAT: fprintf(out, "  %-14.4g", sqlite3_column_double(st, c)); break;
-      default: fprintf(out, "  %-20s", (const char *)sqlite3_column_text(st, c)); break;
-      }
-    }
-    fputc('\n', out);
-    rows++;
+    if (rows > kept) fprintf(out, "  ... and %d more rows\n", rows - kept);
   }
-  if (rows == 0) fprintf(out, "  (none yet)\n");
-  sqlite3_finalize(st);
+  free(cells);
   return rows;
 }
 

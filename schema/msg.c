@@ -32,6 +32,8 @@ enum {
   WELCOME_SCHEMA_HASH,
   WELCOME_PARAMS_VERSION,
   WELCOME_HEARTBEAT_MS,
+  WELCOME_ESTOP,
+  WELCOME_ESTOP_REASON,
 };
 enum {
   EPISODE_RETURN = 0,
@@ -299,15 +301,18 @@ int frl_msg_encode_hello(frl_fb_builder_t *b, const frl_hello_t *m) {
 }
 
 int frl_msg_encode_welcome(frl_fb_builder_t *b, const frl_welcome_t *m) {
-  frl_fb_ref_t error, body;
+  frl_fb_ref_t error, estop_reason, body;
   begin(b);
   TRY(put_string(b, m->error, "Welcome.error", &error));
+  TRY(put_string(b, m->estop_reason, "Welcome.estop_reason", &estop_reason));
   frl_fb_table_start(b);
   frl_fb_add_u64(b, WELCOME_SCHEMA_HASH, m->schema_hash, 0);
   frl_fb_add_u64(b, WELCOME_PARAMS_VERSION, m->params_version, 0);
   frl_fb_add_ref(b, WELCOME_ERROR, error);
   frl_fb_add_u32(b, WELCOME_HEARTBEAT_MS, m->heartbeat_ms, 0);
+  frl_fb_add_ref(b, WELCOME_ESTOP_REASON, estop_reason);
   frl_fb_add_bool(b, WELCOME_OK, m->ok, false);
+  frl_fb_add_bool(b, WELCOME_ESTOP, m->estop, false);
   if (frl_fb_table_end(b, &body)) return builder_failed(b, "Welcome");
   return finish_message(b, FRL_MSG_WELCOME, body);
 }
@@ -628,6 +633,8 @@ static int decode_welcome(frl_fb_verifier_t *v, const frl_fb_table_t *t, frl_wel
   TRY(get_u64(v, t, WELCOME_SCHEMA_HASH, "Welcome.schema_hash", &m->schema_hash));
   TRY(get_u64(v, t, WELCOME_PARAMS_VERSION, "Welcome.params_version", &m->params_version));
   TRY(get_u32(v, t, WELCOME_HEARTBEAT_MS, "Welcome.heartbeat_ms", &m->heartbeat_ms));
+  TRY(get_bool(v, t, WELCOME_ESTOP, "Welcome.estop", &m->estop));
+  TRY(get_string(v, t, WELCOME_ESTOP_REASON, "Welcome.estop_reason", &m->estop_reason));
   return 0;
 }
 

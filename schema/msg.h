@@ -73,6 +73,8 @@ typedef struct {
   uint64_t schema_hash;
   uint64_t params_version;
   uint32_t heartbeat_ms;
+  bool estop;               /* an e-stop is in force: do not act until a Resume */
+  const char *estop_reason;
 } frl_welcome_t;
 
 typedef struct {

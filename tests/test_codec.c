@@ -86,7 +86,9 @@ static const case_t CASES[] = {
                     .error = "schema hash 0x1 does not match",
                     .schema_hash = 9223372036854775809ULL,
                     .params_version = 42,
-                    .heartbeat_ms = 500}}},
+                    .heartbeat_ms = 500,
+                    .estop = true,
+                    .estop_reason = "operator: gripper jammed"}}},
     {"experience",
      {.type = FRL_MSG_EXPERIENCE,
       .schema_version = 1,
@@ -273,6 +275,8 @@ static void assert_msg_equal(const frl_msg_t *want, const frl_msg_t *got) {
     assert_true(g->schema_hash == w->schema_hash);
     assert_true(g->params_version == w->params_version);
     assert_int_equal(g->heartbeat_ms, w->heartbeat_ms);
+    assert_int_equal(g->estop, w->estop);
+    assert_str_same(w->estop_reason, g->estop_reason);
     break;
   }
   case FRL_MSG_EXPERIENCE: {

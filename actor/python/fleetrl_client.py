@@ -1099,6 +1099,11 @@ class Client:
                         self.latest_version = max(self.latest_version, m.ParamsVersion())
                         for v in outbox.values():
                             v[1] = None
+                        if m.Estop() and not self.estop:  # told before acting at all
+                            reason = (m.EstopReason() or b"").decode("utf-8", "replace")[:256]
+                            self.estop = True
+                            self.log("WARN", f"E-STOP: {reason}")
+                            self._event(ESTOP, 1, reason)
                     else:
                         err = (m.Error() or b"").decode("utf-8", "replace")[:256]
                         self.welcomed = False

@@ -30,7 +30,8 @@ TABLES = {
     ],
     "Welcome": [
         ("ok", "bool", False), ("error", "string", None), ("schema_hash", "ulong", 0),
-        ("params_version", "ulong", 0), ("heartbeat_ms", "uint", 0),
+        ("params_version", "ulong", 0), ("heartbeat_ms", "uint", 0), ("estop", "bool", False),
+        ("estop_reason", "string", None),
     ],
     "EpisodeStat": [
         ("episode_return", "float", 0.0), ("length", "uint", 0), ("success", "bool", False),

@@ -212,6 +212,7 @@ def test_estop_outlives_a_broker_restart():
     f.start("broker2", "broker", f"--actor-endpoint={front}", f"--learner-endpoint={back}")
     wait_until(lambda: "E-STOP taken up again: actor-0" in open(f.log("broker2")).read(), 30,
                "the new broker to take up the latched e-stop")
+    # The newcomer is told in its Welcome, before it could take a single step.
     f.start_actor(1, 2)
     wait_until(lambda: "E-STOP: e-stop latched at actor-0" in open(f.log("actor-1")).read(), 30,
                "the newcomer actor-1 to be stopped")
