@@ -23,4 +23,23 @@ static inline frl_batch_t random_batch(batch_store_t *st, int B, int D, int A, f
                        .discount = st->disc, .next_obs = st->next, .weight = st->weight};
 }
 
+/* Demonstrations of the fixed linear expert a = W s + c (obs 3, act 2) that the behaviour-cloning
+ * tests clone: n observations uniform in [-1, 1]^3 with the expert's actions, and `hold`
+ * held-out observations drawn after them from the same stream. */
+enum { EXPERT_D = 3, EXPERT_A = 2 };
+static const double EXPERT_W[EXPERT_A][EXPERT_D] = {{0.5, -0.3, 0.0}, {-0.4, 0.2, 0.3}};
+static const double EXPERT_C[EXPERT_A] = {0.1, 0.0};
+
+static inline void linear_expert_demos(float *obs, float *act, int n, float *held, int hold,
+                                       frl_rng_t *rng) {
+  fill_uniform(obs, (size_t)n * EXPERT_D, -1, 1, rng);
+  fill_uniform(held, (size_t)hold * EXPERT_D, -1, 1, rng);
+  for (int r = 0; r < n; r++)
+    for (int i = 0; i < EXPERT_A; i++) {
+      double a = EXPERT_C[i];
+      for (int k = 0; k < EXPERT_D; k++) a += EXPERT_W[i][k] * obs[r * EXPERT_D + k];
+      act[r * EXPERT_A + i] = (float)a;
+    }
+}
+
 #endif

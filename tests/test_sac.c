@@ -1008,19 +1008,11 @@ static void test_bc_gradients(void **state) {
  * held-out states the deterministic action tanh(mean) comes within 0.05 of the expert's, with
  * either loss. */
 static void test_bc_learns_linear_expert(void **state) {
-  enum { D = 3, A = 2, N = 512, HOLD = 200, B = 64 };
-  const double W[A][D] = {{0.5, -0.3, 0.0}, {-0.4, 0.2, 0.3}}, c0[A] = {0.1, 0.0};
+  enum { D = EXPERT_D, A = EXPERT_A, N = 512, HOLD = 200, B = 64 };
   static float obs[N * D], act[N * A], held[HOLD * D];
   frl_rng_t rng;
   frl_rng_seed(&rng, 121);
-  fill_uniform(obs, N * D, -1, 1, &rng);
-  fill_uniform(held, HOLD * D, -1, 1, &rng);
-  for (int r = 0; r < N; r++)
-    for (int i = 0; i < A; i++) {
-      double a = c0[i];
-      for (int k = 0; k < D; k++) a += W[i][k] * obs[r * D + k];
-      act[r * A + i] = (float)a;
-    }
+  linear_expert_demos(obs, act, N, held, HOLD, &rng);
   for (int kind = 0; kind < 2; kind++) {
     frl_sac_config_t c = base_config(D, A, 32, 32, B);
     c.lr_actor = 3e-3f;
@@ -1034,8 +1026,8 @@ static void test_bc_learns_linear_expert(void **state) {
         float a[A];
         frl_sac_act(frl_sac_actor(s), held + r * D, true, NULL, a);
         for (int i = 0; i < A; i++) {
-          double want = c0[i];
-          for (int k = 0; k < D; k++) want += W[i][k] * held[r * D + k];
+          double want = EXPERT_C[i];
+          for (int k = 0; k < D; k++) want += EXPERT_W[i][k] * held[r * D + k];
           e += fabs(a[i] - want) / (HOLD * A);
         }
       }
