@@ -831,7 +831,9 @@ static void test_wal_bounded_with_readers(void **state) {
                 (unsigned long long)st.restarts_busy);
   assert_true(snaps > snaps_before); /* the readers were reading in the second half too */
   assert_true(st.restarts >= 5);
-  assert_true(st.restarts > 2 * st.restarts_busy);
+  /* How many restart attempts give up depends on how the machine schedules the readers (a
+   * loaded one gave up 13 of 13 and still kept the WAL at 3.5 MiB): printed above, not
+   * asserted. The bound is what matters. */
   assert_true(max_wal < 8L << 20);
   free(w.obs);
   frl_store_close(&s);
