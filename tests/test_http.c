@@ -456,6 +456,12 @@ static void test_slow_clients(void **state) {
   int small = 4096;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   send_some(fd, "GET /big?mb=32 HTTP/1.1\r\nHost: x\r\n\r\n", 36);
+  /* Poll the counter itself: the open count is 0 before the server accepts, too. */
+  double deadline = frl_now() + 5;
+  while (stats(f).timeouts != 3) {
+    assert_true(frl_now() < deadline);
+    usleep(2000);
+  }
   wait_open(f, 0);
   close(fd);
   frl_http_stats_t s = stats(f);
