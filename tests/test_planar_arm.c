@@ -16,7 +16,7 @@
 #include "rng.h"
 
 /* The state is {q[6], qd[6], target[3]}; the observation adds the tip and target - tip. */
-enum { J = 6, STATE = 15, OBS = 21 };
+enum { J = 6, STATE = 15, OBS = 24 };
 
 /* Tip of the 3-link chain by composing planar rotations (no angle sums): each joint rotates
  * the running direction (c, s) by q_k, then a 0.3 link is laid along it from (0, 0.1). */
@@ -142,6 +142,19 @@ static void test_matches_equations(void **unused) {
         assert_float_equal(obs[STATE + i], tip[i], 1e-6);
         assert_float_equal(obs[STATE + 3 + i], ref[2 * J + i] - tip[i], 1e-6);
       }
+      /* The tip's velocity against a central difference of the kinematics along qd. */
+      double qp[STATE], qm[STATE], tp[3], tm[3];
+      const double h = 1e-6;
+      memcpy(qp, ref, sizeof qp);
+      memcpy(qm, ref, sizeof qm);
+      for (int i = 0; i < J; i++) {
+        qp[i] += h * ref[J + i];
+        qm[i] -= h * ref[J + i];
+      }
+      ref_fk(qp, tp);
+      ref_fk(qm, tm);
+      for (int i = 0; i < 3; i++)
+        assert_float_equal(obs[STATE + 6 + i], (tp[i] - tm[i]) / (2 * h), 1e-5);
       assert_float_equal(st.reward, want, 1e-6 * (1 + fabs(want)));
       assert_int_equal(st.success, d < 0.05);
       assert_int_equal(st.terminal, d < 0.05);
