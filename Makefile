@@ -114,6 +114,11 @@ $(BUILD)/%.o: %.c | $(SCHEMA_HASH_H)
 	@echo "  CC  $<"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# The network kernels: their elementwise loops (FRL_VEC_CLONES, lib/common.h) vectorize only
+# under the dynamic cost model (GCC 12's -O2 default leaves loops of unknown length scalar), and
+# sqrtf only when it need not set errno, a select of a product only when a product cannot trap.
+$(BUILD)/lib/nn.o $(BUILD)/lib/mlp.o: CFLAGS += -fvect-cost-model=dynamic -fno-math-errno -fno-trapping-math
+
 $(LIB): $(LIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 

@@ -154,75 +154,67 @@ int frl_mlp_max_batch(const frl_mlp_t *m) { return m->max_batch; }
 float *frl__mlp_input(frl_mlp_t *m) { return m->input; }
 float *frl__mlp_output(frl_mlp_t *m) { return m->act[m->shape.n_layers - 1]; }
 
-/* Four-float vectors (GCC/Clang vector extensions; SSE on x86-64, NEON on arm64), as in nn.c:
- * GCC 12 at -O2 leaves loops with unknown trip counts scalar. memcpy spells an unaligned load. */
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4 load4(const float *p) {
-  v4 v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-static inline void store4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
-
 /* x[B, O] = f(x + b) in one pass: the layer's bias and activation together. The GEMM before
  * it runs with beta = 0 (no bias broadcast into the output first), so this pass replaces
- * both a broadcast pass and a separate activation pass. ReLU lets NaN through, as nn.c does. */
-static void bias_act(float *x, const float *b, int B, int O, frl_activation_t a) {
+ * both a broadcast pass and a separate activation pass. ReLU keeps v unless v < 0, so NaN
+ * passes through, as nn.c does. */
+FRL_VEC_CLONES static void bias_act(float *restrict x, const float *restrict b, int B, int O,
+                                    frl_activation_t a) {
   for (int r = 0; r < B; r++) {
-    float *row = x + (size_t)r * O;
-    int o = 0;
+    float *restrict row = x + (size_t)r * O;
     if (a == FRL_ACT_RELU) {
-      for (; o + 4 <= O; o += 4) {
-        v4 v = load4(row + o) + load4(b + o);
-        v4i neg = v < 0.0f;
-        store4(row + o, (v4)((v4i)v & ~neg));
-      }
-      for (; o < O; o++) {
-        float v = row[o] + b[o];
+      for (int o = 0; o < O; o++) {
+        const float v = row[o] + b[o];
         row[o] = v < 0.0f ? 0.0f : v;
       }
     } else if (a == FRL_ACT_TANH) {
-      for (; o < O; o++) row[o] = tanhf(row[o] + b[o]);
+      for (int o = 0; o < O; o++) row[o] = tanhf(row[o] + b[o]);
     } else {
-      for (; o + 4 <= O; o += 4) store4(row + o, load4(row + o) + load4(b + o));
-      for (; o < O; o++) row[o] += b[o];
+      for (int o = 0; o < O; o++) row[o] += b[o];
     }
   }
 }
 
-/* One row of a ReLU backward: g = d * (y > 0), with d = dout, or d = c * wr when dout is NULL
- * (the row of an outer product, see relu_backward_db); db += g when db is not NULL. */
-static inline void relu_row(float *restrict g, const float *restrict dout, float c,
-                            const float *restrict wr, const float *restrict y, float *restrict db,
-                            int O) {
-  int o = 0;
-  for (; o + 4 <= O; o += 4) {
-    v4i pos = load4(y + o) > 0.0f;
-    v4 d = dout ? load4(dout + o) : c * load4(wr + o);
-    v4 v = (v4)((v4i)d & pos);
-    store4(g + o, v);
-    if (db) store4(db + o, load4(db + o) + v);
-  }
-  for (; o < O; o++) {
-    float v = y[o] > 0.0f ? (dout ? dout[o] : c * wr[o]) : 0.0f;
-    g[o] = v;
-    if (db) db[o] += v;
+/* One row of a ReLU backward, g = d * (y > 0), where d is g itself (in place) or, when wr is
+ * not NULL, c * wr (a row of an outer product, see relu_backward_db); db += g when db is not
+ * NULL. Each case is its own loop, so each vectorizes with no test inside. */
+static inline __attribute__((always_inline)) void relu_row(float *restrict g, float c,
+                                                           const float *restrict wr,
+                                                           const float *restrict y,
+                                                           float *restrict db, int O) {
+  if (wr && db) {
+    for (int o = 0; o < O; o++) {
+      const float d = c * wr[o], v = y[o] > 0.0f ? d : 0.0f;
+      g[o] = v;
+      db[o] += v;
+    }
+  } else if (wr) {
+    for (int o = 0; o < O; o++) {
+      const float d = c * wr[o];
+      g[o] = y[o] > 0.0f ? d : 0.0f;
+    }
+  } else if (db) {
+    for (int o = 0; o < O; o++) {
+      const float v = y[o] > 0.0f ? g[o] : 0.0f;
+      g[o] = v;
+      db[o] += v;
+    }
+  } else {
+    for (int o = 0; o < O; o++) g[o] = y[o] > 0.0f ? g[o] : 0.0f;
   }
 }
 
-/* din[rows, O] = d * relu'(.) given relu's output, where d is dout[rows, O], or, when dout is
- * NULL, the outer product col[rows] wr[O] (the input gradient of a single-output layer above,
- * never materialized); and db[O] += the column sums of din's first grad_rows rows, the bias
- * gradient of the layer below, taken in the same pass. din may alias dout. */
-static void relu_backward_db(float *din, const float *dout, const float *col, const float *wr,
-                             const float *out, float *db, int rows, int grad_rows, int O) {
+/* g[rows, O] = d * relu'(.) given relu's output, where d is g's own contents (dout, in place)
+ * or, when col is not NULL, the outer product col[rows] wr[O] (the input gradient of a
+ * single-output layer above, never materialized); and db[O] += the column sums of g's first
+ * grad_rows rows, the bias gradient of the layer below, taken in the same pass. */
+FRL_VEC_CLONES static void relu_backward_db(float *g, const float *col, const float *wr,
+                                            const float *out, float *db, int rows,
+                                            int grad_rows, int O) {
   for (int r = 0; r < rows; r++) {
     const size_t at = (size_t)r * O;
-    relu_row(din + at, dout ? dout + at : NULL, col ? col[r] : 0.0f, wr, out + at,
-             r < grad_rows ? db : NULL, O);
+    relu_row(g + at, col ? col[r] : 0.0f, col ? wr : NULL, out + at, r < grad_rows ? db : NULL,
+             O);
   }
 }
 
@@ -322,9 +314,7 @@ static void layer_input_grad(float *dx, const float *dh, const float *x, const f
     for (int r = 0; r < rows; r++) {
       float *row = dx + (size_t)r * I;
       const float d = dh[r];
-      int i = 0;
-      for (; i + 4 <= I; i += 4) store4(row + i, d * load4(w + i));
-      for (; i < I; i++) row[i] = d * w[i];
+      for (int i = 0; i < I; i++) row[i] = d * w[i];
     }
     return;
   }
@@ -396,11 +386,11 @@ void frl__mlp_backward_rows(frl_mlp_t *m, float *grads, int grad_rows, float *di
       float *db_below = grad_rows > 0 ? grads + m->b_off[l - 1] : NULL;
       if (s->hidden_act == FRL_ACT_RELU && O == 1) {
         /* dx is the outer product dh w: formed inside the ReLU pass, one pass instead of two. */
-        relu_backward_db(spare, NULL, dh, w, m->act[l - 1], db_below, need, grad_rows, I);
+        relu_backward_db(spare, dh, w, m->act[l - 1], db_below, need, grad_rows, I);
         db_done = true;
       } else if (s->hidden_act == FRL_ACT_RELU) {
         layer_input_grad(spare, dh, x, w, need, I, O);
-        relu_backward_db(spare, spare, NULL, NULL, m->act[l - 1], db_below, need, grad_rows, I);
+        relu_backward_db(spare, NULL, NULL, m->act[l - 1], db_below, need, grad_rows, I);
         db_done = true;
       } else {
         layer_input_grad(spare, dh, x, w, need, I, O);
@@ -424,6 +414,12 @@ void frl_mlp_backward(frl_mlp_t *m, float *grads, float *din, const float *dout,
   frl__mlp_backward_rows(m, grads, B, din, 0, 0, m->shape.sizes[0], dout, B);
 }
 
+/* t += tau (p - t): some 10^5 floats per critic after every learner step. */
+FRL_VEC_CLONES static void polyak(float *restrict t, const float *restrict p, size_t n,
+                                  float tau) {
+  for (size_t k = 0; k < n; k++) t[k] += tau * (p[k] - t[k]);
+}
+
 void frl__mlp_polyak(frl_mlp_t *target, const frl_mlp_t *source, float tau) {
   assert(target->n_params == source->n_params);
   float *restrict t = target->params;
@@ -433,12 +429,5 @@ void frl__mlp_polyak(frl_mlp_t *target, const frl_mlp_t *source, float tau) {
     memcpy(t, p, n * sizeof *t);
     return;
   }
-  /* Vectorized by hand (GCC at -O2 leaves it scalar): the update averages some 10^5 floats
-   * per critic after every learner step. */
-  size_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    v4 tv = load4(t + k);
-    store4(t + k, tv + tau * (load4(p + k) - tv));
-  }
-  for (; k < n; k++) t[k] += tau * (p[k] - t[k]);
+  polyak(t, p, n, tau);
 }

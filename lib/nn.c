@@ -6,11 +6,6 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
-#if defined(__SSE__)
-#include <xmmintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +23,11 @@
 #define FRL_NN_SMALL_GEMV 256
 
 /* Four-float vectors through GCC/Clang vector extensions: SSE on x86-64, NEON on arm64, plain
- * scalar code elsewhere. The elementwise passes below use them explicitly because GCC 12 at -O2
- * (its "very cheap" cost model) does not vectorize a loop whose trip count is unknown. memcpy is how an unaligned
- * vector load or store is spelled without breaking aliasing rules; it compiles to one move. */
+ * scalar code elsewhere, vectorized whatever the compiler's cost model (GCC 12's -O2 default,
+ * "very cheap", leaves a loop of unknown length scalar). The hottest passes (Adam here, the
+ * ReLU and bias passes in mlp.c) are plain loops under FRL_VEC_CLONES instead, 8 wide on AVX2.
+ * memcpy is how an unaligned vector load or store is spelled without breaking aliasing rules;
+ * it compiles to one move. */
 typedef float frl_v4 __attribute__((vector_size(16)));
 typedef int32_t frl_v4i __attribute__((vector_size(16)));
 
@@ -41,17 +38,6 @@ static inline frl_v4 load4(const float *p) {
 }
 
 static inline void store4(float *p, frl_v4 v) { memcpy(p, &v, sizeof v); }
-
-static inline frl_v4 sqrt4(frl_v4 x) {
-#if defined(__SSE__)
-  return (frl_v4)_mm_sqrt_ps((__m128)x);
-#elif defined(__aarch64__)
-  return (frl_v4)vsqrtq_f32((float32x4_t)x);
-#else
-  for (int k = 0; k < 4; k++) x[k] = __builtin_sqrtf(x[k]);
-  return x;
-#endif
-}
 
 /* y[O] = b[O] + w[O,I] x[I] for one row, as independent dot products. Eight partial sums per
  * row break the serial dependence of a single accumulator, so several multiply-adds are in
@@ -278,6 +264,21 @@ void frl_adam_destroy(frl_adam_t **self_p) {
   *self_p = NULL;
 }
 
+/* The elementwise part of frl_adam_step: m and v take their moving averages of g and g^2, and
+ * p moves by step m / (sqrt(v) + eps_t). */
+FRL_VEC_CLONES static void adam_update(float *restrict p, float *restrict m, float *restrict v,
+                                       const float *restrict g, size_t n, float b1, float b2,
+                                       float step, float eps_t) {
+  const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+  for (size_t k = 0; k < n; k++) {
+    const float mk = b1 * m[k] + c1 * g[k];
+    const float vk = b2 * v[k] + c2 * g[k] * g[k];
+    m[k] = mk;
+    v[k] = vk;
+    p[k] -= step * mk / (sqrtf(vk) + eps_t);
+  }
+}
+
 void frl_adam_step(frl_adam_t *a, float *params, const float *grads) {
   /* Kingma & Ba 2015, Algorithm 1, with the bias corrections folded into the step size and
    * epsilon as in its section 2: theta -= lr * mhat / (sqrt(vhat) + eps) with
@@ -289,25 +290,8 @@ void frl_adam_step(frl_adam_t *a, float *params, const float *grads) {
   double bc2 = 1.0 - pow((double)a->beta2, (double)a->t);
   float step = (float)(a->lr * sqrt(bc2) / bc1);
   float eps_t = (float)(a->eps * sqrt(bc2));
-  const float b1 = a->beta1, b2 = a->beta2, c1 = 1.0f - b1, c2 = 1.0f - b2;
-  float *restrict m = a->m, *restrict v = a->v, *restrict p = params;
-  const float *restrict g = grads;
-  size_t k = 0;
-  for (; k + 4 <= a->n; k += 4) {
-    frl_v4 gk = load4(g + k);
-    frl_v4 mk = b1 * load4(m + k) + c1 * gk;
-    frl_v4 vk = b2 * load4(v + k) + c2 * gk * gk;
-    store4(m + k, mk);
-    store4(v + k, vk);
-    store4(p + k, load4(p + k) - step * mk / (sqrt4(vk) + eps_t));
-  }
-  for (; k < a->n; k++) {
-    float mk = b1 * m[k] + c1 * g[k];
-    float vk = b2 * v[k] + c2 * g[k] * g[k];
-    m[k] = mk;
-    v[k] = vk;
-    p[k] -= step * mk / (__builtin_sqrtf(vk) + eps_t);
-  }
+  const float b1 = a->beta1, b2 = a->beta2;
+  adam_update(params, a->m, a->v, grads, a->n, b1, b2, step, eps_t);
 }
 
 void frl_state_add(frl_state_t *st, const char *prefix, const char *name, frl_state_type_t type,
