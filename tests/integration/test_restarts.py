@@ -4,7 +4,6 @@ the actors reconnect, ingest resumes, and every batch an actor saw acknowledged 
 exactly once in a store that passes integrity_check."""
 import re
 import signal
-import time
 
 from harness import Fleet, Failure, run_tests, wait_until
 
@@ -51,7 +50,10 @@ def test_learner_killed_and_restarted():
     f.procs["learner"].send_signal(signal.SIGKILL)
     f.procs["learner"].wait(10)
     before = batches(f)
-    time.sleep(0.5)  # a gap in which actors keep acting and fill their outboxes
+    # A gap in which actors keep acting: it lasts until the broker has declared the learner
+    # gone, so experience has been queued (and refused as busy) with no learner to take it.
+    wait_until(lambda: "learner gone" in open(f.log("broker")).read(), 20,
+               "the broker to declare the learner gone")
     # The new learner reopens the same store, rebuilds its replay index and resumes ingest.
     f.start_learner("--max-env-steps=100000000", "--eval-period=100000000", "--min-replay=300")
     wait_until(lambda: batches(f) >= before + 60, 60, "ingest to resume in the new learner")
@@ -73,7 +75,11 @@ def test_broker_killed_and_restarted():
     f.procs["broker"].send_signal(signal.SIGKILL)
     f.procs["broker"].wait(10)
     before = batches(f)
-    time.sleep(0.5)
+    # A gap in which actors keep acting with nobody to acknowledge: it lasts until each actor
+    # has found the broker silent, so both hold unacknowledged batches to resend.
+    wait_until(lambda: all("broker silent" in open(f.log(a)).read()
+                           for a in ("actor-0", "actor-1")), 20,
+               "both actors to find the broker silent")
     # A new broker on the same endpoints: peers learn at their next message that it does not
     # know them, say Hello again, and actors resend everything unacknowledged.
     f.start("broker2", "broker", f"--actor-endpoint={front}", f"--learner-endpoint={back}")
