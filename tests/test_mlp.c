@@ -16,29 +16,8 @@
 
 #include "common.h"
 #include "mlp.h"
+#include "mlp_reference.h"
 #include "rng.h"
-
-static double ref_act(frl_activation_t a, double x) {
-  return a == FRL_ACT_RELU ? (x > 0 ? x : 0) : a == FRL_ACT_TANH ? tanh(x) : x;
-}
-
-/* One row through the network in double: for each layer, w [O x I] then b [O] (mlp.h). */
-static void ref_forward(double *out, const frl_mlp_shape_t *s, const double *p, const double *x) {
-  double buf[2][64];
-  const double *in = x;
-  for (int l = 0; l < s->n_layers; l++) {
-    const int I = s->sizes[l], O = s->sizes[l + 1];
-    double *o = l + 1 == s->n_layers ? out : &buf[l % 2][0];
-    const double *w = p, *b = p + (size_t)O * I;
-    for (int j = 0; j < O; j++) {
-      double z = b[j];
-      for (int i = 0; i < I; i++) z += w[j * I + i] * in[i];
-      o[j] = ref_act(l + 1 == s->n_layers ? s->out_act : s->hidden_act, z);
-    }
-    p += (size_t)O * I + O;
-    in = o;
-  }
-}
 
 /* Probe L = sum_r sum_o G[r, o] out[r, o] over B rows, in double. */
 static double ref_probe(const frl_mlp_shape_t *s, const double *p, const double *x, const float *G,

@@ -29,6 +29,7 @@
 #include "sac.h"
 
 #include "alloc_counter.h"
+#include "mlp_reference.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -61,31 +62,6 @@ static double closed_form_log_prob(const float *mean, const float *log_std, cons
           2.0L * logl(coshl((long double)u[i]));
   }
   return (double)lp;
-}
-
-/* One row through an MLP in double, from the layout in mlp.h. */
-static void ref_forward(double *out, const frl_mlp_shape_t *s, const double *p, const double *x) {
-  double buf[2][512];
-  const double *in = x;
-  for (int l = 0; l < s->n_layers; l++) {
-    const int I = s->sizes[l], O = s->sizes[l + 1];
-    const bool last = l + 1 == s->n_layers;
-    double *o = last ? out : &buf[l % 2][0];
-    const frl_activation_t act = last ? s->out_act : s->hidden_act;
-    for (int j = 0; j < O; j++) {
-      double z = p[(size_t)O * I + j];
-      for (int i = 0; i < I; i++) z += p[(size_t)j * I + i] * in[i];
-      o[j] = act == FRL_ACT_RELU ? (z > 0 ? z : 0) : act == FRL_ACT_TANH ? tanh(z) : z;
-    }
-    p += (size_t)O * I + O;
-    in = o;
-  }
-}
-
-static double *to_double(const float *x, size_t n) {
-  double *d = malloc(n * sizeof *d);
-  for (size_t k = 0; k < n; k++) d[k] = x[k];
-  return d;
 }
 
 /* ---- the policy's density -------------------------------------------------------------------- */
@@ -567,12 +543,6 @@ static void test_alpha_direction(void **state) {
   assert_int_equal(frl_sac_update(s, &b, NULL, NULL), 0);
   assert_true(frl_sac_alpha(s) > a0);
   frl_sac_destroy(&s);
-}
-
-static float *snapshot(frl_mlp_t *m) {
-  float *p = malloc(frl_mlp_n_params(m) * sizeof(float));
-  memcpy(p, frl_mlp_params(m), frl_mlp_n_params(m) * sizeof(float));
-  return p;
 }
 
 static void test_target_polyak(void **state) {

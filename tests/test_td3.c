@@ -27,6 +27,7 @@
 #include "td3.h"
 
 #include "alloc_counter.h"
+#include "mlp_reference.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -45,40 +46,6 @@ static frl_td3_config_t base_config(int obs_dim, int act_dim, int hidden1, int h
                         .grad_clip = 0.0f,
                         .seed = 1};
   return c;
-}
-
-static void ref_forward(double *out, const frl_mlp_shape_t *s, const double *p, const double *x) {
-  double buf[2][512];
-  const double *in = x;
-  for (int l = 0; l < s->n_layers; l++) {
-    const int I = s->sizes[l], O = s->sizes[l + 1];
-    const bool last = l + 1 == s->n_layers;
-    double *o = last ? out : &buf[l % 2][0];
-    const frl_activation_t act = last ? s->out_act : s->hidden_act;
-    for (int j = 0; j < O; j++) {
-      double z = p[(size_t)O * I + j];
-      for (int i = 0; i < I; i++) z += p[(size_t)j * I + i] * in[i];
-      o[j] = act == FRL_ACT_RELU ? (z > 0 ? z : 0) : act == FRL_ACT_TANH ? tanh(z) : z;
-    }
-    p += (size_t)O * I + O;
-    in = o;
-  }
-}
-
-static double *to_double(const float *x, size_t n) {
-  double *d = malloc(n * sizeof *d);
-  for (size_t k = 0; k < n; k++) d[k] = x[k];
-  return d;
-}
-
-static float *snapshot(frl_mlp_t *m) {
-  float *p = malloc(frl_mlp_n_params(m) * sizeof(float));
-  memcpy(p, frl_mlp_params(m), frl_mlp_n_params(m) * sizeof(float));
-  return p;
-}
-
-static bool same_params(frl_mlp_t *m, const float *saved) {
-  return memcmp(frl_mlp_params(m), saved, frl_mlp_n_params(m) * sizeof(float)) == 0;
 }
 
 /* Q(s, a) = c_s s + c_a a + k exactly for |s|, |a| < 10 (see test_sac.c): block {2, 2, 2, 1}. */
