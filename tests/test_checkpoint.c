@@ -31,6 +31,7 @@
 #include "log.h"
 #include "normalizer.h"
 #include "store.h"
+#include "temp_store.h"
 
 #define NB 8
 #define MAX_OBS 4
@@ -614,31 +615,21 @@ static void test_other_identity_refused(void **state) {
 
 /* ---- the checkpoints table ------------------------------------------------------------------ */
 
-typedef struct {
-  char dir[64], path[96];
-} store_fixture_t;
+typedef temp_store_t store_fixture_t;
 
 static int store_setup(void **state) {
   store_fixture_t *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/test_checkpoint_XXXXXX");
-  if (!mkdtemp(f->dir)) {
+  if (temp_store_make(f, "test_checkpoint") != 0) {
     free(f);
     return -1;
   }
-  snprintf(f->path, sizeof f->path, "%s/replay.db", f->dir);
   *state = f;
   return 0;
 }
 
 static int store_teardown(void **state) {
   store_fixture_t *f = *state;
-  static const char *suffix[] = {"", "-wal", "-shm", "-journal"};
-  char p[128];
-  for (size_t i = 0; i < FRL_ARRAY_LEN(suffix); i++) {
-    snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-    unlink(p);
-  }
-  rmdir(f->dir);
+  temp_store_remove(f);
   free(f);
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "common.h"
 #include "replay.h"
 #include "store.h"
+#include "temp_store.h"
 
 #define OBS 4
 #define MAXN 64
@@ -27,8 +28,7 @@
 #define EPS 0.01
 
 typedef struct {
-  char dir[64];
-  char path[96];
+  temp_store_t tmp;
   frl_store_t *store;
   frl_replay_t *replay;
   frl_replay_config_t cfg;
@@ -89,7 +89,7 @@ static frl_replay_config_t default_config(uint32_t capacity) {
 }
 
 static void open_all(fixture_t *f, const frl_replay_config_t *cfg) {
-  frl_store_config_t sc = {.path = f->path, .obs_dim = cfg->obs_dim, .act_dim = cfg->act_dim,
+  frl_store_config_t sc = {.path = f->tmp.path, .obs_dim = cfg->obs_dim, .act_dim = cfg->act_dim,
                            .discrete = cfg->n_actions > 0};
   assert_int_equal(frl_store_open(&f->store, &sc), 0);
   f->cfg = *cfg;
@@ -103,12 +103,10 @@ static void close_all(fixture_t *f) {
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/test_replay_XXXXXX");
-  if (!mkdtemp(f->dir)) {
+  if (temp_store_make(&f->tmp, "test_replay") != 0) {
     free(f);
     return -1;
   }
-  snprintf(f->path, sizeof f->path, "%s/replay.db", f->dir);
   frl_replay_config_t cfg = default_config(1000);
   open_all(f, &cfg);
   *state = f;
@@ -118,13 +116,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture_t *f = *state;
   close_all(f);
-  static const char *suffix[] = {"", "-wal", "-shm"};
-  char p[128];
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-    unlink(p);
-  }
-  rmdir(f->dir);
+  temp_store_remove(&f->tmp);
   free(f);
   return 0;
 }
@@ -162,7 +154,7 @@ static void check_payload(const fixture_t *f, const frl_replay_sample_t *s) {
 static double q_real(const fixture_t *f, const char *sql) {
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_open_v2(f->tmp.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(db));
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   double v = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
@@ -173,7 +165,7 @@ static double q_real(const fixture_t *f, const char *sql) {
 
 static void exec_sql(const fixture_t *f, const char *sql) {
   sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_open(f->tmp.path, &db), SQLITE_OK);
   assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
 }
@@ -769,7 +761,7 @@ static void test_rebuild_checks_stored_values(void **state) {
   assert_true(q_real(f, "SELECT priority FROM items WHERE item_id = 3") == 1.0);
   close_all(f);
   exec_sql(f, "UPDATE items SET discount = 2.0 WHERE item_id = 4");
-  frl_store_config_t sc = {.path = f->path, .obs_dim = OBS, .act_dim = 1, .discrete = true};
+  frl_store_config_t sc = {.path = f->tmp.path, .obs_dim = OBS, .act_dim = 1, .discrete = true};
   assert_int_equal(frl_store_open(&f->store, &sc), 0);
   assert_int_equal(frl_replay_open(&f->replay, &cfg, f->store), FRL_ECORRUPT);
   assert_null(f->replay);
@@ -784,7 +776,7 @@ static void test_rebuild_checks_stored_values(void **state) {
 static void test_continuous_task(void **state) {
   fixture_t *f = *state;
   close_all(f);
-  unlink(f->path);
+  unlink(f->tmp.path);
   frl_replay_config_t cfg = default_config(100);
   cfg.act_dim = 2;
   cfg.n_actions = 0;
@@ -900,7 +892,7 @@ static void test_flush_slices_same_as_full(void **state) {
   cfg.demo_capacity = 40;
   reopen(f, &cfg);
   char path2[128];
-  snprintf(path2, sizeof path2, "%s/sliced.db", f->dir);
+  snprintf(path2, sizeof path2, "%s/sliced.db", f->tmp.dir);
   frl_store_config_t sc = {.path = path2, .obs_dim = OBS, .act_dim = 1, .discrete = true};
   frl_store_t *store2 = NULL;
   frl_replay_t *replay2 = NULL;
@@ -971,7 +963,7 @@ static void test_flush_slices_same_as_full(void **state) {
   static uint64_t id_a[MAXI], id_b[MAXI];
   static double p_a[MAXI], p_b[MAXI];
   static int64_t s_a[MAXI], s_b[MAXI];
-  int na = item_state(f->path, id_a, p_a, s_a, MAXI);
+  int na = item_state(f->tmp.path, id_a, p_a, s_a, MAXI);
   int nb = item_state(path2, id_b, p_b, s_b, MAXI);
   assert_int_equal(na, 340);
   assert_int_equal(nb, na);
@@ -996,7 +988,7 @@ static void test_flush_pass_with_updates(void **state) {
   frl_replay_config_t cfg = default_config(200);
   reopen(f, &cfg);
   for (uint64_t seq = 1; seq <= 4; seq++) insert(f, "a", seq, 50, NULL); /* ids 1..200 */
-  install_update_log(f->path);
+  install_update_log(f->tmp.path);
   uint64_t ids[20];
   float td[20];
   for (int j = 0; j < 20; j++) {
@@ -1022,7 +1014,7 @@ static void test_flush_pass_with_updates(void **state) {
     assert_true(left < prev);
     prev = left;
   }
-  int n = logged_since(f->path, 0, got, 64);
+  int n = logged_since(f->tmp.path, 0, got, 64);
   const uint64_t pass1[] = {10,  20,  30,  40,  50,  60,  70,  80,  90,  100, 110,
                             120, 130, 140, 150, 155, 160, 170, 180, 190, 200, 205};
   assert_int_equal(n, (int)FRL_ARRAY_LEN(pass1));
@@ -1030,7 +1022,7 @@ static void test_flush_pass_with_updates(void **state) {
   /* Nothing is left dirty: slot 5's mark went with id 205 in this pass. */
   assert_int_equal(frl_replay_flush_some(f->replay, 3, &left), 0);
   assert_int_equal(left, 0);
-  assert_int_equal(logged_since(f->path, n, got, 64), 0);
+  assert_int_equal(logged_since(f->tmp.path, n, got, 64), 0);
   assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 150") == 2);
   assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 155") == 1);
   assert_true(q_real(f, "SELECT times_sampled FROM items WHERE item_id = 205") == 0);
@@ -1049,7 +1041,7 @@ static void test_flush_pass_with_updates(void **state) {
   assert_int_equal(left, 1);
   assert_int_equal(frl_replay_flush_some(f->replay, 1, &left), 0); /* 190 */
   assert_int_equal(left, 0);
-  assert_int_equal(logged_since(f->path, n, got, 64), 3);
+  assert_int_equal(logged_since(f->tmp.path, n, got, 64), 3);
   assert_int_equal(got[0], 60);
   assert_int_equal(got[1], 120);
   assert_int_equal(got[2], 190);

@@ -21,14 +21,12 @@
 
 #include "common.h"
 #include "store.h"
+#include "temp_store.h"
 
 #define OBS 4
 #define MAXN 64
 
-typedef struct {
-  char dir[64];
-  char path[96];
-} fixture_t;
+typedef temp_store_t fixture_t;
 
 typedef struct {
   float obs[MAXN * OBS], next_obs[MAXN * OBS], reward[MAXN], discount[MAXN];
@@ -85,25 +83,17 @@ static void make_batch(batch_t *t, const char *actor, uint64_t seq, uint32_t cou
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/test_store_XXXXXX");
-  if (!mkdtemp(f->dir)) {
+  if (temp_store_make(f, "test_store") != 0) {
     free(f);
     return -1;
   }
-  snprintf(f->path, sizeof f->path, "%s/replay.db", f->dir);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   fixture_t *f = *state;
-  static const char *suffix[] = {"", "-wal", "-shm", "-journal"};
-  char p[128];
-  for (size_t i = 0; i < 4; i++) {
-    snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-    unlink(p);
-  }
-  rmdir(f->dir);
+  temp_store_remove(f);
   free(f);
   return 0;
 }
