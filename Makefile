@@ -56,7 +56,7 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             lib/normalizer.c \
             schema/fb.c schema/msg.c \
             broker/broker.c \
-            actor/actor.c actor/nstep.c actor/outbox.c \
+            actor/actor.c actor/hindsight.c actor/nstep.c actor/outbox.c \
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
             learner/ratelimit.c \
             cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c cli/export.c \

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "env.h"
 #include "hardware.h"
+#include "hindsight.h"
 #include "log.h"
 #include "nstep.h"
 #include "outbox.h"
@@ -33,6 +34,7 @@ typedef struct {
   int act_dim;
   double exploration;   /* DQN epsilon, SAC sampling (1), TD3 noise std */
   frl_nstep_t *ns;
+  frl_hindsight_t *hindsight; /* relabeled copies of finished episodes (NULL: off) */
   frl_outbox_t *outbox;
   frl_rng_t rng;
   uint64_t params_version;
@@ -348,6 +350,22 @@ int frl_actor_main(const frl_config_t *cfg) {
     goto done;
   }
   a.ns = frl_nstep_new(cfg->n_step, (float)cfg->gamma, a.spec->obs_dim, a.act_dim);
+  if (cfg->hindsight > 0) {
+    const frl_env_goal_t *goal = frl_env_goal(a.env);
+    if (!goal || a.discrete) {
+      frl_error("--hindsight %d: environment '%s' %s; use --hindsight 0", cfg->hindsight,
+                cfg->env, goal ? "is discrete (relabeling is for continuous goal-reaching tasks)"
+                               : "has no goal to relabel (goal-reaching environments: planar-arm)");
+      goto done;
+    }
+    a.hindsight = frl_hindsight_new(goal, cfg->hindsight, a.spec->max_steps, a.spec->obs_dim,
+                                    a.act_dim, cfg->n_step, (float)cfg->gamma);
+    if (!a.hindsight) {
+      frl_error("--hindsight %d: cannot relabel episodes of %d steps", cfg->hindsight,
+                a.spec->max_steps);
+      goto done;
+    }
+  }
   a.outbox = frl_outbox_new((uint32_t)cfg->outbox_batches, (size_t)256 << 20);
   size_t od = (size_t)a.spec->obs_dim;
   a.obs = frl_xmalloc(sizeof(float) * od * (size_t)a.cap);
@@ -406,6 +424,11 @@ int frl_actor_main(const frl_config_t *cfg) {
     if (a.count >= a.cap || a.n_episodes >= MAX_EPISODES_PER_BATCH) {
       if (!seal_batch(&a)) continue;
     }
+    /* The last episode's relabeled copies go out before the next step. */
+    if (a.hindsight && frl_hindsight_pending(a.hindsight) > 0) {
+      frl_hindsight_emit(a.hindsight, a.cap - a.count, on_transition, &a);
+      continue;
+    }
     float action[FRL_ENV_MAX_DIM], env_action[FRL_ENV_MAX_DIM];
     if (!a.discrete && a.params_version == 0) {
       /* Until the learner's first parameters arrive, continuous actors explore uniformly
@@ -440,6 +463,10 @@ int frl_actor_main(const frl_config_t *cfg) {
     }
     frl_nstep_push(a.ns, obs, action, st.reward, next, st.terminal, st.truncated, on_transition,
                    &a);
+    if (a.hindsight) {
+      frl_hindsight_record(a.hindsight, obs, action, env_action, next);
+      if (st.terminal || st.truncated) frl_hindsight_end_episode(a.hindsight, &a.rng);
+    }
     if (st.terminal || st.truncated) {
       frl_episode_stat_t *e = &a.episodes[a.n_episodes++];
       *e = (frl_episode_stat_t){.episode_return = (float)ep_return,
@@ -487,6 +514,7 @@ done:
   free(a.physics);
   frl_outbox_destroy(&a.outbox);
   frl_nstep_destroy(&a.ns);
+  frl_hindsight_destroy(&a.hindsight);
   frl_policy_destroy(&a.policy);
   frl_env_destroy(&a.env);
   return code;

@@ -119,6 +119,9 @@ static const flag_t g_flags[] = {
   {"policy-delay", L | R, T_INT, F(policy_delay), "2", 1, 100, "TD3 critic steps per actor step"},
   {"explore-noise", A | R, T_DBL, F(explore_noise), "0.1", 0, 10,
    "TD3 actors' exploration noise std (actions normalized to [-1, 1])"},
+  {"hindsight", A | R, T_INT, F(hindsight), "0", 0, 16,
+   "hindsight relabeling: copies of each finished episode relabeled with goals it achieved, "
+   "for goal-reaching environments (planar-arm); 0: off"},
   {"action-scale", A | L | R, T_DBL, F(action_scale), "1", 0.001, 1,
    "fraction of the environment's action range a continuous policy may command"},
   {"solve-metric", L | R, T_STR, F(solve_metric), "return", 0, 0,

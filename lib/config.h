@@ -53,8 +53,9 @@ typedef struct frl_config {
   double lr_alpha, init_alpha; /* SAC temperature */
   double policy_noise, noise_clip; /* TD3 target smoothing */
   int policy_delay;         /* TD3 */
-  double explore_noise;
-  double action_scale;      /* fraction of the environment's action range policies command */     /* TD3 actors' Gaussian exploration std (normalized units) */
+  double explore_noise;     /* TD3 actors' Gaussian exploration std (normalized units) */
+  double action_scale;      /* fraction of the environment's action range policies command */
+  int hindsight;            /* relabeled copies per episode (goal-reaching environments) */
   char solve_metric[16];    /* return | success */
   int n_step;
   double gamma;

@@ -239,6 +239,11 @@ void frl_phys_bounds(int p, double *lo, double *hi) {
   *hi = g_phys[p].hi;
 }
 
+const frl_env_goal_t *frl_env_goal(const frl_env_t *e) {
+  while (e->inner) e = e->inner;
+  return e->impl->goal;
+}
+
 /* The environment whose impl owns the physical parameters: the first in the wrapper chain with
  * the hooks, else the innermost. */
 static const frl_env_t *physics_owner(const frl_env_t *e) {

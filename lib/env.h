@@ -32,6 +32,22 @@ typedef struct {
 
 typedef struct frl_env frl_env_t;
 
+/* A goal-reaching environment's goal, for hindsight relabeling: its observation carries the
+ * goal, and a step's reward and success can be recomputed for any other goal from the step's
+ * next observation and action alone. Functions of their arguments only (no environment state),
+ * so relabeling can run on recorded steps long after they happened. */
+typedef struct {
+  int goal_dim;
+  /* The goal the state behind obs achieved (the fingertip, say): goal[goal_dim]. */
+  void (*achieved)(const float *obs, float *goal);
+  /* Rewrites obs in place as if goal had been the episode's goal. */
+  void (*relabel)(float *obs, const float *goal);
+  /* The reward of a step that took env_action (in the environment's units; clipped to its
+   * bounds here) and ended in next_obs (already relabeled), and whether it reached the goal
+   * (which ends the episode, as in the environment). */
+  float (*reward)(const float *next_obs, const float *env_action, bool *success);
+} frl_env_goal_t;
+
 /* Implementation table; each environment module defines one and lists it in env.c's registry.
  * state is state_size zeroed bytes owned by the frl_env_t. rng is the environment's own
  * generator (seeded by frl_env_new), for initial states and any stochastic dynamics. The
@@ -67,6 +83,8 @@ typedef struct {
    * negative code with a one-line reason in err; close is then not called. */
   int (*wrap)(void *state, frl_env_t *inner, const void *arg, frl_env_spec_t *spec,
               char *err, size_t errlen);
+  /* Optional: the goal, for a goal-reaching environment (see frl_env_goal_t). */
+  const frl_env_goal_t *goal;
 } frl_env_impl_t;
 
 /* Creates the named environment with its own generator seeded from seed (same name and seed:
@@ -82,6 +100,9 @@ void frl_env_reset(frl_env_t *e, float *obs);
  * bounds), writes the next observation and the step result. Stepping after terminal or
  * truncation without reset is a programmer error. */
 void frl_env_step(frl_env_t *e, const float *action, float *obs, frl_step_t *out);
+/* The goal of a goal-reaching environment (a wrapped one reports the innermost's), NULL for
+ * any other. */
+const frl_env_goal_t *frl_env_goal(const frl_env_t *e);
 /* Comma-separated list of built-in environment names. */
 const char *frl_env_names(void);
 

@@ -158,6 +158,11 @@ static void pa_reset(void *state, frl_rng_t *rng, float *obs) {
  * the task's own success criterion. The coefficient is applied to the torque as a fraction of
  * its bound instead, so effort still breaks ties toward gentle motion but never forbids the
  * task. */
+static double pa_reward(double d, double act_sq, bool *reached) {
+  *reached = d < PA_GOAL_DIST;
+  return -d - PA_ACTION_COST * act_sq + (*reached ? PA_GOAL_BONUS : 0.0);
+}
+
 static void pa_step(void *state, frl_rng_t *rng, const float *action, float *obs, frl_step_t *out) {
   planar_arm_t *p = state;
   double act_sq = 0.0;
@@ -172,10 +177,8 @@ static void pa_step(void *state, frl_rng_t *rng, const float *action, float *obs
     p->q[i] = clip(q, -PA_POS_LIMIT, PA_POS_LIMIT);
     if (q != p->q[i]) p->qd[i] = 0.0;
   }
-  const double d = tip_distance(p);
-  const bool reached = d < PA_GOAL_DIST;
-  double reward = -d - PA_ACTION_COST * act_sq;
-  if (reached) reward += PA_GOAL_BONUS;
+  bool reached;
+  const double reward = pa_reward(tip_distance(p), act_sq, &reached);
   write_obs(p, obs);
   out->reward = (float)reward;
   out->success = reached;
@@ -217,6 +220,37 @@ static void pa_set_physics(void *state, const double *value) {
   p->damping_scale = frl__phys_or(value, FRL_PHYS_DAMPING, 1.0);
 }
 
+/* The goal is the target; the tip achieves it. Relabeling rewrites the target and target - tip
+ * in the observation; the reward is pa_step's, from the observation's target - tip (float, so
+ * within float rounding of the simulator's double distance) and the clipped torques. */
+#define PA_OBS_TARGET (2 * PA_JOINTS)
+#define PA_OBS_TIP PA_STATE
+#define PA_OBS_OFFSET (PA_STATE + 3)
+
+static void pa_achieved(const float *obs, float *goal) {
+  memcpy(goal, obs + PA_OBS_TIP, 3 * sizeof *goal);
+}
+
+static void pa_relabel(float *obs, const float *goal) {
+  for (int i = 0; i < 3; i++) {
+    obs[PA_OBS_TARGET + i] = goal[i];
+    obs[PA_OBS_OFFSET + i] = goal[i] - obs[PA_OBS_TIP + i];
+  }
+}
+
+static float pa_goal_reward(const float *next_obs, const float *env_action, bool *success) {
+  double sq = 0.0, act_sq = 0.0;
+  for (int i = 0; i < 3; i++) sq += (double)next_obs[PA_OBS_OFFSET + i] * next_obs[PA_OBS_OFFSET + i];
+  for (int i = 0; i < PA_JOINTS; i++) {
+    const double a = clip(env_action[i], -PA_MAX_TORQUE, PA_MAX_TORQUE) / PA_MAX_TORQUE;
+    act_sq += a * a;
+  }
+  return (float)pa_reward(sqrt(sq), act_sq, success);
+}
+
+static const frl_env_goal_t pa_goal = {
+    .goal_dim = 3, .achieved = pa_achieved, .relabel = pa_relabel, .reward = pa_goal_reward};
+
 const frl_env_impl_t frl_env_planar_arm = {
     .name = "planar-arm",
     .state_size = sizeof(planar_arm_t),
@@ -226,4 +260,5 @@ const frl_env_impl_t frl_env_planar_arm = {
     .set_state = pa_set_state,
     .physics_nominal = pa_physics_nominal,
     .set_physics = pa_set_physics,
+    .goal = &pa_goal,
 };
