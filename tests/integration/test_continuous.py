@@ -76,7 +76,40 @@ def test_humanoid_runs_through_the_stack_with_two_actors():
           f"{s['wall_seconds']:.0f} s")
 
 
+def test_hindsight_through_the_stack():
+    """The planar arm with --hindsight 2: every finished episode adds two relabeled copies that
+    each end by reaching their goal, so the store holds at least two successful terminal items
+    per episode, each with its tip within 5 cm of the (relabeled) target in next_obs; the
+    copies add items but neither episodes nor env steps. An environment without a goal is
+    refused with the flag's name."""
+    p, folder = run("reach-sac", 600, "--hindsight", "2", "--max-env-steps", "3000",
+                    "--min-replay", "1000", "--eval-period", "3000", "--eval-episodes", "2")
+    if p.returncode not in (0, 4):
+        raise Failure(f"exit {p.returncode}\n{p.stderr[-2000:]}")
+    con = sqlite3.connect(f"file:{folder}/replay.db?mode=ro", uri=True)
+    episodes, steps = con.execute("SELECT count(*), coalesce(sum(length), 0) FROM episodes").fetchone()
+    env_steps = con.execute("SELECT coalesce(sum(env_steps), 0) FROM actors").fetchone()[0]
+    items = con.execute("SELECT count(*) FROM items").fetchone()[0]
+    if episodes < 10 or items <= env_steps or steps > env_steps:
+        raise Failure(f"{episodes} episodes of {steps} steps, {env_steps} env steps, {items} items")
+    terminal = con.execute("SELECT next_obs FROM items WHERE discount = 0").fetchall()
+    if len(terminal) < 2 * episodes:
+        raise Failure(f"{len(terminal)} terminal items for {episodes} episodes with 2 copies each")
+    for (next_obs,) in terminal:
+        o = struct.unpack("<24f", next_obs)
+        d = sum(x * x for x in o[18:21]) ** 0.5  # target - tip
+        if d >= 0.05:
+            raise Failure(f"a terminal item ends {d:.3f} m from its target (success is 0.05)")
+    q = subprocess.run([BIN, "actor", "--task", "cartpole-dqn", "--hindsight", "2",
+                        "--connect-timeout", "1"], capture_output=True, text=True, timeout=30)
+    if q.returncode == 0 or "--hindsight 2: environment 'cartpole'" not in q.stderr:
+        raise Failure(f"cartpole with --hindsight: exit {q.returncode}: {q.stderr!r}")
+    print(f"  reach-sac --hindsight 2: {episodes} episodes, {env_steps} env steps, {items} items, "
+          f"{len(terminal)} successful terminal items")
+
+
 if __name__ == "__main__":
     run_tests([test_algorithm_and_action_space_must_fit,
-               test_humanoid_runs_through_the_stack_with_two_actors, test_pendulum_sac,
+               test_humanoid_runs_through_the_stack_with_two_actors,
+               test_hindsight_through_the_stack, test_pendulum_sac,
                test_pendulum_td3])
