@@ -14,6 +14,7 @@
 #include "env.h"
 #include "env_impl.h"
 #include "rng.h"
+#include "env_check.h"
 
 /* The state is {q[6], qd[6], target[3]}; the observation adds the tip and target - tip. */
 enum { J = 6, STATE = 15, OBS = 24 };
@@ -392,36 +393,7 @@ static void test_targets_reachable_in_time(void **unused) {
 }
 
 /* One episode with random torques from policy_seed; writes obs into trace, returns length. */
-static int episode(frl_env_t *e, uint64_t policy_seed, float *trace) {
-  frl_rng_t pol;
-  frl_rng_seed(&pol, policy_seed);
-  frl_step_t st = {0};
-  frl_env_reset(e, trace);
-  int t = 0;
-  while (!st.truncated && !st.terminal) {
-    t++;
-    float act[J];
-    for (int i = 0; i < J; i++) act[i] = (float)(200.0 * frl_rng_uniform(&pol) - 100.0);
-    frl_env_step(e, act, trace + OBS * t, &st);
-    assert_true(t <= 200);
-  }
-  return t;
-}
-
-static void test_seeds(void **unused) {
-  static float a[OBS * 201], b[OBS * 201];
-  frl_env_t *e1 = make(66), *e2 = make(66), *e3 = make(67);
-  for (int ep = 0; ep < 4; ep++) {
-    const int n1 = episode(e1, 30 + ep, a), n2 = episode(e2, 30 + ep, b);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(a, b, sizeof(float) * OBS * (n1 + 1));
-    episode(e3, 30 + ep, b);
-    assert_memory_not_equal(a, b, OBS * sizeof(float));
-  }
-  frl_env_destroy(&e1);
-  frl_env_destroy(&e2);
-  frl_env_destroy(&e3);
-}
+static void test_seeds(void **unused) { env_check_seeds("planar-arm", 66); }
 
 static void test_long_rollout_finite(void **unused) {
   /* Random, bang-bang and NaN torques for 300 episodes: every obs finite and within the

@@ -14,6 +14,7 @@
 #include "env.h"
 #include "env_impl.h"
 #include "rng.h"
+#include "env_check.h"
 
 enum { J = 3, OBS = 9 };
 
@@ -276,36 +277,7 @@ static void test_targets_trackable(void **unused) {
 }
 
 /* One episode with random actions from policy_seed; writes obs into trace, returns length. */
-static int episode(frl_env_t *e, uint64_t policy_seed, float *trace) {
-  frl_rng_t pol;
-  frl_rng_seed(&pol, policy_seed);
-  frl_step_t st = {0};
-  frl_env_reset(e, trace);
-  int t = 0;
-  while (!st.truncated && !st.terminal) {
-    t++;
-    float act[J];
-    for (int i = 0; i < J; i++) act[i] = (float)(2.0 * frl_rng_uniform(&pol) - 1.0);
-    frl_env_step(e, act, trace + OBS * t, &st);
-    assert_true(t <= 200);
-  }
-  return t;
-}
-
-static void test_seeds(void **unused) {
-  static float a[OBS * 201], b[OBS * 201];
-  frl_env_t *e1 = make(55), *e2 = make(55), *e3 = make(56);
-  for (int ep = 0; ep < 4; ep++) {
-    const int n1 = episode(e1, 20 + ep, a), n2 = episode(e2, 20 + ep, b);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(a, b, sizeof(float) * OBS * (n1 + 1));
-    episode(e3, 20 + ep, b);
-    assert_memory_not_equal(a, b, OBS * sizeof(float));
-  }
-  frl_env_destroy(&e1);
-  frl_env_destroy(&e2);
-  frl_env_destroy(&e3);
-}
+static void test_seeds(void **unused) { env_check_seeds("joint-tracking", 55); }
 
 static void test_long_rollout_finite(void **unused) {
   /* Bang-bang, random and NaN actions for 300 episodes: every obs finite, and every episode
