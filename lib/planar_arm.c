@@ -9,7 +9,7 @@
 #define PA_JOINTS 6
 #define PA_CHAIN 3           /* joints that move the tip; the other three only cost effort */
 #define PA_STATE (2 * PA_JOINTS + 3) /* q, qd, target */
-#define PA_OBS (PA_STATE + 9)         /* and the tip, target - tip and the tip's velocity */
+#define PA_OBS (PA_STATE + 15) /* and the tip, target - tip, the tip's velocity, link directions */
 #define PA_MAX_TORQUE 100.0
 #define PA_INERTIA 10.0      /* qdd = tau / 10 (seed 002:320) */
 /* Nominal viscous joint damping. The seed has none, so it is 0 and damping_scale has no effect
@@ -104,6 +104,16 @@ static void write_obs(const planar_arm_t *p, float *obs) {
   obs[PA_STATE + 6] = (float)vx;
   obs[PA_STATE + 7] = 0.0f;
   obs[PA_STATE + 8] = (float)vz;
+  /* Each link's direction (cos phi_k, sin phi_k), phi_k = q_0 + ... + q_k, as the usual reacher
+   * observations give cos and sin of the joint angles: the chain's Jacobian is linear in them
+   * (column k is L sum_{j >= k} (-sin phi_j, cos phi_j)), where from raw angles a network has
+   * to learn sines of sums over several periods first. */
+  phi = 0.0;
+  for (int k = 0; k < PA_CHAIN; k++) {
+    phi += p->q[k];
+    obs[PA_STATE + 9 + 2 * k] = (float)cos(phi);
+    obs[PA_STATE + 10 + 2 * k] = (float)sin(phi);
+  }
 }
 
 static double clip(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }

@@ -22,9 +22,10 @@
 
 #include "alloc_counter.h"
 
-enum { J = 6, OBS = 24, ACT = 6, STATE = 15, T = 80, K = 4, MAXQ = K * 200 };
+enum { J = 6, OBS = 30, ACT = 6, STATE = 15, T = 80, K = 4, MAXQ = K * 200 };
 #define GAMMA 0.99f
-/* The planar arm's observation: q[6], qd[6], target[3], tip[3], target - tip[3], tip velocity. */
+/* The planar arm's observation: q[6], qd[6], target[3], tip[3], target - tip[3], then the tip's
+ * velocity and the link directions. */
 enum { TARGET = 12, TIP = 15, OFFSET = 18 };
 
 typedef struct {

@@ -17,7 +17,7 @@
 #include "env_check.h"
 
 /* The state is {q[6], qd[6], target[3]}; the observation adds the tip and target - tip. */
-enum { J = 6, STATE = 15, OBS = 24 };
+enum { J = 6, STATE = 15, OBS = 30 };
 
 /* Tip of the 3-link chain by composing planar rotations (no angle sums): each joint rotates
  * the running direction (c, s) by q_k, then a 0.3 link is laid along it from (0, 0.1). */
@@ -156,6 +156,19 @@ static void test_matches_equations(void **unused) {
       ref_fk(qm, tm);
       for (int i = 0; i < 3; i++)
         assert_float_equal(obs[STATE + 6 + i], (tp[i] - tm[i]) / (2 * h), 1e-5);
+      /* Link directions: unit vectors, the first at angle q0, and the three links laid end
+       * to end from the base at height 0.1 end at the reference tip. */
+      double sx = 0.0, sz = 0.1;
+      for (int l = 0; l < 3; l++) {
+        const double c = obs[STATE + 9 + 2 * l], sn = obs[STATE + 10 + 2 * l];
+        assert_float_equal(c * c + sn * sn, 1.0, 1e-6);
+        sx += 0.3 * c;
+        sz += 0.3 * sn;
+      }
+      assert_float_equal(obs[STATE + 9], cos(ref[0]), 1e-6);
+      assert_float_equal(obs[STATE + 10], sin(ref[0]), 1e-6);
+      assert_float_equal(sx, tip[0], 1e-6);
+      assert_float_equal(sz, tip[2], 1e-6);
       assert_float_equal(st.reward, want, 1e-6 * (1 + fabs(want)));
       assert_int_equal(st.success, d < 0.05);
       assert_int_equal(st.terminal, d < 0.05);

@@ -96,7 +96,7 @@ def test_hindsight_through_the_stack():
     if len(terminal) < 2 * episodes:
         raise Failure(f"{len(terminal)} terminal items for {episodes} episodes with 2 copies each")
     for (next_obs,) in terminal:
-        o = struct.unpack("<24f", next_obs)
+        o = struct.unpack("<30f", next_obs)
         d = sum(x * x for x in o[18:21]) ** 0.5  # target - tip
         if d >= 0.05:
             raise Failure(f"a terminal item ends {d:.3f} m from its target (success is 0.05)")
