@@ -82,6 +82,9 @@ typedef struct {
   /* progress */
   uint64_t env_steps, inserted, duplicates, rejected, updates, params_version, skipped_updates;
   double beta, last_loss, last_mean_q, lag_ewma;
+  /* SAC/TD3 diagnostics of the last update (NAN where the algorithm has none, or before the
+   * first update since start) */
+  double last_actor_loss, last_alpha, last_entropy;
   float recent[RECENT];
   int n_recent, recent_pos;
   uint64_t episodes;
@@ -564,6 +567,11 @@ static void train_slice(learner_t *l) {
     l->updates++;
     l->last_loss = st.loss;
     l->last_mean_q = st.mean_q;
+    if (l->shape.algo != FRL_ALGO_DQN) l->last_actor_loss = st.actor_loss;
+    if (l->shape.algo == FRL_ALGO_SAC) {
+      l->last_alpha = st.alpha;
+      l->last_entropy = st.entropy;
+    }
     if (l->updates % (uint64_t)cfg->params_period == 0) publish_params(l);
   }
 }
@@ -901,7 +909,8 @@ static void fill_status(void *arg, frl_status_figures_t *f) {
       .skipped_updates = l->skipped_updates, .episodes = l->episodes,
       .params_version = l->params_version, .replay_size = frl_replay_size(l->replay),
       .capacity = l->cfg->capacity, .evals = l->evals, .loss = l->last_loss,
-      .mean_q = l->last_mean_q, .recent_return = recent_return(l), .last_eval = l->last_eval,
+      .mean_q = l->last_mean_q, .actor_loss = l->last_actor_loss, .alpha = l->last_alpha,
+      .entropy = l->last_entropy, .recent_return = recent_return(l), .last_eval = l->last_eval,
       .best_eval = l->best_eval, .last_success = l->last_success, .lag = l->lag_ewma,
       .priority_max = frl_replay_max_priority(l->replay), .env_rate = l->env_rate,
       .upd_rate = l->upd_rate, .spi = l->rl.spi, .beta = l->beta, .connected = l->welcomed,
@@ -961,6 +970,7 @@ int frl_learner_main(const frl_config_t *cfg) {
   l->cfg = cfg;
   l->exit_code = FRL_LEARNER_ERROR;
   l->started = frl_now();
+  l->last_actor_loss = l->last_alpha = l->last_entropy = NAN;
   snprintf(l->run_dir, sizeof l->run_dir, "%s", cfg->run_dir);
   signal(SIGPIPE, SIG_IGN);
   frl_inbox_init(&l->in);

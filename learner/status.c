@@ -46,6 +46,7 @@ typedef struct {
 enum {
   M_ENV_STEPS, M_INSERTED, M_DUPLICATES, M_REJECTED, M_SAMPLES, M_UPDATES, M_SKIPPED,
   M_EPISODES, M_SUCCESSES, M_VIOLATIONS, M_SAFETY, M_EP_LENGTH, M_LOSS, M_MEAN_Q,
+  M_ACTOR_LOSS, M_ALPHA, M_ENTROPY,
   M_RECENT_RETURN, M_EVAL_RETURN, M_EVAL_BEST, M_EVAL_SUCCESS, M_EVALS, M_LAG, M_PARAMS,
   M_ENV_RATE, M_UPD_RATE, M_INSERT_RATE, M_SPI, M_BETA, M_REPLAY_SIZE, M_REPLAY_CAP,
   M_PRIORITY_MAX, M_PRIORITY_SUM, M_PRIORITY_MIN, M_DEMO_SIZE, M_CONNECTED, M_STORE_FAILING, M_SOLVED, M_START_TIME,
@@ -91,6 +92,12 @@ static const struct {
               "Loss of the last update (critic loss for SAC and TD3)."},
   [M_MEAN_Q] = {"fleetrl_learner_mean_q", FRL_METRIC_GAUGE, NO_LABEL,
                 "Mean Q value of the last update's batch."},
+  [M_ACTOR_LOSS] = {"fleetrl_learner_actor_loss", FRL_METRIC_GAUGE, NO_LABEL,
+                    "Actor loss of the last SAC or TD3 update (NaN for DQN)."},
+  [M_ALPHA] = {"fleetrl_learner_sac_alpha", FRL_METRIC_GAUGE, NO_LABEL,
+               "SAC's entropy temperature after the last update (NaN for other algorithms)."},
+  [M_ENTROPY] = {"fleetrl_learner_sac_entropy", FRL_METRIC_GAUGE, NO_LABEL,
+                 "SAC's policy entropy estimate on the last batch, nats (NaN for others)."},
   [M_RECENT_RETURN] = {"fleetrl_learner_recent_return", FRL_METRIC_GAUGE, NO_LABEL,
                        "Mean return of the last 100 training episodes (NaN before any)."},
   [M_EVAL_RETURN] = {"fleetrl_learner_eval_return", FRL_METRIC_GAUGE, NO_LABEL,
@@ -324,6 +331,9 @@ static void serve_metrics(void *arg, const frl_http_request_t *req, frl_http_res
                       (double)s->safety[k]);
   put(s, M_LOSS, f.updates ? f.loss : NAN);
   put(s, M_MEAN_Q, f.updates ? f.mean_q : NAN);
+  put(s, M_ACTOR_LOSS, f.actor_loss);
+  put(s, M_ALPHA, f.alpha);
+  put(s, M_ENTROPY, f.entropy);
   put(s, M_RECENT_RETURN, f.recent_return);
   put(s, M_EVAL_RETURN, f.evals ? f.last_eval : NAN);
   put(s, M_EVAL_BEST, f.evals ? f.best_eval : NAN);
@@ -435,6 +445,9 @@ static void serve_api(void *arg, const frl_http_request_t *req, frl_http_respons
   json_field(res, "spi", f.spi);
   json_field(res, "loss", f.updates ? f.loss : NAN);
   json_field(res, "mean_q", f.updates ? f.mean_q : NAN);
+  json_field(res, "actor_loss", f.actor_loss);
+  json_field(res, "alpha", f.alpha);
+  json_field(res, "entropy", f.entropy);
   json_field(res, "recent_return", f.recent_return);
   json_field(res, "last_eval", f.evals ? f.last_eval : NAN);
   json_field(res, "best_eval", f.evals ? f.best_eval : NAN);

@@ -19,6 +19,7 @@ typedef struct {
   uint64_t episodes, params_version, replay_size, capacity;
   int evals;
   double loss, mean_q, recent_return, last_eval, best_eval, last_success, lag;
+  double actor_loss, alpha, entropy; /* SAC/TD3's last update; NAN where not applicable */
   double priority_max, priority_sum, priority_min, env_rate, upd_rate, spi, beta;
   uint64_t demo_size;
   bool connected, store_failing, solved;

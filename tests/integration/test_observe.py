@@ -161,6 +161,12 @@ def test_metrics_match_the_store():
                 "fleetrl_learner_params_version", "fleetrl_learner_sampled_transitions_total"):
         if m.get((key, frozenset()), 0) <= 0:
             raise Failure(f"{key} is not positive: {m.get((key, frozenset()))}")
+    # SAC's diagnostics are there, and NaN for this DQN learner.
+    for key in ("fleetrl_learner_actor_loss", "fleetrl_learner_sac_alpha",
+                "fleetrl_learner_sac_entropy"):
+        v = m.get((key, frozenset()))
+        if v is None or v == v:
+            raise Failure(f"{key} is {v}, expected NaN for a DQN learner")
     b = parse_metrics(o.metrics(o.broker))
     if b.get(("fleetrl_broker_peers", frozenset({("role", "actor")}))) != 2:
         raise Failure(f"broker reports {b.get(('fleetrl_broker_peers', frozenset({('role', 'actor')})))} live actors, expected 2")
