@@ -82,7 +82,8 @@ def test_hindsight_through_the_stack():
     per episode, each with its tip within 5 cm of the (relabeled) target in next_obs; the
     copies add items but neither episodes nor env steps. An environment without a goal is
     refused with the flag's name."""
-    p, folder = run("reach-sac", 600, "--hindsight", "2", "--max-env-steps", "3000",
+    p, folder = run("reach-sac", 600, "--hindsight", "2", "--capacity", "50000",
+                    "--max-env-steps", "3000",
                     "--min-replay", "1000", "--eval-period", "3000", "--eval-episodes", "2")
     if p.returncode not in (0, 4):
         raise Failure(f"exit {p.returncode}\n{p.stderr[-2000:]}")
