@@ -10,6 +10,12 @@
 #define PA_CHAIN 3           /* joints that move the tip; the other three only cost effort */
 #define PA_STATE (2 * PA_JOINTS + 3) /* q, qd, target */
 #define PA_OBS (PA_STATE + 15) /* and the tip, target - tip, the tip's velocity, link directions */
+/* Where write_obs puts each part after q and qd. */
+#define PA_OBS_TARGET (2 * PA_JOINTS)
+#define PA_OBS_TIP PA_STATE
+#define PA_OBS_OFFSET (PA_STATE + 3)
+#define PA_OBS_TIP_VEL (PA_STATE + 6)
+#define PA_OBS_DIRS (PA_STATE + 9)
 #define PA_MAX_TORQUE 100.0
 #define PA_INERTIA 10.0      /* qdd = tau / 10 (seed 002:320) */
 /* Nominal viscous joint damping. The seed has none, so it is 0 and damping_scale has no effect
@@ -80,39 +86,36 @@ static void write_obs(const planar_arm_t *p, float *obs) {
     obs[i] = (float)p->q[i];
     obs[PA_JOINTS + i] = (float)p->qd[i];
   }
-  /* The tip and its offset to the target, as in the usual reacher observations: the policy
-   * need not learn forward kinematics before it can learn to reach, and the offset is what
-   * the success test and the distance reward measure. */
-  double tip[3];
-  forward_kinematics(p->q, PA_LINK * p->link_scale, tip);
-  for (int i = 0; i < 3; i++) {
-    obs[2 * PA_JOINTS + i] = (float)p->target[i];
-    obs[PA_STATE + i] = (float)tip[i];
-    obs[PA_STATE + 3 + i] = (float)(p->target[i] - tip[i]);
-  }
-  /* The tip's velocity, J(q) qd of the chain: with the tip up to 9 cm a step at full joint
-   * speed, nearly twice the goal's width, passing through the goal rather than over it takes
-   * knowing where the tip is heading. */
-  double phi = 0.0, phid = 0.0, vx = 0.0, vz = 0.0;
+  /* One pass over the chain's cumulative angles phi_k = q_0 + ... + q_k gives three things:
+   * - the tip (as forward_kinematics) and its offset to the target, as in the usual reacher
+   *   observations: the policy need not learn forward kinematics before it can learn to reach,
+   *   and the offset is what the success test and the distance reward measure;
+   * - the tip's velocity, J(q) qd: with the tip up to 9 cm a step at full joint speed, nearly
+   *   twice the goal's width, passing through the goal rather than over it takes knowing where
+   *   the tip is heading;
+   * - each link's direction (cos phi_k, sin phi_k), as reacher observations give cos and sin of
+   *   the joint angles: the Jacobian is linear in them (column k is L sum_{j >= k}
+   *   (-sin phi_j, cos phi_j)), where from raw angles a network has to learn sines of sums
+   *   over several periods first. */
   const double link = PA_LINK * p->link_scale;
+  double phi = 0.0, phid = 0.0, x = 0.0, z = PA_BASE_Z, vx = 0.0, vz = 0.0;
   for (int k = 0; k < PA_CHAIN; k++) {
     phi += p->q[k];
     phid += p->qd[k];
-    vx -= link * sin(phi) * phid;
-    vz += link * cos(phi) * phid;
+    const double c = cos(phi), s = sin(phi);
+    x += link * c;
+    z += link * s;
+    vx -= link * s * phid;
+    vz += link * c * phid;
+    obs[PA_OBS_DIRS + 2 * k] = (float)c;
+    obs[PA_OBS_DIRS + 2 * k + 1] = (float)s;
   }
-  obs[PA_STATE + 6] = (float)vx;
-  obs[PA_STATE + 7] = 0.0f;
-  obs[PA_STATE + 8] = (float)vz;
-  /* Each link's direction (cos phi_k, sin phi_k), phi_k = q_0 + ... + q_k, as the usual reacher
-   * observations give cos and sin of the joint angles: the chain's Jacobian is linear in them
-   * (column k is L sum_{j >= k} (-sin phi_j, cos phi_j)), where from raw angles a network has
-   * to learn sines of sums over several periods first. */
-  phi = 0.0;
-  for (int k = 0; k < PA_CHAIN; k++) {
-    phi += p->q[k];
-    obs[PA_STATE + 9 + 2 * k] = (float)cos(phi);
-    obs[PA_STATE + 10 + 2 * k] = (float)sin(phi);
+  const double tip[3] = {x, 0.0, z}, vel[3] = {vx, 0.0, vz};
+  for (int i = 0; i < 3; i++) {
+    obs[PA_OBS_TARGET + i] = (float)p->target[i];
+    obs[PA_OBS_TIP + i] = (float)tip[i];
+    obs[PA_OBS_OFFSET + i] = (float)(p->target[i] - tip[i]);
+    obs[PA_OBS_TIP_VEL + i] = (float)vel[i];
   }
 }
 
@@ -233,9 +236,6 @@ static void pa_set_physics(void *state, const double *value) {
 /* The goal is the target; the tip achieves it. Relabeling rewrites the target and target - tip
  * in the observation; the reward is pa_step's, from the observation's target - tip (float, so
  * within float rounding of the simulator's double distance) and the clipped torques. */
-#define PA_OBS_TARGET (2 * PA_JOINTS)
-#define PA_OBS_TIP PA_STATE
-#define PA_OBS_OFFSET (PA_STATE + 3)
 
 static void pa_achieved(const float *obs, float *goal) {
   memcpy(goal, obs + PA_OBS_TIP, 3 * sizeof *goal);
