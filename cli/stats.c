@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,10 +100,23 @@ int frl_stats_main(const char *path, FILE *out) {
         "SELECT env_steps, updates, replay_size, round(updates_per_s) AS updates_per_s, "
         "round(env_steps_per_s) AS env_steps_per_s, recent_return, loss, params_version "
         "FROM training ORDER BY at DESC LIMIT 1");
-  table(db, out, "evaluations (last 5 and best)",
-        "SELECT * FROM (SELECT env_steps, updates, mean_return, std_return, episodes FROM "
-        "evaluations ORDER BY at DESC LIMIT 5) UNION ALL SELECT env_steps, updates, "
-        "max(mean_return), std_return, episodes FROM evaluations");
+  /* A store an older build wrote and no learner has opened since has no success_rate. */
+  bool has_success = false;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('evaluations') WHERE name = "
+                             "'success_rate'", -1, &st, NULL) == SQLITE_OK) {
+    has_success = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+  }
+  if (has_success)
+    table(db, out, "evaluations (last 5 and best)",
+          "SELECT * FROM (SELECT env_steps, updates, mean_return, std_return, success_rate, "
+          "episodes FROM evaluations ORDER BY at DESC LIMIT 5) UNION ALL SELECT env_steps, "
+          "updates, max(mean_return), std_return, success_rate, episodes FROM evaluations");
+  else
+    table(db, out, "evaluations (last 5 and best)",
+          "SELECT * FROM (SELECT env_steps, updates, mean_return, std_return, episodes FROM "
+          "evaluations ORDER BY at DESC LIMIT 5) UNION ALL SELECT env_steps, updates, "
+          "max(mean_return), std_return, episodes FROM evaluations");
   table(db, out, "actors",
         "SELECT name, batches, transitions, items_in_replay, episodes, mean_return, "
         "mean_priority, mean_times_sampled FROM actor_summary ORDER BY name");

@@ -101,11 +101,14 @@ static const field_t LEARNER_FIELDS[] = {
 };
 #undef FIELD
 
-/* Lists c's fields as parts "learner.*", "ratelimit.*", "store.*". */
-static void learner_state(frl_checkpoint_learner_t *c, frl_state_t *st) {
+/* Lists c's fields as parts "learner.*", "ratelimit.*", "store.*", as checkpoint format
+ * `format` has them. */
+static void learner_state(frl_checkpoint_learner_t *c, frl_state_t *st, uint32_t format) {
   for (size_t i = 0; i < FRL_ARRAY_LEN(LEARNER_FIELDS); i++)
     frl_state_add(st, "learner", LEARNER_FIELDS[i].name, LEARNER_FIELDS[i].type, 0,
                   (char *)c + LEARNER_FIELDS[i].off, 1);
+  if (format >= 2)
+    frl_state_add(st, "learner", "solve_streak", FRL_STATE_U64, 0, &c->solve_streak, 1);
   frl_state_add(st, "learner", "rng", FRL_STATE_U64, FRL_STATE_NONZERO, c->rng.s, 4);
   frl_ratelimit_t *r = &c->ratelimit;
   frl_state_add(st, "ratelimit", "spi", FRL_STATE_F64, 0, &r->spi, 1);
@@ -122,12 +125,12 @@ static void learner_state(frl_checkpoint_learner_t *c, frl_state_t *st) {
   frl_state_add(st, "store", "last_episode_id", FRL_STATE_U64, 0, &s->last_episode_id, 1);
 }
 
-/* Everything a checkpoint holds, learner parts first (they are restored into a scratch copy
- * and checked before the agent is touched). Returns the number of learner parts. */
+/* Everything a checkpoint of `format` holds, learner parts first (they are restored into a
+ * scratch copy and checked before the agent is touched). Returns the number of learner parts. */
 static int all_parts(frl_state_t *st, frl_checkpoint_learner_t *c, frl_agent_t *agent,
-                     frl_normalizer_t *norm) {
+                     frl_normalizer_t *norm, uint32_t format) {
   st->n = 0;
-  learner_state(c, st);
+  learner_state(c, st, format);
   int n_learner = st->n;
   frl_agent_state(agent, st);
   if (norm) frl_normalizer_state(norm, "obs_norm", st);
@@ -203,7 +206,7 @@ int frl_checkpoint_encode(const char *task, frl_agent_t *agent, frl_normalizer_t
   /* The parts list wants writable pointers; a copy keeps the caller's struct const. */
   frl_checkpoint_learner_t copy = *learner;
   frl_state_t *st = frl_xmalloc(sizeof *st);
-  all_parts(st, &copy, agent, norm);
+  all_parts(st, &copy, agent, norm, FRL_CHECKPOINT_FORMAT);
   /* Write only what a restore accepts: a value it would refuse (a non-finite moment, say) is
    * reported now, while the previous checkpoint is still there, not at the next start. */
   char err[200];
@@ -365,10 +368,10 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
   }
   uint32_t format = get_u32(blob + 8), header_bytes = get_u32(blob + 12);
   uint64_t total = get_u64(blob + 16);
-  if (format != FRL_CHECKPOINT_FORMAT) {
+  if (format < FRL_CHECKPOINT_FORMAT_OLDEST || format > FRL_CHECKPOINT_FORMAT) {
     rc = frl_errf(FRL_ECORRUPT, err, errlen,
-                  "header.format: version %u, this build reads version %d", format,
-                  FRL_CHECKPOINT_FORMAT);
+                  "header.format: version %u, this build reads versions %d to %d", format,
+                  FRL_CHECKPOINT_FORMAT_OLDEST, FRL_CHECKPOINT_FORMAT);
     goto done;
   }
   if (header_bytes != HEADER_BYTES) {
@@ -430,8 +433,9 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
   /* Sections: each must be one of the parts this learner lists, once, with its type and
    * element count, inside the body, zero-padded, with valid values. */
   frl_checkpoint_learner_t scratch = *learner;
+  if (format < 2) scratch.solve_streak = 0;
   st = frl_xmalloc(sizeof *st);
-  const int n_learner = all_parts(st, &scratch, agent, norm);
+  const int n_learner = all_parts(st, &scratch, agent, norm, format);
   if (n_sections != (uint32_t)st->n) {
     rc = frl_errf(FRL_ECORRUPT, err, errlen,
                   "header.sections: %u, a checkpoint of this learner has %d", n_sections, st->n);

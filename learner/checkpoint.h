@@ -27,7 +27,9 @@
 #include "ratelimit.h"
 #include "rng.h"
 
-#define FRL_CHECKPOINT_FORMAT 1
+/* Format 2 added learner.solve_streak; a format-1 checkpoint restores with a streak of 0. */
+#define FRL_CHECKPOINT_FORMAT 2
+#define FRL_CHECKPOINT_FORMAT_OLDEST 1
 #define FRL_CHECKPOINT_TASK_MAX 64
 
 /* The store's running totals when a checkpoint is taken: what the store records after it is
@@ -45,6 +47,7 @@ typedef struct {
   /* evaluation schedule and results */
   uint64_t next_eval_at, last_eval_steps, evals;
   uint64_t reports_success; /* 0 or 1 */
+  uint64_t solve_streak;    /* latest evaluations in a row at the solve level (format 2) */
   double last_eval, best_eval, last_success, best_score;
   /* training figures */
   double beta;              /* in [0, 1] */

@@ -92,6 +92,7 @@ typedef struct {
   double last_eval, best_eval, last_success, best_score;
   bool reports_success; /* the task has reported a success at least once */
   int evals;
+  uint64_t solve_streak; /* latest evaluations in a row at --solve-return */
   bool solved;
   /* rates */
   double rate_t;
@@ -420,17 +421,26 @@ static void evaluate(learner_t *l) {
   }
   l->evals++;
   l->last_eval_steps = l->env_steps;
-  frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n, frl_wall());
-  frl_status_eval(l->status, l->env_steps, mean, sd);
   l->reports_success |= successes > 0 || by_success;
-  char success_text[48] = "";
+  frl_store_log_eval(l->store, l->updates, l->env_steps, mean, sd, (uint32_t)n,
+                     l->reports_success ? success_rate : NAN, frl_wall());
+  frl_status_eval(l->status, l->env_steps, mean, sd);
+  char success_text[48] = "", streak_text[80] = "";
   if (l->reports_success)
     snprintf(success_text, sizeof success_text, ", success %.0f%%", 100.0 * success_rate);
+  /* One reading over the level is the best of many noisy ones and flatters the policy;
+   * --solve-evals asks for several in a row. */
+  l->solve_streak = score >= l->cfg->solve_return ? l->solve_streak + 1 : 0;
+  const uint64_t need = (uint64_t)l->cfg->solve_evals;
+  if (l->solve_streak && need > 1)
+    snprintf(streak_text, sizeof streak_text, " (%llu of %llu in a row at the solve level)",
+             (unsigned long long)(l->solve_streak < need ? l->solve_streak : need),
+             (unsigned long long)need);
   frl_info("evaluation at %llu env steps, %llu updates: mean return %.1f ± %.1f%s over %d "
-           "episodes",
+           "episodes%s",
            (unsigned long long)l->env_steps, (unsigned long long)l->updates, mean, sd,
-           success_text, n);
-  if (score >= l->cfg->solve_return) {
+           success_text, n, streak_text);
+  if (l->solve_streak >= need) {
     l->solved = true;
     stop(l, FRL_LEARNER_SOLVED, "solved");
   }
@@ -631,7 +641,8 @@ static void write_checkpoint(learner_t *l, double now) {
       .duplicates = l->duplicates, .rejected = l->rejected,
       .skipped_updates = l->skipped_updates, .next_eval_at = l->next_eval_at,
       .last_eval_steps = l->last_eval_steps, .evals = (uint64_t)l->evals,
-      .reports_success = l->reports_success, .last_eval = l->last_eval,
+      .reports_success = l->reports_success, .solve_streak = l->solve_streak,
+      .last_eval = l->last_eval,
       .best_eval = l->best_eval, .last_success = l->last_success, .best_score = l->best_score,
       .beta = l->beta, .lag_ewma = l->lag_ewma, .last_loss = l->last_loss,
       .last_mean_q = l->last_mean_q, .ratelimit = l->rl, .spi_flag = l->cfg->spi,
@@ -687,6 +698,7 @@ static void take_checkpoint(learner_t *l, const frl_checkpoint_learner_t *c,
   l->last_eval_steps = c->last_eval_steps;
   l->evals = (int)c->evals;
   l->reports_success = c->reports_success != 0;
+  l->solve_streak = c->solve_streak;
   l->last_eval = c->last_eval;
   l->best_eval = c->best_eval;
   l->last_success = c->last_success;

@@ -39,7 +39,7 @@
  *            sender's wall clock of the first one, in Unix seconds).
  *   training(at, updates, env_steps, replay_size, loss, mean_q, beta, updates_per_s,
  *            env_steps_per_s, recent_return, params_version)
- *   evaluations(at, updates, env_steps, mean_return, std_return, episodes)
+ *   evaluations(at, updates, env_steps, mean_return, std_return, episodes, success_rate)
  *   checkpoints(id INTEGER PRIMARY KEY, created, env_steps, updates, params_version, bytes,
  *               blob)
  *       the learner's newest checkpoints (learner/checkpoint.h), written and trimmed in one
@@ -110,7 +110,7 @@
 #include "common.h"
 #include "log.h"
 
-#define FRL_STORE_SCHEMA_VERSION 2
+#define FRL_STORE_SCHEMA_VERSION 3
 #define FRL_STORE_CKPT_PAGES 4096             /* 16 MiB of 4 KiB pages */
 #define FRL_STORE_WAL_LIMIT (64LL << 20)      /* journal_size_limit, bytes */
 #define FRL_STORE_WAL_WARN_FACTOR 4           /* warn from 4 x the limit: 256 MiB */
@@ -210,7 +210,8 @@ static const char SCHEMA_SQL[] =
     "  env_steps INTEGER NOT NULL,\n"
     "  mean_return REAL,\n"
     "  std_return REAL,\n"
-    "  episodes INTEGER NOT NULL\n"
+    "  episodes INTEGER NOT NULL,\n"
+    "  success_rate REAL\n"
     ");\n"
     /* IF NOT EXISTS adds it to an older store when it is opened. The blob comes last so that
      * listing the rows reads no overflow pages. */
@@ -266,7 +267,7 @@ struct frl_store {
   frl_store_config_t cfg;
   char *path;
   double wal_warned_at; /* frl_now() of the last "WAL is large" warning */
-  int old_version;      /* user_version found at open: 0 new, 1 needs migrate() */
+  int old_version;      /* user_version found at open: 0 new, 1 or 2 need migrate() */
   bool wal_mode;        /* journal_mode is wal (else there is no WAL to keep bounded) */
   double busy_since;    /* frl_now() when the ingest connection began waiting for a lock */
   int page_size;
@@ -671,13 +672,22 @@ static int check_version(frl_store_t *s) {
 }
 
 /* Brings a store written by an older build up to this schema inside the caller's transaction.
- * Version 1 lacked items.demo and episodes.physics (safety_events is created with the rest). */
+ * Version 1 lacked items.demo and episodes.physics (safety_events is created with the rest);
+ * versions 1 and 2 lacked evaluations.success_rate. */
 static int migrate(frl_store_t *s) {
-  if (s->old_version != 1) return 0;
-  frl_info("store %s: upgrading schema version 1 to %d", s->path, FRL_STORE_SCHEMA_VERSION);
-  int err = exec(s, "ALTER TABLE items ADD COLUMN demo INTEGER NOT NULL DEFAULT 0",
-                 "adding items.demo");
-  if (!err) err = exec(s, "ALTER TABLE episodes ADD COLUMN physics TEXT", "adding episodes.physics");
+  if (s->old_version < 1 || s->old_version >= FRL_STORE_SCHEMA_VERSION) return 0;
+  frl_info("store %s: upgrading schema version %d to %d", s->path, s->old_version,
+           FRL_STORE_SCHEMA_VERSION);
+  int err = 0;
+  if (s->old_version < 2) {
+    err = exec(s, "ALTER TABLE items ADD COLUMN demo INTEGER NOT NULL DEFAULT 0",
+               "adding items.demo");
+    if (!err)
+      err = exec(s, "ALTER TABLE episodes ADD COLUMN physics TEXT", "adding episodes.physics");
+  }
+  if (!err)
+    err = exec(s, "ALTER TABLE evaluations ADD COLUMN success_rate REAL",
+               "adding evaluations.success_rate");
   return err;
 }
 
@@ -767,7 +777,7 @@ static int prepare_all(frl_store_t *s) {
                          " mean_q, beta, updates_per_s, env_steps_per_s, recent_return,"
                          " params_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
       {&s->eval_add, "INSERT INTO evaluations(at, updates, env_steps, mean_return, std_return,"
-                     " episodes) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
+                     " episodes, success_rate) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
       {&s->meta_set, "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
       {&s->meta_get, "SELECT value FROM meta WHERE key = ?1"},
@@ -1243,7 +1253,7 @@ int frl_store_log_progress(frl_store_t *s, const frl_store_progress_t *p, double
 }
 
 int frl_store_log_eval(frl_store_t *s, uint64_t updates, uint64_t env_steps, double mean_return,
-                       double std_return, uint32_t episodes, double now) {
+                       double std_return, uint32_t episodes, double success_rate, double now) {
   sqlite3_stmt *st = s->eval_add;
   sqlite3_bind_double(st, 1, now);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)updates);
@@ -1251,6 +1261,7 @@ int frl_store_log_eval(frl_store_t *s, uint64_t updates, uint64_t env_steps, dou
   bind_real_or_null(st, 4, mean_return);
   bind_real_or_null(st, 5, std_return);
   sqlite3_bind_int64(st, 6, episodes);
+  bind_real_or_null(st, 7, success_rate);
   return run(s, st, "logging an evaluation");
 }
 

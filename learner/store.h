@@ -97,9 +97,10 @@ typedef struct {
   double recent_return;   /* mean return of recent episodes, NaN when none */
 } frl_store_progress_t;
 int frl_store_log_progress(frl_store_t *s, const frl_store_progress_t *p, double now);
-/* A greedy evaluation (evaluations table). */
+/* A greedy evaluation (evaluations table); success_rate in [0, 1], or NaN (stored as NULL) for
+ * an environment without a success signal. */
 int frl_store_log_eval(frl_store_t *s, uint64_t updates, uint64_t env_steps, double mean_return,
-                       double std_return, uint32_t episodes, double now);
+                       double std_return, uint32_t episodes, double success_rate, double now);
 /* Run metadata (meta table: key/value text). */
 int frl_store_set_meta(frl_store_t *s, const char *key, const char *value);
 

@@ -181,6 +181,8 @@ static const flag_t g_flags[] = {
    "(e.g. mass=1.3,gravity=9.6; empty: nominal)"},
   {"solve-return", L | R, T_DBL, F(solve_return), "475", -BIG, BIG,
    "evaluation score that counts as solved (mean return, or success rate: --solve-metric)"},
+  {"solve-evals", L | R, T_INT, F(solve_evals), "1", 1, 100,
+   "evaluations in a row that must reach --solve-return before the run counts as solved"},
   {"run-dir", L, T_STR, F(run_dir), "runs/learner", 0, 0, "learner run folder"},
 
   {"queue", B | R, T_INT, F(queue_batches), "256", 0, 1000000,

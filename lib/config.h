@@ -83,6 +83,7 @@ typedef struct frl_config {
   int eval_episodes;
   char eval_physics[160];   /* evaluations on these physics, NAME=VALUE,... ("": nominal) */
   double solve_return;      /* mean greedy return that counts as solved */
+  int solve_evals;          /* evaluations in a row at solve_return that count as solved */
   char run_dir[320];        /* learner's run folder (replay.db, summary.json, policy) */
 
   /* broker */

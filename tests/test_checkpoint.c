@@ -160,6 +160,7 @@ static frl_checkpoint_learner_t some_learner(void) {
       .last_eval_steps = 12000,
       .evals = 6,
       .reports_success = 1,
+      .solve_streak = 2,
       .last_eval = 101.5,
       .best_eval = 130.25,
       .last_success = 0.5,
@@ -479,7 +480,8 @@ static void reserved_field(uint8_t *b, size_t len) { wr32(b + 60, 1); }
 static void section_reserved(uint8_t *b, size_t len) {
   wr32(b + section(b, len, "target") + 36, 3);
 }
-static void newer_format(uint8_t *b, size_t len) { wr32(b + 8, 2); }
+static void newer_format(uint8_t *b, size_t len) { wr32(b + 8, FRL_CHECKPOINT_FORMAT + 1); }
+static void format_zero(uint8_t *b, size_t len) { wr32(b + 8, 0); }
 static void unterminated_task(uint8_t *b, size_t len) { memset(b + 72, 'a', 64); }
 static void unterminated_name(uint8_t *b, size_t len) {
   memset(b + section(b, len, "online"), 'o', 32);
@@ -501,7 +503,8 @@ static void test_damage_behind_valid_checksum_refused(void **state) {
   refused_with(&s, nonzero_padding, "section 'online': padding byte 1");
   refused_with(&s, reserved_field, "header.reserved");
   refused_with(&s, section_reserved, "section 'target': type 1 (reserved 3)");
-  refused_with(&s, newer_format, "version 2, this build reads version 1");
+  refused_with(&s, newer_format, "version 3, this build reads versions 1 to 2");
+  refused_with(&s, format_zero, "version 0, this build reads versions 1 to 2");
   refused_with(&s, unterminated_task, "header.task");
   refused_with(&s, unterminated_name, "name not NUL-terminated");
 
@@ -544,6 +547,43 @@ static void test_encode_refuses_what_restore_would(void **state) {
   assert_int_equal(frl_checkpoint_encode("small", s.agent, NULL, &l, 1.0, &blob, &len), 0);
   free(blob);
   free(st);
+  small_free(&s);
+}
+
+/* ---- older formats -------------------------------------------------------------------------- */
+
+/* A format-1 checkpoint (a build before learner.solve_streak) restores, with a streak of 0; the
+ * same blob still claiming format 2 lacks a section and is refused. */
+static void test_format_1_restores(void **state) {
+  (void)state;
+  small_t s = small_fixture();
+  const size_t off = section(s.blob, s.len, "learner.solve_streak");
+  const size_t cut = 48 + 8; /* its header and one u64 */
+  assert_int_equal(rd64(s.blob + off + 48), 2);
+  const size_t n = s.len - cut;
+  uint8_t *b = malloc(n);
+  memcpy(b, s.blob, off);
+  memcpy(b + off, s.blob + off + cut, s.len - off - cut);
+  wr32(b + 56, rd32(b + 56) - 1);
+  wr64(b + 16, n);
+  char err[300] = "";
+  reseal(b, n);
+  assert_int_equal(try_restore(&s, b, n, err, sizeof err), FRL_ECORRUPT);
+  assert_non_null(strstr(err, "header.sections"));
+  expect_untouched(&s);
+
+  wr32(b + 8, 1);
+  reseal(b, n);
+  frl_checkpoint_learner_t l = {.solve_streak = 7}, want = some_learner();
+  assert_int_equal(frl_checkpoint_restore(b, n, "small", s.target, NULL, &l, err, sizeof err), 0);
+  assert_int_equal(l.solve_streak, 0);
+  assert_int_equal(l.evals, want.evals);
+  assert_int_equal(l.updates, want.updates);
+  snapshot_t got = snapshot(s.target, NULL), from = snapshot(s.agent, NULL);
+  assert_true(same(got, from));
+  drop(&got);
+  drop(&from);
+  free(b);
   small_free(&s);
 }
 
@@ -871,6 +911,7 @@ int main(void) {
       cmocka_unit_test(test_every_byte_flip_refused),
       cmocka_unit_test(test_damage_behind_valid_checksum_refused),
       cmocka_unit_test(test_encode_refuses_what_restore_would),
+      cmocka_unit_test(test_format_1_restores),
       cmocka_unit_test(test_other_identity_refused),
       cmocka_unit_test_setup_teardown(test_store_keeps_newest_two, store_setup, store_teardown),
       cmocka_unit_test_setup_teardown(test_store_write_that_fails_keeps_previous, store_setup,

@@ -179,7 +179,7 @@ static void test_schema_and_pragmas(void **state) {
                             "env_steps_per_s,recent_return,params_version");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('evaluations')", text,
          sizeof text);
-  assert_string_equal(text, "at,updates,env_steps,mean_return,std_return,episodes");
+  assert_string_equal(text, "at,updates,env_steps,mean_return,std_return,episodes,success_rate");
   q_text(db, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE "
              "type = 'view' ORDER BY name)", text, sizeof text);
   assert_string_equal(text, "actor_summary,policy_lag,priority_summary,returns_by_minute");
@@ -187,7 +187,7 @@ static void test_schema_and_pragmas(void **state) {
   assert_string_equal(text, "4");
   q_text(db, "SELECT value FROM meta WHERE key = 'action_type'", text, sizeof text);
   assert_string_equal(text, "discrete");
-  assert_int_equal(q_int(db, "PRAGMA user_version"), 2);
+  assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
   sqlite3_close(db);
   frl_store_close(&s);
   assert_null(s);
@@ -376,7 +376,8 @@ static void test_persistence_and_views(void **state) {
                             .params_version = 10, .loss = 0.5, .mean_q = 3.0, .beta = 0.4,
                             .updates_per_s = 50, .env_steps_per_s = 2500, .recent_return = NAN};
   assert_int_equal(frl_store_log_progress(s, &p, 2000.0), 0);
-  assert_int_equal(frl_store_log_eval(s, 100, 5000, 195.5, 4.25, 10, 2001.0), 0);
+  assert_int_equal(frl_store_log_eval(s, 100, 5000, 195.5, 4.25, 10, NAN, 2001.0), 0);
+  assert_int_equal(frl_store_log_eval(s, 120, 6000, 197.0, 3.5, 10, 0.7, 2002.0), 0);
   assert_int_equal(frl_store_set_meta(s, "task", "cartpole-dqn"), 0);
   assert_int_equal(frl_store_set_meta(s, "task", "cartpole"), 0); /* overwrites */
   frl_store_close(&s);
@@ -396,7 +397,10 @@ static void test_persistence_and_views(void **state) {
   assert_string_equal(text, "cartpole");
   assert_true(isnan(q_real(db, "SELECT recent_return FROM training")));
   assert_int_equal(q_int(db, "SELECT params_version FROM training WHERE at = 2000.0"), 10);
-  assert_true(q_real(db, "SELECT mean_return FROM evaluations WHERE episodes = 10") == 195.5);
+  assert_true(q_real(db, "SELECT mean_return FROM evaluations WHERE updates = 100") == 195.5);
+  /* success_rate: NULL for an environment without a success signal. */
+  assert_true(isnan(q_real(db, "SELECT success_rate FROM evaluations WHERE updates = 100")));
+  assert_true(q_real(db, "SELECT success_rate FROM evaluations WHERE updates = 120") == 0.7);
 
   /* Views. actor-1: items 1..5 and 9..13 with priorities 0.25..4.25 twice. */
   assert_int_equal(q_int(db, "SELECT items_in_replay FROM actor_summary WHERE name = 'actor-1'"),
@@ -484,7 +488,8 @@ static long file_size(const char *path) {
 }
 
 /* A robot's report: safety events and per-episode physics land in their tables, a batch of
- * count 0 carries them alone, and a version-1 store is upgraded in place. */
+ * count 0 carries them alone, and a version-1 store is upgraded in place (a version-2 one in
+ * test_upgrade_v2). */
 static void test_safety_physics_and_upgrade(void **state) {
   fixture_t *f = *state;
   frl_store_t *s = open_store(f, OBS, 0);
@@ -495,6 +500,7 @@ static void test_safety_physics_and_upgrade(void **state) {
   assert_int_equal(sqlite3_exec(db,
                                 "ALTER TABLE items DROP COLUMN demo;"
                                 "ALTER TABLE episodes DROP COLUMN physics;"
+                                "ALTER TABLE evaluations DROP COLUMN success_rate;"
                                 "DROP TABLE safety_events; PRAGMA user_version=1;",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
@@ -523,7 +529,9 @@ static void test_safety_physics_and_upgrade(void **state) {
   frl_store_close(&s);
 
   db = reader(f);
-  assert_int_equal(q_int(db, "PRAGMA user_version"), 2);
+  assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM pragma_table_info('evaluations') WHERE name = "
+                             "'success_rate'"), 1);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM items WHERE demo = 1"), 3);
   char text[64];
   q_text(db, "SELECT json_extract(physics, '$.mass') FROM episodes", text, sizeof text);
@@ -536,6 +544,33 @@ static void test_safety_physics_and_upgrade(void **state) {
   q_text(db, "SELECT a.name FROM safety_events e JOIN actors a USING(actor_id) LIMIT 1", text,
          sizeof text);
   assert_string_equal(text, "arm-1");
+  sqlite3_close(db);
+}
+
+/* A version-2 store (no evaluations.success_rate) is upgraded in place: its evaluations stay,
+ * with no success rate, and new ones record it. */
+static void test_upgrade_v2(void **state) {
+  fixture_t *f = *state;
+  frl_store_t *s = open_store(f, OBS, 0);
+  assert_int_equal(frl_store_log_eval(s, 10, 500, -150.0, 20.0, 10, 0.2, 1000.0), 0);
+  frl_store_close(&s);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "ALTER TABLE evaluations DROP COLUMN success_rate;"
+                                "PRAGMA user_version=2;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  s = open_store(f, OBS, 0);
+  assert_int_equal(frl_store_log_eval(s, 20, 1000, -120.0, 15.0, 10, 0.4, 1001.0), 0);
+  frl_store_close(&s);
+  db = reader(f);
+  assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM evaluations"), 2);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM evaluations WHERE success_rate IS NULL"), 1);
+  assert_float_equal(q_real(db, "SELECT success_rate FROM evaluations WHERE updates = 20"), 0.4,
+                     1e-12);
   sqlite3_close(db);
 }
 
@@ -885,6 +920,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
       cmocka_unit_test_setup_teardown(test_safety_physics_and_upgrade, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_upgrade_v2, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_plateaus, setup, teardown),

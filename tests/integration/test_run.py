@@ -104,12 +104,22 @@ def test_cartpole_dqn_solves_within_budget():
 
 
 def test_gridworld_dqn_solves():
-    p, folder = run("gridworld-dqn", 300, "--actors", "2")
+    # Solved only after three evaluations in a row at the level (--solve-evals).
+    p, folder = run("gridworld-dqn", 300, "--actors", "2", "--solve-evals", "3")
     if p.returncode != 0:
         raise Failure(f"exit {p.returncode}; stderr:\n{p.stderr[-3000:]}")
     s, _, _ = check_folder(folder, "gridworld-dqn")
     if not s["solved"] or abs(s["eval_return"] - 9.8) > 1e-3:
         raise Failure(f"grid world not solved optimally (9.8): {s}")
+    con = sqlite3.connect(f"file:{folder}/replay.db?mode=ro", uri=True)
+    evals = [r for (r,) in con.execute("SELECT mean_return FROM evaluations ORDER BY rowid")]
+    if len(evals) < 3 or min(evals[-3:]) < 9.4 or any(r >= 9.4 for r in evals[-4:-3]):
+        raise Failure(f"solved with evaluations {evals}: expected it to stop at the third in a "
+                      "row at 9.4 or above")
+    log = open(os.path.join(folder, "logs", "learner.log")).read()
+    for want in ("(1 of 3 in a row at the solve level)", "(2 of 3 in a row at the solve level)"):
+        if want not in log:
+            raise Failure(f"the learner's log lacks {want!r}")
 
 
 def test_unsolvable_budget_exits_4_with_summary():
