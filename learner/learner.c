@@ -884,7 +884,9 @@ static void on_tick(uv_timer_t *h) {
                               .params_version = l->params_version, .loss = l->last_loss,
                               .mean_q = l->last_mean_q, .beta = l->beta,
                               .updates_per_s = l->upd_rate, .env_steps_per_s = l->env_rate,
-                              .recent_return = recent_return(l)};
+                              .recent_return = recent_return(l),
+                              .actor_loss = l->last_actor_loss, .alpha = l->last_alpha,
+                              .entropy = l->last_entropy};
     frl_store_log_progress(l->store, &p, frl_wall());
     l->last_progress_row = now;
   }

@@ -202,7 +202,10 @@ static const char SCHEMA_SQL[] =
     "  updates_per_s REAL,\n"
     "  env_steps_per_s REAL,\n"
     "  recent_return REAL,\n"
-    "  params_version INTEGER NOT NULL\n"
+    "  params_version INTEGER NOT NULL,\n"
+    "  actor_loss REAL,\n"
+    "  alpha REAL,\n"
+    "  entropy REAL\n"
     ");\n"
     "CREATE TABLE IF NOT EXISTS evaluations(\n"
     "  at REAL NOT NULL,\n"
@@ -673,7 +676,8 @@ static int check_version(frl_store_t *s) {
 
 /* Brings a store written by an older build up to this schema inside the caller's transaction.
  * Version 1 lacked items.demo and episodes.physics (safety_events is created with the rest);
- * versions 1 and 2 lacked evaluations.success_rate. */
+ * versions 1 and 2 lacked evaluations.success_rate and training's actor_loss, alpha and
+ * entropy. */
 static int migrate(frl_store_t *s) {
   if (s->old_version < 1 || s->old_version >= FRL_STORE_SCHEMA_VERSION) return 0;
   frl_info("store %s: upgrading schema version %d to %d", s->path, s->old_version,
@@ -685,9 +689,12 @@ static int migrate(frl_store_t *s) {
     if (!err)
       err = exec(s, "ALTER TABLE episodes ADD COLUMN physics TEXT", "adding episodes.physics");
   }
-  if (!err)
-    err = exec(s, "ALTER TABLE evaluations ADD COLUMN success_rate REAL",
-               "adding evaluations.success_rate");
+  static const char *const v3[][2] = {
+      {"ALTER TABLE evaluations ADD COLUMN success_rate REAL", "adding evaluations.success_rate"},
+      {"ALTER TABLE training ADD COLUMN actor_loss REAL", "adding training.actor_loss"},
+      {"ALTER TABLE training ADD COLUMN alpha REAL", "adding training.alpha"},
+      {"ALTER TABLE training ADD COLUMN entropy REAL", "adding training.entropy"}};
+  for (size_t i = 0; !err && i < FRL_ARRAY_LEN(v3); i++) err = exec(s, v3[i][0], v3[i][1]);
   return err;
 }
 
@@ -775,7 +782,8 @@ static int prepare_all(frl_store_t *s) {
                       " priority FROM items WHERE item_id >= ?1 ORDER BY item_id"},
       {&s->progress_add, "INSERT INTO training(at, updates, env_steps, replay_size, loss,"
                          " mean_q, beta, updates_per_s, env_steps_per_s, recent_return,"
-                         " params_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+                         " params_version, actor_loss, alpha, entropy)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"},
       {&s->eval_add, "INSERT INTO evaluations(at, updates, env_steps, mean_return, std_return,"
                      " episodes, success_rate) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
       {&s->meta_set, "INSERT INTO meta(key, value) VALUES(?1, ?2)"
@@ -1249,6 +1257,9 @@ int frl_store_log_progress(frl_store_t *s, const frl_store_progress_t *p, double
   bind_real_or_null(st, 9, p->env_steps_per_s);
   bind_real_or_null(st, 10, p->recent_return);
   sqlite3_bind_int64(st, 11, (sqlite3_int64)p->params_version);
+  bind_real_or_null(st, 12, p->actor_loss);
+  bind_real_or_null(st, 13, p->alpha);
+  bind_real_or_null(st, 14, p->entropy);
   return run(s, st, "logging progress");
 }
 

@@ -95,6 +95,9 @@ typedef struct {
   uint64_t updates, env_steps, replay_size, params_version;
   double loss, mean_q, beta, updates_per_s, env_steps_per_s;
   double recent_return;   /* mean return of recent episodes, NaN when none */
+  /* SAC/TD3 diagnostics of the last update: actor loss, SAC's temperature and entropy
+   * estimate; NaN (stored as NULL) where the algorithm has none */
+  double actor_loss, alpha, entropy;
 } frl_store_progress_t;
 int frl_store_log_progress(frl_store_t *s, const frl_store_progress_t *p, double now);
 /* A greedy evaluation (evaluations table); success_rate in [0, 1], or NaN (stored as NULL) for

@@ -176,7 +176,7 @@ static void test_schema_and_pragmas(void **state) {
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('training')", text,
          sizeof text);
   assert_string_equal(text, "at,updates,env_steps,replay_size,loss,mean_q,beta,updates_per_s,"
-                            "env_steps_per_s,recent_return,params_version");
+                            "env_steps_per_s,recent_return,params_version,actor_loss,alpha,entropy");
   q_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('evaluations')", text,
          sizeof text);
   assert_string_equal(text, "at,updates,env_steps,mean_return,std_return,episodes,success_rate");
@@ -374,8 +374,16 @@ static void test_persistence_and_views(void **state) {
   insert(s, &t, 6, 0, false);
   frl_store_progress_t p = {.updates = 100, .env_steps = 5000, .replay_size = 8,
                             .params_version = 10, .loss = 0.5, .mean_q = 3.0, .beta = 0.4,
-                            .updates_per_s = 50, .env_steps_per_s = 2500, .recent_return = NAN};
+                            .updates_per_s = 50, .env_steps_per_s = 2500, .recent_return = NAN,
+                            .actor_loss = NAN, .alpha = NAN, .entropy = NAN};
+
   assert_int_equal(frl_store_log_progress(s, &p, 2000.0), 0);
+  frl_store_progress_t sac = p; /* an actor-critic's row has its diagnostics */
+  sac.updates = 110;
+  sac.actor_loss = -3.5;
+  sac.alpha = 0.05;
+  sac.entropy = -6.25;
+  assert_int_equal(frl_store_log_progress(s, &sac, 2000.5), 0);
   assert_int_equal(frl_store_log_eval(s, 100, 5000, 195.5, 4.25, 10, NAN, 2001.0), 0);
   assert_int_equal(frl_store_log_eval(s, 120, 6000, 197.0, 3.5, 10, 0.7, 2002.0), 0);
   assert_int_equal(frl_store_set_meta(s, "task", "cartpole-dqn"), 0);
@@ -397,6 +405,10 @@ static void test_persistence_and_views(void **state) {
   assert_string_equal(text, "cartpole");
   assert_true(isnan(q_real(db, "SELECT recent_return FROM training")));
   assert_int_equal(q_int(db, "SELECT params_version FROM training WHERE at = 2000.0"), 10);
+  assert_true(isnan(q_real(db, "SELECT alpha FROM training WHERE updates = 100")));
+  assert_true(q_real(db, "SELECT actor_loss FROM training WHERE updates = 110") == -3.5);
+  assert_true(q_real(db, "SELECT alpha FROM training WHERE updates = 110") == 0.05);
+  assert_true(q_real(db, "SELECT entropy FROM training WHERE updates = 110") == -6.25);
   assert_true(q_real(db, "SELECT mean_return FROM evaluations WHERE updates = 100") == 195.5);
   /* success_rate: NULL for an environment without a success signal. */
   assert_true(isnan(q_real(db, "SELECT success_rate FROM evaluations WHERE updates = 100")));
@@ -501,6 +513,9 @@ static void test_safety_physics_and_upgrade(void **state) {
                                 "ALTER TABLE items DROP COLUMN demo;"
                                 "ALTER TABLE episodes DROP COLUMN physics;"
                                 "ALTER TABLE evaluations DROP COLUMN success_rate;"
+                                "ALTER TABLE training DROP COLUMN actor_loss;"
+                                "ALTER TABLE training DROP COLUMN alpha;"
+                                "ALTER TABLE training DROP COLUMN entropy;"
                                 "DROP TABLE safety_events; PRAGMA user_version=1;",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
@@ -532,6 +547,8 @@ static void test_safety_physics_and_upgrade(void **state) {
   assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM pragma_table_info('evaluations') WHERE name = "
                              "'success_rate'"), 1);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM pragma_table_info('training') WHERE name IN "
+                             "('actor_loss', 'alpha', 'entropy')"), 3);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM items WHERE demo = 1"), 3);
   char text[64];
   q_text(db, "SELECT json_extract(physics, '$.mass') FROM episodes", text, sizeof text);
@@ -547,8 +564,8 @@ static void test_safety_physics_and_upgrade(void **state) {
   sqlite3_close(db);
 }
 
-/* A version-2 store (no evaluations.success_rate) is upgraded in place: its evaluations stay,
- * with no success rate, and new ones record it. */
+/* A version-2 store (no evaluations.success_rate, no SAC diagnostics in training) is upgraded
+ * in place: its evaluations stay, with no success rate, and new rows record the new columns. */
 static void test_upgrade_v2(void **state) {
   fixture_t *f = *state;
   frl_store_t *s = open_store(f, OBS, 0);
@@ -558,6 +575,9 @@ static void test_upgrade_v2(void **state) {
   assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
   assert_int_equal(sqlite3_exec(db,
                                 "ALTER TABLE evaluations DROP COLUMN success_rate;"
+                                "ALTER TABLE training DROP COLUMN actor_loss;"
+                                "ALTER TABLE training DROP COLUMN alpha;"
+                                "ALTER TABLE training DROP COLUMN entropy;"
                                 "PRAGMA user_version=2;",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
@@ -571,6 +591,8 @@ static void test_upgrade_v2(void **state) {
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM evaluations WHERE success_rate IS NULL"), 1);
   assert_float_equal(q_real(db, "SELECT success_rate FROM evaluations WHERE updates = 20"), 0.4,
                      1e-12);
+  assert_int_equal(q_int(db, "SELECT COUNT(*) FROM pragma_table_info('training') WHERE name IN "
+                             "('actor_loss', 'alpha', 'entropy')"), 3);
   sqlite3_close(db);
 }
 
