@@ -1,2 +1,0 @@
-build-dbg/lib/log.o: lib/log.c lib/log.h
-lib/log.h:

@@ -1,2 +1,0 @@
-build-dbg/lib/rng.o: lib/rng.c lib/rng.h
-lib/rng.h:
