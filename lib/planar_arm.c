@@ -9,13 +9,15 @@
 #define PA_JOINTS 6
 #define PA_CHAIN 3           /* joints that move the tip; the other three only cost effort */
 #define PA_STATE (2 * PA_JOINTS + 3) /* q, qd, target */
-#define PA_OBS (PA_STATE + 15) /* and the tip, target - tip, the tip's velocity, link directions */
+/* and the tip, target - tip, the tip's velocity, link directions, target - tip at goal scale */
+#define PA_OBS (PA_STATE + 18)
 /* Where write_obs puts each part after q and qd. */
 #define PA_OBS_TARGET (2 * PA_JOINTS)
 #define PA_OBS_TIP PA_STATE
 #define PA_OBS_OFFSET (PA_STATE + 3)
 #define PA_OBS_TIP_VEL (PA_STATE + 6)
 #define PA_OBS_DIRS (PA_STATE + 9)
+#define PA_OBS_NEAR (PA_STATE + 15)
 #define PA_MAX_TORQUE 100.0
 #define PA_INERTIA 10.0      /* qdd = tau / 10 (seed 002:320) */
 /* Nominal viscous joint damping. The seed has none, so it is 0 and damping_scale has no effect
@@ -96,7 +98,12 @@ static void write_obs(const planar_arm_t *p, float *obs) {
    * - each link's direction (cos phi_k, sin phi_k), as reacher observations give cos and sin of
    *   the joint angles: the Jacobian is linear in them (column k is L sum_{j >= k}
    *   (-sin phi_j, cos phi_j)), where from raw angles a network has to learn sines of sums
-   *   over several periods first. */
+   *   over several periods first;
+   * - the offset again at the goal's scale, tanh((target - tip) / 0.05): linear within the
+   *   goal radius and saturated beyond a few radii. The raw offset spans the workspace (its
+   *   normalized unit is some 0.4 m), so the last few centimetres, where success is decided,
+   *   were a small fraction of a unit; policies came within 6-8 cm and hovered there
+   *   (seed 1, 30 values: 67% success at 80k env steps, 88% with this). */
   const double link = PA_LINK * p->link_scale;
   double phi = 0.0, phid = 0.0, x = 0.0, z = PA_BASE_Z, vx = 0.0, vz = 0.0;
   for (int k = 0; k < PA_CHAIN; k++) {
@@ -116,6 +123,7 @@ static void write_obs(const planar_arm_t *p, float *obs) {
     obs[PA_OBS_TIP + i] = (float)tip[i];
     obs[PA_OBS_OFFSET + i] = (float)(p->target[i] - tip[i]);
     obs[PA_OBS_TIP_VEL + i] = (float)vel[i];
+    obs[PA_OBS_NEAR + i] = (float)tanh((p->target[i] - tip[i]) / PA_GOAL_DIST);
   }
 }
 
@@ -234,7 +242,7 @@ static void pa_set_physics(void *state, const double *value) {
 }
 
 /* The goal is the target; the tip achieves it. Relabeling rewrites the target and target - tip
- * in the observation; the reward is pa_step's, from the observation's target - tip (float, so
+ * (both scales) in the observation; the reward is pa_step's, from the observation's target - tip (float, so
  * within float rounding of the simulator's double distance) and the clipped torques. */
 
 static void pa_achieved(const float *obs, float *goal) {
@@ -245,6 +253,7 @@ static void pa_relabel(float *obs, const float *goal) {
   for (int i = 0; i < 3; i++) {
     obs[PA_OBS_TARGET + i] = goal[i];
     obs[PA_OBS_OFFSET + i] = goal[i] - obs[PA_OBS_TIP + i];
+    obs[PA_OBS_NEAR + i] = (float)tanh(((double)goal[i] - obs[PA_OBS_TIP + i]) / PA_GOAL_DIST);
   }
 }
 

@@ -22,10 +22,10 @@
 
 #include "alloc_counter.h"
 
-enum { J = 6, OBS = 30, ACT = 6, STATE = 15, T = 80, K = 4, MAXQ = K * 200 };
+enum { J = 6, OBS = 33, ACT = 6, STATE = 15, T = 80, K = 4, MAXQ = K * 200 };
 #define GAMMA 0.99f
 /* The planar arm's observation: q[6], qd[6], target[3], tip[3], target - tip[3], then the tip's
- * velocity and the link directions. */
+ * velocity, the link directions and target - tip at the goal's scale. */
 enum { TARGET = 12, TIP = 15, OFFSET = 18 };
 
 typedef struct {
@@ -142,6 +142,8 @@ static void test_rewards_match_the_environment(void **state) {
       float o[OBS], no[OBS];
       frl_env_reset(ref, o);
       assert_int_equal(frl__env_set_state(ref, s, STATE, o), 0);
+      /* The relabeled observation is the environment's own at that state and goal. */
+      for (int c = 0; c < OBS; c++) assert_float_equal(out.obs[i][c], o[c], 1e-5);
       frl_step_t st;
       frl_env_step(ref, ep.env_action[t], no, &st);
       assert_float_equal(out.reward[i], st.reward, 1e-4 * (1 + fabsf(st.reward)));

@@ -16,8 +16,9 @@
 #include "rng.h"
 #include "env_check.h"
 
-/* The state is {q[6], qd[6], target[3]}; the observation adds the tip and target - tip. */
-enum { J = 6, STATE = 15, OBS = 30 };
+/* The state is {q[6], qd[6], target[3]}; the observation adds the tip, target - tip, the tip's
+ * velocity, the link directions and target - tip at the goal's scale. */
+enum { J = 6, STATE = 15, OBS = 33 };
 
 /* Tip of the 3-link chain by composing planar rotations (no angle sums): each joint rotates
  * the running direction (c, s) by q_k, then a 0.3 link is laid along it from (0, 0.1). */
@@ -169,6 +170,9 @@ static void test_matches_equations(void **unused) {
       assert_float_equal(obs[STATE + 10], sin(ref[0]), 1e-6);
       assert_float_equal(sx, tip[0], 1e-6);
       assert_float_equal(sz, tip[2], 1e-6);
+      /* The offset at the goal's scale: tanh(offset / 0.05), exact within float rounding. */
+      for (int i = 0; i < 3; i++)
+        assert_float_equal(obs[STATE + 15 + i], tanh((ref[2 * J + i] - tip[i]) / 0.05), 2e-5);
       assert_float_equal(st.reward, want, 1e-6 * (1 + fabs(want)));
       assert_int_equal(st.success, d < 0.05);
       assert_int_equal(st.terminal, d < 0.05);

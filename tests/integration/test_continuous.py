@@ -3,6 +3,7 @@ Pendulum swing-up, with actors acting in the environment's torque range, their t
 stored with continuous actions in SQLite, and the learner's deterministic evaluation reaching
 the published baseline's level within the step budget."""
 import json
+import math
 import os
 import sqlite3
 import struct
@@ -97,10 +98,14 @@ def test_hindsight_through_the_stack():
     if len(terminal) < 2 * episodes:
         raise Failure(f"{len(terminal)} terminal items for {episodes} episodes with 2 copies each")
     for (next_obs,) in terminal:
-        o = struct.unpack("<30f", next_obs)
+        o = struct.unpack("<33f", next_obs)
         d = sum(x * x for x in o[18:21]) ** 0.5  # target - tip
         if d >= 0.05:
             raise Failure(f"a terminal item ends {d:.3f} m from its target (success is 0.05)")
+        near = [math.tanh(x / 0.05) for x in o[18:21]]  # and again at the goal's scale
+        if max(abs(a - b) for a, b in zip(near, o[30:33])) > 1e-5:
+            raise Failure(f"a terminal item's goal-scale offset {o[30:33]} is not tanh of its "
+                          f"offset / 0.05 {near}")
     q = subprocess.run([BIN, "actor", "--task", "cartpole-dqn", "--hindsight", "2",
                         "--connect-timeout", "1"], capture_output=True, text=True, timeout=30)
     if q.returncode == 0 or "--hindsight 2: environment 'cartpole'" not in q.stderr:
