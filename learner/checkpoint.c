@@ -107,8 +107,11 @@ static void learner_state(frl_checkpoint_learner_t *c, frl_state_t *st, uint32_t
   for (size_t i = 0; i < FRL_ARRAY_LEN(LEARNER_FIELDS); i++)
     frl_state_add(st, "learner", LEARNER_FIELDS[i].name, LEARNER_FIELDS[i].type, 0,
                   (char *)c + LEARNER_FIELDS[i].off, 1);
-  if (format >= 2)
+  if (format >= 2) {
     frl_state_add(st, "learner", "solve_streak", FRL_STATE_U64, 0, &c->solve_streak, 1);
+    frl_state_add(st, "learner", "solve_level", FRL_STATE_F64, 0, &c->solve_level, 1);
+    frl_state_add(st, "learner", "solve_by_success", FRL_STATE_U64, 0, &c->solve_by_success, 1);
+  }
   frl_state_add(st, "learner", "rng", FRL_STATE_U64, FRL_STATE_NONZERO, c->rng.s, 4);
   frl_ratelimit_t *r = &c->ratelimit;
   frl_state_add(st, "ratelimit", "spi", FRL_STATE_F64, 0, &r->spi, 1);
@@ -332,6 +335,10 @@ static int check_learner(const frl_checkpoint_learner_t *c, char *err, size_t er
     return frl_errf(FRL_ECORRUPT, err, errlen,
                     "section 'learner.reports_success': %llu, not 0 or 1",
                     (unsigned long long)c->reports_success);
+  if (c->solve_by_success > 1)
+    return frl_errf(FRL_ECORRUPT, err, errlen,
+                    "section 'learner.solve_by_success': %llu, not 0 or 1",
+                    (unsigned long long)c->solve_by_success);
   if (!(c->ratelimit.spi >= SPI_MIN && c->ratelimit.spi <= SPI_MAX))
     return frl_errf(FRL_ECORRUPT, err, errlen, "section 'ratelimit.spi': %g outside [%g, %g]",
                     c->ratelimit.spi, SPI_MIN, SPI_MAX);
@@ -433,7 +440,10 @@ int frl_checkpoint_restore(const uint8_t *blob, size_t len, const char *task, fr
   /* Sections: each must be one of the parts this learner lists, once, with its type and
    * element count, inside the body, zero-padded, with valid values. */
   frl_checkpoint_learner_t scratch = *learner;
-  if (format < 2) scratch.solve_streak = 0;
+  if (format < 2) {
+    scratch.solve_streak = scratch.solve_by_success = 0;
+    scratch.solve_level = 0.0;
+  }
   st = frl_xmalloc(sizeof *st);
   const int n_learner = all_parts(st, &scratch, agent, norm, format);
   if (n_sections != (uint32_t)st->n) {

@@ -27,7 +27,8 @@
 #include "ratelimit.h"
 #include "rng.h"
 
-/* Format 2 added learner.solve_streak; a format-1 checkpoint restores with a streak of 0. */
+/* Format 2 added learner.solve_streak, solve_level and solve_by_success; a format-1 checkpoint
+ * restores with a streak of 0. */
 #define FRL_CHECKPOINT_FORMAT 2
 #define FRL_CHECKPOINT_FORMAT_OLDEST 1
 #define FRL_CHECKPOINT_TASK_MAX 64
@@ -47,7 +48,10 @@ typedef struct {
   /* evaluation schedule and results */
   uint64_t next_eval_at, last_eval_steps, evals;
   uint64_t reports_success; /* 0 or 1 */
-  uint64_t solve_streak;    /* latest evaluations in a row at the solve level (format 2) */
+  /* latest evaluations in a row at the solve level, and the level and metric they were
+   * counted against (format 2): a learner resumed with another level starts a new streak */
+  uint64_t solve_streak, solve_by_success;
+  double solve_level;
   double last_eval, best_eval, last_success, best_score;
   /* training figures */
   double beta;              /* in [0, 1] */

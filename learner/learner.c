@@ -642,6 +642,8 @@ static void write_checkpoint(learner_t *l, double now) {
       .skipped_updates = l->skipped_updates, .next_eval_at = l->next_eval_at,
       .last_eval_steps = l->last_eval_steps, .evals = (uint64_t)l->evals,
       .reports_success = l->reports_success, .solve_streak = l->solve_streak,
+      .solve_level = l->cfg->solve_return,
+      .solve_by_success = strcmp(l->cfg->solve_metric, "success") == 0,
       .last_eval = l->last_eval,
       .best_eval = l->best_eval, .last_success = l->last_success, .best_score = l->best_score,
       .beta = l->beta, .lag_ewma = l->lag_ewma, .last_loss = l->last_loss,
@@ -698,7 +700,15 @@ static void take_checkpoint(learner_t *l, const frl_checkpoint_learner_t *c,
   l->last_eval_steps = c->last_eval_steps;
   l->evals = (int)c->evals;
   l->reports_success = c->reports_success != 0;
-  l->solve_streak = c->solve_streak;
+  /* A streak counts only against the level and metric it was reached at. */
+  const bool by_success = strcmp(l->cfg->solve_metric, "success") == 0;
+  l->solve_streak = c->solve_level == l->cfg->solve_return &&
+                            (c->solve_by_success != 0) == by_success
+                        ? c->solve_streak
+                        : 0;
+  if (c->solve_streak && !l->solve_streak)
+    frl_info("solve level changed since the checkpoint: its %llu evaluation(s) in a row at it "
+             "no longer count", (unsigned long long)c->solve_streak);
   l->last_eval = c->last_eval;
   l->best_eval = c->best_eval;
   l->last_success = c->last_success;

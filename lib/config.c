@@ -278,14 +278,15 @@ static const preset_t g_presets[] = {
     * levelled off at 40-48% success (80-150k env steps); batch 64 at one update per step and a
     * 100k replay at about 62% (250-290k); with relabeling, still 100k, about 60% (150-360k);
     * with the million-transition replay 84-91% over 225-260k; with the goal-scale offset in
-    * the observation (lib/planar_arm.c) 81-89% over 90-135k. The first evaluation over a level
-    * is the best of many noisy readings (a policy solved that way at 92% over 50 episodes
-    * scored 86% on 400 fresh ones): evaluations use 100 episodes and three in a row must reach
-    * 90%. */
+    * the observation (lib/planar_arm.c) 81-89% over 90-135k. Readings that stop a run are
+    * the high ones among many noisy ones: a policy solved at its first reading of 92% over 50
+    * episodes scored 86% on 400 fresh ones; one solved by three readings in a row at 90% or
+    * more over 100 episodes each (96, 92, 93%, seed 1, 166k env steps) scored 90.0% on 600
+    * fresh ones. So three in a row must reach 93%, for a margin over the 90% the task asks. */
    {"env=planar-arm", "algo=sac", "n-step=3", "hidden1=256", "hidden2=256", "batch=64",
     "lr=3e-4", "spi=32", "hindsight=4", "capacity=1000000", "prioritized=false",
     "normalize-obs=true", "min-replay=2000", "max-env-steps=500000", "solve-metric=success",
-    "solve-return=0.9", "solve-evals=3", "eval-period=5000", "eval-episodes=100", "actors=2",
+    "solve-return=0.93", "solve-evals=3", "eval-period=5000", "eval-episodes=100", "actors=2",
     NULL}},
   {"humanoid-walk-sac",
    "MuJoCo humanoid (Debian libmujoco-samples) walking forward, SAC with normalized observations",

@@ -161,6 +161,8 @@ static frl_checkpoint_learner_t some_learner(void) {
       .evals = 6,
       .reports_success = 1,
       .solve_streak = 2,
+      .solve_by_success = 1,
+      .solve_level = 0.9,
       .last_eval = 101.5,
       .best_eval = 130.25,
       .last_success = 0.5,
@@ -459,6 +461,9 @@ static void bad_beta(uint8_t *b, size_t len) {
   double beta = 1.5;
   memcpy(b + section(b, len, "learner.beta") + 48, &beta, 8);
 }
+static void bad_solve_metric(uint8_t *b, size_t len) {
+  wr64(b + section(b, len, "learner.solve_by_success") + 48, 2);
+}
 static void bad_spi(uint8_t *b, size_t len) {
   double spi = 0.0;
   memcpy(b + section(b, len, "ratelimit.spi") + 48, &spi, 8);
@@ -494,6 +499,7 @@ static void test_damage_behind_valid_checksum_refused(void **state) {
   refused_with(&s, negative_moment, "section 'adam.v': element 2");
   refused_with(&s, zero_rng, "section 'learner.rng': all 4 elements are zero");
   refused_with(&s, bad_beta, "learner.beta");
+  refused_with(&s, bad_solve_metric, "section 'learner.solve_by_success': 2, not 0 or 1");
   refused_with(&s, bad_spi, "ratelimit.spi");
   refused_with(&s, more_sections, "header.sections");
   refused_with(&s, unknown_name, "not part of this learner's state");
@@ -552,19 +558,23 @@ static void test_encode_refuses_what_restore_would(void **state) {
 
 /* ---- older formats -------------------------------------------------------------------------- */
 
-/* A format-1 checkpoint (a build before learner.solve_streak) restores, with a streak of 0; the
- * same blob still claiming format 2 lacks a section and is refused. */
+/* A format-1 checkpoint (a build before learner.solve_streak, solve_level, solve_by_success)
+ * restores, with a streak of 0; the same blob still claiming format 2 lacks sections and is
+ * refused. */
 static void test_format_1_restores(void **state) {
   (void)state;
   small_t s = small_fixture();
+  /* The three are listed one after another, each a header and one 8-byte value. */
   const size_t off = section(s.blob, s.len, "learner.solve_streak");
-  const size_t cut = 48 + 8; /* its header and one u64 */
+  assert_int_equal(section(s.blob, s.len, "learner.solve_level"), off + 56);
+  assert_int_equal(section(s.blob, s.len, "learner.solve_by_success"), off + 112);
+  const size_t cut = 3 * (48 + 8);
   assert_int_equal(rd64(s.blob + off + 48), 2);
   const size_t n = s.len - cut;
   uint8_t *b = malloc(n);
   memcpy(b, s.blob, off);
   memcpy(b + off, s.blob + off + cut, s.len - off - cut);
-  wr32(b + 56, rd32(b + 56) - 1);
+  wr32(b + 56, rd32(b + 56) - 3);
   wr64(b + 16, n);
   char err[300] = "";
   reseal(b, n);
@@ -574,9 +584,12 @@ static void test_format_1_restores(void **state) {
 
   wr32(b + 8, 1);
   reseal(b, n);
-  frl_checkpoint_learner_t l = {.solve_streak = 7}, want = some_learner();
+  frl_checkpoint_learner_t l = {.solve_streak = 7, .solve_level = 3, .solve_by_success = 1},
+                           want = some_learner();
   assert_int_equal(frl_checkpoint_restore(b, n, "small", s.target, NULL, &l, err, sizeof err), 0);
   assert_int_equal(l.solve_streak, 0);
+  assert_int_equal(l.solve_by_success, 0);
+  assert_true(l.solve_level == 0.0);
   assert_int_equal(l.evals, want.evals);
   assert_int_equal(l.updates, want.updates);
   snapshot_t got = snapshot(s.target, NULL), from = snapshot(s.agent, NULL);

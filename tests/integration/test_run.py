@@ -120,6 +120,21 @@ def test_gridworld_dqn_solves():
     for want in ("(1 of 3 in a row at the solve level)", "(2 of 3 in a row at the solve level)"):
         if want not in log:
             raise Failure(f"the learner's log lacks {want!r}")
+    # Resumed with another level, the streak reached at 9.4 does not count: three new
+    # evaluations at 9.5 are needed.
+    p = subprocess.run([BIN, "run", "--task", "gridworld-dqn", "--runs", os.path.dirname(folder),
+                        "--run-name", "r", "--no-progress", "--actors", "2", "--solve-evals", "3",
+                        "--solve-return", "9.5"], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise Failure(f"resumed run: exit {p.returncode}; stderr:\n{p.stderr[-3000:]}")
+    log = open(os.path.join(folder, "logs", "learner.log")).read()
+    if "solve level changed since the checkpoint: its 3 evaluation(s) in a row" not in log:
+        raise Failure("the resumed learner did not say that its streak no longer counts:\n"
+                      + log[-2000:])
+    more = [r for (r,) in con.execute("SELECT mean_return FROM evaluations ORDER BY rowid")]
+    if len(more) < len(evals) + 3 or min(more[-3:]) < 9.5:
+        raise Failure(f"resumed at 9.5: evaluations {more[len(evals):]}, expected three new "
+                      "ones at 9.5 or above")
 
 
 def test_unsolvable_budget_exits_4_with_summary():
