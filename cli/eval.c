@@ -178,10 +178,15 @@ int frl_eval_main(int argc, char **argv) {
          frl_algo_name(shape->algo), (unsigned long long)info.params_version,
          (unsigned long long)info.updates);
   if (physics) printf("physics %s\n", frl_randomize_json(env));
+  /* Wilson's 95% interval for the success rate: a rate read off a few hundred episodes moves
+   * by several points from one evaluation seed to the next. */
+  const double ne = (double)episodes, p = (double)successes / ne, z = 1.959964;
+  const double centre = (p + z * z / (2 * ne)) / (1 + z * z / ne);
+  const double half = z * sqrt(p * (1 - p) / ne + z * z / (4 * ne * ne)) / (1 + z * z / ne);
   printf("env %s, %ld episodes: mean return %.2f ± %.2f, mean length %.1f, success %.1f%%, "
-         "violations %ld\n",
-         env_name, episodes, m, sqrt(var > 0 ? var : 0), steps / (double)episodes,
-         100.0 * (double)successes / (double)episodes, violations);
+         "violations %ld (success 95%% interval %.1f-%.1f%%)\n",
+         env_name, episodes, m, sqrt(var > 0 ? var : 0), steps / ne, 100.0 * p, violations,
+         100.0 * fmax(0.0, centre - half), 100.0 * fmin(1.0, centre + half));
   code = 0;
 done:
   frl_policy_destroy(&policy);

@@ -76,6 +76,18 @@ def test_cartpole_dqn_solves_within_budget():
     if e.returncode != 0 or "env cartpole, 20 episodes: mean return" not in e.stdout:
         raise Failure(f"fleetrl eval: exit {e.returncode}\n{e.stdout}{e.stderr}")
     mean = float(e.stdout.split("mean return ")[1].split()[0])
+    # The success rate's 95% Wilson interval, against its closed form.
+    m = re.search(r"success ([0-9.]+)%, violations \d+ \(success 95% interval ([0-9.]+)-([0-9.]+)%\)",
+                  e.stdout)
+    if not m:
+        raise Failure(f"fleetrl eval printed no success interval:\n{e.stdout}")
+    k, n, z = round(float(m.group(1)) / 100 * 20), 20, 1.959964
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    want = (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
+    if abs(float(m.group(2)) - want[0]) > 0.051 or abs(float(m.group(3)) - want[1]) > 0.051:
+        raise Failure(f"success interval {m.group(2)}-{m.group(3)}%, expected {want} for {k}/20")
     if mean < 200:
         raise Failure(f"the saved policy returns {mean} on fresh episodes, far below its "
                       f"evaluation {s['eval_return']}")
