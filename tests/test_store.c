@@ -499,6 +499,30 @@ static long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
+/* Turns the store at path into what a build of schema `version` (1 or 2) wrote: version 2
+ * lacked evaluations.success_rate and training's SAC diagnostics, version 1 also items.demo,
+ * episodes.physics and the safety_events table. */
+static void make_old(const char *path, int version) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "ALTER TABLE evaluations DROP COLUMN success_rate;"
+                                "ALTER TABLE training DROP COLUMN actor_loss;"
+                                "ALTER TABLE training DROP COLUMN alpha;"
+                                "ALTER TABLE training DROP COLUMN entropy;"
+                                "PRAGMA user_version=2;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  if (version == 1)
+    assert_int_equal(sqlite3_exec(db,
+                                  "ALTER TABLE items DROP COLUMN demo;"
+                                  "ALTER TABLE episodes DROP COLUMN physics;"
+                                  "DROP TABLE safety_events; PRAGMA user_version=1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+  sqlite3_close(db);
+}
+
 /* A robot's report: safety events and per-episode physics land in their tables, a batch of
  * count 0 carries them alone, and a version-1 store is upgraded in place (a version-2 one in
  * test_upgrade_v2). */
@@ -506,20 +530,7 @@ static void test_safety_physics_and_upgrade(void **state) {
   fixture_t *f = *state;
   frl_store_t *s = open_store(f, OBS, 0);
   frl_store_close(&s);
-  /* Make it a version-1 file: what an older build wrote. */
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
-                                "ALTER TABLE items DROP COLUMN demo;"
-                                "ALTER TABLE episodes DROP COLUMN physics;"
-                                "ALTER TABLE evaluations DROP COLUMN success_rate;"
-                                "ALTER TABLE training DROP COLUMN actor_loss;"
-                                "ALTER TABLE training DROP COLUMN alpha;"
-                                "ALTER TABLE training DROP COLUMN entropy;"
-                                "DROP TABLE safety_events; PRAGMA user_version=1;",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  sqlite3_close(db);
+  make_old(f->path, 1);
   s = open_store(f, OBS, 0);
 
   batch_t t;
@@ -543,7 +554,7 @@ static void test_safety_physics_and_upgrade(void **state) {
   assert_true(dup);
   frl_store_close(&s);
 
-  db = reader(f);
+  sqlite3 *db = reader(f);
   assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM pragma_table_info('evaluations') WHERE name = "
                              "'success_rate'"), 1);
@@ -571,21 +582,11 @@ static void test_upgrade_v2(void **state) {
   frl_store_t *s = open_store(f, OBS, 0);
   assert_int_equal(frl_store_log_eval(s, 10, 500, -150.0, 20.0, 10, 0.2, 1000.0), 0);
   frl_store_close(&s);
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
-                                "ALTER TABLE evaluations DROP COLUMN success_rate;"
-                                "ALTER TABLE training DROP COLUMN actor_loss;"
-                                "ALTER TABLE training DROP COLUMN alpha;"
-                                "ALTER TABLE training DROP COLUMN entropy;"
-                                "PRAGMA user_version=2;",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  sqlite3_close(db);
+  make_old(f->path, 2);
   s = open_store(f, OBS, 0);
   assert_int_equal(frl_store_log_eval(s, 20, 1000, -120.0, 15.0, 10, 0.4, 1001.0), 0);
   frl_store_close(&s);
-  db = reader(f);
+  sqlite3 *db = reader(f);
   assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM evaluations"), 2);
   assert_int_equal(q_int(db, "SELECT COUNT(*) FROM evaluations WHERE success_rate IS NULL"), 1);
