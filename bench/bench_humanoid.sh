@@ -14,14 +14,10 @@ actors=2
 bin=${FLEETRL_BIN:-build/fleetrl}
 me=bench_humanoid
 
-case $steps in
-  '' | *[!0-9]*) echo "$me: ENV_STEPS must be a whole number, got '$steps'" >&2; exit 2 ;;
-esac
+# shellcheck source=bench/args.sh
+. "$(dirname "$0")/args.sh"
 # Five evaluations need an --eval-period of at least 100 (its lower bound) each.
-if [ "$steps" -lt 500 ] || [ "$steps" -gt 100000000 ]; then
-  echo "$me: ENV_STEPS must be within [500, 100000000], got $steps" >&2
-  exit 2
-fi
+need_whole ENV_STEPS "$steps" 500 100000000
 if [ ! -x "$bin" ]; then
   echo "$me: $bin is missing or not executable; build it with 'make' (or set FLEETRL_BIN)" >&2
   exit 1

@@ -22,31 +22,18 @@ task=reach-sac
 bin=${FLEETRL_BIN:-build/fleetrl}
 me=bench_sim2real
 
-case $episodes in
-  '' | *[!0-9]*) echo "$me: EVAL_EPISODES must be a whole number, got '$episodes'" >&2; exit 2 ;;
-esac
-if [ "$episodes" -lt 1 ] || [ "$episodes" -gt 100000 ]; then
-  echo "$me: EVAL_EPISODES must be within [1, 100000], got $episodes" >&2
-  exit 2
-fi
-budget="--max-env-steps $steps --solve-return 2"
-case $steps in
-  '' | *[!0-9]*) echo "$me: ENV_STEPS must be a whole number, got '$steps'" >&2; exit 2 ;;
-esac
+# shellcheck source=bench/args.sh
+. "$(dirname "$0")/args.sh"
+need_whole EVAL_EPISODES "$episodes" 1 100000
 # Two evaluations need an --eval-period of at least 100 (its lower bound) each.
-if [ "$steps" -lt 200 ] || [ "$steps" -gt 100000000 ]; then
-  echo "$me: ENV_STEPS must be within [200, 100000000], got $steps" >&2
-  exit 2
-fi
+need_whole ENV_STEPS "$steps" 200 100000000
 # Short runs still train: from the first fifth of the budget (or the preset's 2000 items).
 min_replay=$((steps / 5))
 [ "$min_replay" -gt 2000 ] && min_replay=2000
 eval_period=$((steps / 2))
 [ "$eval_period" -gt 5000 ] && eval_period=5000
-budget="$budget --min-replay $min_replay --eval-period $eval_period"
-case $seed in
-  '' | *[!0-9]*) echo "$me: BENCH_SEED must be a whole number, got '$seed'" >&2; exit 2 ;;
-esac
+budget="--max-env-steps $steps --solve-return 2 --min-replay $min_replay --eval-period $eval_period"
+need_whole BENCH_SEED "$seed"
 if [ ! -x "$bin" ]; then
   echo "$me: $bin is missing or not executable; build it with 'make' (or set FLEETRL_BIN)" >&2
   exit 1

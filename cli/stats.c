@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -107,16 +108,14 @@ int frl_stats_main(const char *path, FILE *out) {
     has_success = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
   }
-  if (has_success)
-    table(db, out, "evaluations (last 5 and best)",
-          "SELECT * FROM (SELECT env_steps, updates, mean_return, std_return, success_rate, "
-          "episodes FROM evaluations ORDER BY at DESC LIMIT 5) UNION ALL SELECT env_steps, "
-          "updates, max(mean_return), std_return, success_rate, episodes FROM evaluations");
-  else
-    table(db, out, "evaluations (last 5 and best)",
-          "SELECT * FROM (SELECT env_steps, updates, mean_return, std_return, episodes FROM "
-          "evaluations ORDER BY at DESC LIMIT 5) UNION ALL SELECT env_steps, updates, "
-          "max(mean_return), std_return, episodes FROM evaluations");
+  const char *rate = has_success ? "success_rate, " : "";
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT * FROM (SELECT env_steps, updates, mean_return, std_return, %sepisodes FROM "
+           "evaluations ORDER BY at DESC LIMIT 5) UNION ALL SELECT env_steps, updates, "
+           "max(mean_return), std_return, %sepisodes FROM evaluations",
+           rate, rate);
+  table(db, out, "evaluations (last 5 and best)", sql);
   table(db, out, "actors",
         "SELECT name, batches, transitions, items_in_replay, episodes, mean_return, "
         "mean_priority, mean_times_sampled FROM actor_summary ORDER BY name");

@@ -378,6 +378,11 @@ static int eval_physics(learner_t *l) {
   return 0;
 }
 
+/* Whether --solve-return is a success rate (else a mean return). */
+static bool solve_by_success(const learner_t *l) {
+  return strcmp(l->cfg->solve_metric, "success") == 0;
+}
+
 /* Greedy (DQN) or deterministic (SAC mean, TD3 without noise) episodes on the learner's own
  * copy of the environment, acted by the same policy code actors run. */
 static void evaluate(learner_t *l) {
@@ -411,7 +416,7 @@ static void evaluate(learner_t *l) {
   double mean = sum / n, var = sum2 / n - mean * mean;
   double sd = sqrt(var > 0 ? var : 0);
   double success_rate = (double)successes / n;
-  bool by_success = strcmp(l->cfg->solve_metric, "success") == 0;
+  const bool by_success = solve_by_success(l);
   double score = by_success ? success_rate : mean;
   l->last_eval = mean;
   l->last_success = success_rate;
@@ -643,7 +648,7 @@ static void write_checkpoint(learner_t *l, double now) {
       .last_eval_steps = l->last_eval_steps, .evals = (uint64_t)l->evals,
       .reports_success = l->reports_success, .solve_streak = l->solve_streak,
       .solve_level = l->cfg->solve_return,
-      .solve_by_success = strcmp(l->cfg->solve_metric, "success") == 0,
+      .solve_by_success = solve_by_success(l),
       .last_eval = l->last_eval,
       .best_eval = l->best_eval, .last_success = l->last_success, .best_score = l->best_score,
       .beta = l->beta, .lag_ewma = l->lag_ewma, .last_loss = l->last_loss,
@@ -701,9 +706,8 @@ static void take_checkpoint(learner_t *l, const frl_checkpoint_learner_t *c,
   l->evals = (int)c->evals;
   l->reports_success = c->reports_success != 0;
   /* A streak counts only against the level and metric it was reached at. */
-  const bool by_success = strcmp(l->cfg->solve_metric, "success") == 0;
   l->solve_streak = c->solve_level == l->cfg->solve_return &&
-                            (c->solve_by_success != 0) == by_success
+                            (c->solve_by_success != 0) == solve_by_success(l)
                         ? c->solve_streak
                         : 0;
   if (c->solve_streak && !l->solve_streak)

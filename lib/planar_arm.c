@@ -88,7 +88,7 @@ static void write_obs(const planar_arm_t *p, float *obs) {
     obs[i] = (float)p->q[i];
     obs[PA_JOINTS + i] = (float)p->qd[i];
   }
-  /* One pass over the chain's cumulative angles phi_k = q_0 + ... + q_k gives three things:
+  /* One pass over the chain's cumulative angles phi_k = q_0 + ... + q_k gives four things:
    * - the tip (as forward_kinematics) and its offset to the target, as in the usual reacher
    *   observations: the policy need not learn forward kinematics before it can learn to reach,
    *   and the offset is what the success test and the distance reward measure;
@@ -242,8 +242,9 @@ static void pa_set_physics(void *state, const double *value) {
 }
 
 /* The goal is the target; the tip achieves it. Relabeling rewrites the target and target - tip
- * (both scales) in the observation; the reward is pa_step's, from the observation's target - tip (float, so
- * within float rounding of the simulator's double distance) and the clipped torques. */
+ * (at both scales) in the observation; the reward is pa_step's, from the observation's
+ * target - tip (float, so within float rounding of the simulator's double distance) and the
+ * clipped torques. */
 
 static void pa_achieved(const float *obs, float *goal) {
   memcpy(goal, obs + PA_OBS_TIP, 3 * sizeof *goal);
@@ -251,9 +252,10 @@ static void pa_achieved(const float *obs, float *goal) {
 
 static void pa_relabel(float *obs, const float *goal) {
   for (int i = 0; i < 3; i++) {
+    const double offset = (double)goal[i] - obs[PA_OBS_TIP + i];
     obs[PA_OBS_TARGET + i] = goal[i];
-    obs[PA_OBS_OFFSET + i] = goal[i] - obs[PA_OBS_TIP + i];
-    obs[PA_OBS_NEAR + i] = (float)tanh(((double)goal[i] - obs[PA_OBS_TIP + i]) / PA_GOAL_DIST);
+    obs[PA_OBS_OFFSET + i] = (float)offset;
+    obs[PA_OBS_NEAR + i] = (float)tanh(offset / PA_GOAL_DIST);
   }
 }
 
