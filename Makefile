@@ -50,7 +50,7 @@ OBSERVE_SRCS := lib/http.c lib/metrics.c learner/status.c
 SECURITY_SRCS := lib/curve.c broker/zap.c broker/peer_limits.c cli/keygen.c
 CHECKPOINT_SRCS := learner/checkpoint.c
 ROBOT_SRCS := lib/shield.c lib/watchdog.c actor/client.c cli/emulator.c
-SIM2REAL_SRCS := lib/randomize.c lib/hardware.c
+SIM2REAL_SRCS := lib/randomize.c lib/hardware.c lib/history.c
 LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c lib/dqn.c \
             lib/env.c lib/cartpole.c lib/gridworld.c lib/transport.c lib/policy_file.c lib/policy.c lib/agent.c \
             lib/normalizer.c \

@@ -15,6 +15,7 @@
 #include "env.h"
 #include "hardware.h"
 #include "hindsight.h"
+#include "history.h"
 #include "log.h"
 #include "nstep.h"
 #include "outbox.h"
@@ -321,6 +322,12 @@ int frl_actor_main(const frl_config_t *cfg) {
       frl_hardware_from_config(&hw, cfg, err, sizeof err) != 0 ||
       (cfg->hardware_model &&
        frl_hardware_wrap(&a.env, &hw, seed ^ 0x9e3779b97f4a7c15ULL, err, sizeof err) != 0)) {
+    frl_error("%s", err);
+    goto done;
+  }
+  /* The command history outermost: it records what the policy commanded, before the delay
+   * line and the motor model change it. */
+  if (frl_history_wrap(&a.env, cfg->action_history, err, sizeof err) != 0) {
     frl_error("%s", err);
     goto done;
   }

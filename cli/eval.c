@@ -11,6 +11,7 @@
 #include "common.h"
 #include "config.h"
 #include "env.h"
+#include "history.h"
 #include "policy.h"
 #include "policy_file.h"
 #include "randomize.h"
@@ -130,6 +131,11 @@ int frl_eval_main(int argc, char **argv) {
   }
   if (physics && (code = apply_physics(&env, env_name, physics)) != 0) goto done;
   code = 1;
+  /* A policy trained with --action-history sees its own last commands, as it did in training. */
+  if (frl_history_wrap(&env, info.action_history, err, sizeof err) != 0) {
+    fprintf(stderr, "fleetrl eval: %s: %s\n", path, err);
+    goto done;
+  }
   const frl_env_spec_t *spec = frl_env_spec(env);
   const frl_policy_shape_t *shape = &info.shape;
   bool discrete = shape->algo == FRL_ALGO_DQN;

@@ -17,6 +17,7 @@
 #include "common.h"
 #include "config.h"
 #include "env.h"
+#include "history.h"
 #include "log.h"
 #include "normalizer.h"
 #include "policy_file.h"
@@ -160,7 +161,12 @@ int frl_export_main(int argc, char **argv) {
     fprintf(stderr, "fleetrl export: --env: %s\n", err);
     goto done;
   }
-  frl_policy_info_t info = {.action_scale = (float)cfg.action_scale};
+  if (frl_history_wrap(&env, cfg.action_history, err, sizeof err) != 0) {
+    fprintf(stderr, "fleetrl export: %s\n", err);
+    goto done;
+  }
+  frl_policy_info_t info = {.action_scale = (float)cfg.action_scale,
+                            .action_history = cfg.action_history};
   if (frl_policy_shape_from_config(&cfg, frl_env_spec(env), &info.shape, err, sizeof err) != 0) {
     fprintf(stderr, "fleetrl export: %s\n", err);
     goto done;

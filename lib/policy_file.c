@@ -6,13 +6,14 @@
 #include <string.h>
 
 #include "common.h"
+#include "history.h"
 
 typedef struct {
   char task[64];
   char env[32];
   int32_t algo, obs_dim, act_dim, n_actions, hidden1, hidden2, dueling, has_normalizer;
   float action_scale;
-  uint32_t reserved;
+  uint32_t action_history; /* was reserved (0) before the history existed: files stay readable */
   uint64_t params_version, updates, n_params;
 } header_t;
 
@@ -36,6 +37,7 @@ int frl_policy_save(const char *path, const frl_policy_info_t *info, const float
   h.dueling = s->dueling;
   h.has_normalizer = obs_mean && obs_std;
   h.action_scale = info->action_scale > 0 ? info->action_scale : 1.0f;
+  h.action_history = (uint32_t)info->action_history;
   h.params_version = info->params_version;
   h.updates = info->updates;
   h.n_params = n_params;
@@ -92,7 +94,9 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
   bool sane = h.algo >= 0 && h.algo <= 2 && h.obs_dim > 0 && h.obs_dim <= 4096 &&
               h.act_dim > 0 && h.act_dim <= 4096 && h.n_actions >= 0 && h.n_actions <= 4096 &&
               h.hidden1 > 0 && h.hidden1 <= 65536 && h.hidden2 >= 0 && h.hidden2 <= 65536 &&
-              h.action_scale > 0 && h.action_scale <= 1;
+              h.action_scale > 0 && h.action_scale <= 1 && h.action_history <= FRL_HISTORY_MAX &&
+              (h.action_history == 0 ||
+               (h.n_actions == 0 && h.action_history * (uint32_t)h.act_dim < (uint32_t)h.obs_dim));
   if (!sane || h.n_params != frl_policy_param_count(&shape)) {
     snprintf(err, errlen, "%s: the network shape in the header is invalid or does not match "
              "its %llu parameters", path, (unsigned long long)h.n_params);
@@ -127,6 +131,7 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
   info->params_version = h.params_version;
   info->updates = h.updates;
   info->action_scale = h.action_scale;
+  info->action_history = (int)h.action_history;
   *params = p;
   *n_params = h.n_params;
   *obs_mean = mean;
