@@ -22,6 +22,7 @@
 #include "common.h"
 #include "config.h"
 #include "env.h"
+#include "history.h"
 #include "log.h"
 #include "msg.h"
 #include "nstep.h"
@@ -67,6 +68,7 @@ typedef struct {
 struct frl_client {
   frl_config_t cfg;
   int obs_dim, act_dim, n_actions, wire_act_dim;
+  int robot_obs_dim; /* what the robot passes; obs_dim adds the command history (history.h) */
   bool discrete;
   float low[FRL_ENV_MAX_DIM], high[FRL_ENV_MAX_DIM];
   double exploration;
@@ -79,7 +81,10 @@ struct frl_client {
   frl_shield_t *shield;
   frl_watchdog_t *wd;
   frl_rng_t rng;
-  float *cur_obs;
+  frl_history_t hist; /* the robot's last commands (history.h) */
+  bool acted;         /* act() ran since the last record(): its command is in the history */
+  float *cur_obs;     /* obs_dim: the robot's observation, then the history */
+  float *next_obs;    /* scratch of obs_dim for record() */
   bool have_cur, gap_pending, demo_default;
   bool mid_episode; /* a step of an unfinished episode was recorded */
   uint64_t acted_version;
@@ -235,6 +240,13 @@ static void tally_record(frl_client_t *c, float reward, bool done, const frl_cli
   c->tally_success = false;
 }
 
+/* The policy's observation: the robot's, then its last commands (nothing when there is no
+ * history). */
+static void augment(const frl_client_t *c, const float *obs, float *out) {
+  memcpy(out, obs, sizeof(float) * (size_t)c->robot_obs_dim);
+  frl_history_write(&c->hist, out + c->robot_obs_dim);
+}
+
 void frl_client_reset(frl_client_t *c, const float *obs) {
   /* An episode abandoned midway must not chain into the next one's n-step returns, nor count
    * as an episode of the robot's tally. */
@@ -243,19 +255,21 @@ void frl_client_reset(frl_client_t *c, const float *obs) {
   c->tally_return = 0;
   c->tally_len = c->tally_violations = 0;
   c->tally_success = false;
+  frl_history_reset(&c->hist);
+  c->acted = false;
   bool ok = true;
-  for (int i = 0; i < c->obs_dim && ok; i++) ok = isfinite(obs[i]);
-  if (ok) memcpy(c->cur_obs, obs, sizeof(float) * (size_t)c->obs_dim);
+  for (int i = 0; i < c->robot_obs_dim && ok; i++) ok = isfinite(obs[i]);
+  if (ok) augment(c, obs, c->cur_obs);
   else c->gap_pending = true;
   c->have_cur = ok;
 }
 
 int frl_client_act(frl_client_t *c, const float *obs, float *action) {
   double now = frl_now();
-  bool finite = frl_watchdog_observation(c->wd, obs, c->obs_dim);
+  bool finite = frl_watchdog_observation(c->wd, obs, c->robot_obs_dim);
   check_watchdog(c, now);
   if (finite) {
-    memcpy(c->cur_obs, obs, sizeof(float) * (size_t)c->obs_dim);
+    augment(c, obs, c->cur_obs);
     c->have_cur = true;
   } else {
     c->have_cur = false;
@@ -265,6 +279,8 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action) {
   if (frl_watchdog_safe(c->wd)) {
     frl_shield_safe_action(c->shield, obs, action, &r);
     c->safe_actions++;
+    if (!c->discrete) frl_history_push(&c->hist, action);
+    c->acted = true;
     return 1;
   }
   float a[FRL_ENV_MAX_DIM];
@@ -276,7 +292,7 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action) {
      * here inside the shield. */
     for (int i = 0; i < c->act_dim; i++) a[i] = 2.0f * (float)frl_rng_uniform(&c->rng) - 1.0f;
   } else {
-    frl_policy_act(c->policy[k], obs, c->exploration, &c->rng, a);
+    frl_policy_act(c->policy[k], c->cur_obs, c->exploration, &c->rng, a);
   }
   pthread_mutex_unlock(&c->policy_mu);
   c->acted_version = version;
@@ -296,6 +312,10 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action) {
     push_event(c, FRL_SAFETY_BARRIER, r.barrier, "joint %s at %g (limits %g..%g)", j->name,
                (double)obs[j->position], j->min, j->max);
   }
+  /* The command joins the history as it leaves, as in simulation, where the history sits
+   * outside any actuation delay: what is in flight is what the policy must see. */
+  if (!c->discrete) frl_history_push(&c->hist, action);
+  c->acted = true;
   return 0;
 }
 
@@ -314,12 +334,17 @@ static void normalize_action(const frl_client_t *c, const float *in, float *out)
 int frl_client_record(frl_client_t *c, const float *obs, const float *action, float reward,
                       bool terminal, bool truncated, const frl_client_info_t *info) {
   tally_record(c, reward, terminal || truncated, info);
+  /* A step nobody asked act() for (a demonstrator's) brings its command into the history here. */
+  if (!c->acted && !c->discrete) frl_history_push(&c->hist, action);
+  c->acted = false;
   bool ok = c->have_cur && isfinite(reward);
-  for (int i = 0; i < c->obs_dim && ok; i++) ok = isfinite(obs[i]);
+  for (int i = 0; i < c->robot_obs_dim && ok; i++) ok = isfinite(obs[i]);
   for (int i = 0; i < c->act_dim && ok; i++) ok = isfinite(action[i]);
   if (ok && c->discrete) ok = action[0] >= 0 && action[0] < (float)c->n_actions;
   bool obs_ok = true;
-  for (int i = 0; i < c->obs_dim && obs_ok; i++) obs_ok = isfinite(obs[i]);
+  for (int i = 0; i < c->robot_obs_dim && obs_ok; i++) obs_ok = isfinite(obs[i]);
+  augment(c, obs, c->next_obs);
+  obs = c->next_obs;
   if (!ok) {
     c->dropped_steps++;
     c->gap_pending = true;
@@ -417,7 +442,7 @@ void frl_client_status(frl_client_t *c, frl_client_status_t *st) {
   st->violations = c->tally_violations_sum;
 }
 
-int frl_client_obs_dim(const frl_client_t *c) { return c->obs_dim; }
+int frl_client_obs_dim(const frl_client_t *c) { return c->robot_obs_dim; }
 int frl_client_act_dim(const frl_client_t *c) { return c->act_dim; }
 int frl_client_n_actions(const frl_client_t *c) { return c->n_actions; }
 
@@ -837,15 +862,19 @@ static int load_policy_file(const char *path, const frl_config_t *cfg, const frl
   }
   const frl_policy_shape_t *s = &info->shape;
   bool discrete = s->algo == FRL_ALGO_DQN;
+  /* A policy trained with a command history sees the robot's observation and then the history. */
   bool fits = strcmp(info->task, cfg->task) == 0 && strcmp(info->env, cfg->env) == 0 &&
-              s->obs_dim == spec->obs_dim &&
+              s->obs_dim == spec->obs_dim + info->action_history * spec->act_dim &&
               (discrete ? s->n_actions > 0 && s->n_actions == spec->n_actions
                         : spec->n_actions == 0 && s->act_dim == spec->act_dim);
   if (fits) return 0;
+  char hist[64] = "";
+  if (info->action_history > 0)
+    snprintf(hist, sizeof hist, " with the last %d commands", info->action_history);
   snprintf(err, errlen,
-           "--policy: %s is a %s policy for task %s (env %s: obs %d, %d %s); this robot's task "
+           "--policy: %s is a %s policy for task %s (env %s: obs %d%s, %d %s); this robot's task "
            "is %s (env %s: obs %d, %d %s)",
-           path, frl_algo_name(s->algo), info->task, info->env, s->obs_dim,
+           path, frl_algo_name(s->algo), info->task, info->env, s->obs_dim, hist,
            discrete ? s->n_actions : s->act_dim, discrete ? "actions" : "action dims", cfg->task,
            cfg->env, spec->obs_dim, spec->n_actions > 0 ? spec->n_actions : spec->act_dim,
            spec->n_actions > 0 ? "actions" : "action dims");
@@ -913,14 +942,24 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
     if (rc != 0) goto fail;
     shape = file_info.shape;
     c->act_scale = file_info.action_scale;
-  } else {
-    if ((rc = frl_policy_shape_from_config(cfg, spec, &shape, why, sizeof why)) != 0) {
+  }
+  /* The file's history when acting with a file, else the setting's (the learner's). */
+  int history = c->fixed ? file_info.action_history : cfg->action_history;
+  if ((rc = frl_history_init(&c->hist, history, spec, why, sizeof why)) != 0) {
+    snprintf(err, errlen, "task %s: %s", cfg->task, why);
+    goto fail;
+  }
+  if (!c->fixed) {
+    frl_env_spec_t seen = *spec;
+    seen.obs_dim += frl_history_dim(&c->hist);
+    if ((rc = frl_policy_shape_from_config(cfg, &seen, &shape, why, sizeof why)) != 0) {
       snprintf(err, errlen, "%s", why);
       goto fail;
     }
     c->act_scale = (float)cfg->action_scale;
   }
-  c->obs_dim = spec->obs_dim;
+  c->robot_obs_dim = spec->obs_dim;
+  c->obs_dim = spec->obs_dim + frl_history_dim(&c->hist);
   c->discrete = shape.algo == FRL_ALGO_DQN;
   c->n_actions = spec->n_actions;
   c->act_dim = c->discrete ? 1 : spec->act_dim;
@@ -947,7 +986,7 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
     if (rc != FRL_EUSAGE) rc = FRL_EUSAGE;
     goto fail;
   }
-  rc = frl_shield_new(&c->shield, lim, c->obs_dim, c->act_dim, c->discrete ? c->n_actions : 0,
+  rc = frl_shield_new(&c->shield, lim, c->robot_obs_dim, c->act_dim, c->discrete ? c->n_actions : 0,
                       c->discrete ? NULL : c->low, c->discrete ? NULL : c->high, why, sizeof why);
   free(lim);
   if (rc != 0) {
@@ -1004,6 +1043,7 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
 
   size_t od = (size_t)c->obs_dim, ad = (size_t)c->wire_act_dim;
   c->cur_obs = frl_xcalloc(od, sizeof(float));
+  c->next_obs = frl_xcalloc(od, sizeof(float));
   frl_inbox_init(&c->in);
   char desc[256];
   frl_shield_describe(c->shield, desc, sizeof desc);
@@ -1115,6 +1155,7 @@ void frl_client_close(frl_client_t **self_p) {
   free(c->ring_next);
   free(c->ring_act);
   free(c->cur_obs);
+  free(c->next_obs);
   frl_policy_destroy(&c->policy[0]);
   frl_policy_destroy(&c->policy[1]);
   frl_watchdog_destroy(&c->wd);

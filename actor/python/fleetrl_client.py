@@ -618,11 +618,41 @@ class NumpyPolicy:
 
 POLICY_MAGIC = b"FRLPOLCY"
 POLICY_VERSION = 1
+HISTORY_MAX = 16  # lib/history.h FRL_HISTORY_MAX
 # The header of lib/policy_file.c: task[64], env[32], algo, obs_dim, act_dim, n_actions, hidden1,
-# hidden2, dueling, has_normalizer (int32), action_scale (float32), reserved (u32),
-# params_version, updates, n_params (u64); little-endian, no padding.
+# hidden2, dueling, has_normalizer (int32), action_scale (float32), action_history (u32; 0 in
+# files from before the history existed), params_version, updates, n_params (u64);
+# little-endian, no padding.
 _POLICY_HEADER = struct.Struct("<64s32s8ifI3Q")
 ALGOS = ("dqn", "sac", "td3")
+
+
+class ActionHistory:
+    """The robot's last k commands, appended to its observation for a policy trained with
+    --action-history k (lib/history.h): newest first, each value (a - mid) / half of its action
+    bounds clipped to [-1, 1]; neutral (zero clipped into the bounds) before the first command."""
+
+    def __init__(self, k, low, high):
+        self.k = k
+        self.mid, self.half = 0.5 * (low + high), 0.5 * (high - low)
+        zero = np.clip(0.0, low, high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.neutral = np.where(self.half > 0, (zero - self.mid) / self.half, 0.0).astype(np.float32)
+        self.reset()
+
+    def reset(self):
+        self.slots = [self.neutral.copy() for _ in range(self.k)]
+
+    def push(self, action):
+        if self.k == 0:
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(self.half > 0, (np.asarray(action, dtype=np.float64) - self.mid) / self.half, 0.0)
+        u = np.where(np.isnan(u), self.neutral, np.clip(u, -1.0, 1.0)).astype(np.float32)
+        self.slots = [u] + self.slots[:-1]
+
+    def augment(self, obs):
+        return np.concatenate([obs] + self.slots).astype(np.float32) if self.k else obs.copy()
 
 
 class PolicyFileError(ValueError):
@@ -644,14 +674,15 @@ class PolicyFile:
             if version != POLICY_VERSION or hlen != _POLICY_HEADER.size or len(head) < 16 + hlen:
                 raise PolicyFileError(f"{path}: unsupported policy file version {version} "
                                       f"(this client reads {POLICY_VERSION})")
-            (task, env, algo, obs_dim, act_dim, n_actions, h1, h2, dueling, has_norm, scale, _,
+            (task, env, algo, obs_dim, act_dim, n_actions, h1, h2, dueling, has_norm, scale, history,
              self.params_version, self.updates, n_params) = _POLICY_HEADER.unpack(head[16:])
             self.task = task.split(b"\0", 1)[0].decode("utf-8", "replace")
             self.env = env.split(b"\0", 1)[0].decode("utf-8", "replace")
             # The bounds of frl_policy_load, so that both clients accept the same files.
             sane = (0 <= algo <= 2 and 0 < obs_dim <= 4096 and 0 < act_dim <= 4096 and
                     0 <= n_actions <= 4096 and 0 < h1 <= 65536 and 0 <= h2 <= 65536 and
-                    0 < scale <= 1 and (algo == 0 or h2 > 0))
+                    0 < scale <= 1 and (algo == 0 or h2 > 0) and history <= HISTORY_MAX and
+                    (history == 0 or (n_actions == 0 and history * act_dim < obs_dim)))
             count = None
             if sane:
                 self.algo = ALGOS[algo]
@@ -676,6 +707,7 @@ class PolicyFile:
                                   "that is not > 0")
         self.obs_dim, self.act_dim, self.n_actions = obs_dim, act_dim, n_actions
         self.hidden, self.dueling, self.action_scale = (h1, h2), dueling != 0, float(scale)
+        self.action_history = history
 
     def describe(self):
         if self.algo == "dqn":
@@ -702,7 +734,7 @@ class Client:
                  n_step=3, gamma=0.99, batch=32, outbox=64, resend=2.0, heartbeat=0.5,
                  peer_timeout=3.0, max_broker_silence=1.5, max_params_age=0.0, actor_index=-1,
                  num_actors=1, ack_log=None, schema=None, gen_dir=None, log=None, seed=None,
-                 curve_secret=None, broker_key=None, policy=None):
+                 curve_secret=None, broker_key=None, policy=None, action_history=0):
         if not re.fullmatch(r"[!-~]{1,64}", name or ""):
             raise ValueError(f"name '{name}': must be 1-64 printable characters without spaces")
         if algo not in (None, "dqn", "sac", "td3"):
@@ -711,8 +743,15 @@ class Client:
             raise ValueError("endpoint: None runs offline, which needs a policy file (policy=)")
         pf = PolicyFile(policy) if policy else None
         if pf is not None:
+            action_history = pf.action_history  # the file's, as it was trained
+        if not 0 <= action_history <= HISTORY_MAX or (action_history and n_actions > 0):
+            raise ValueError(f"action_history {action_history}: outside [0, {HISTORY_MAX}], or discrete actions "
+                             "(the history of commands is for continuous ones)")
+        # The policy sees obs_dim values from the robot, then its last commands.
+        seen_dim = obs_dim + action_history * act_dim
+        if pf is not None:
             discrete = n_actions > 0
-            fits = (pf.task == task and pf.obs_dim == obs_dim and
+            fits = (pf.task == task and pf.obs_dim == seen_dim and
                     (0 < pf.n_actions == n_actions if pf.algo == "dqn" else not discrete and pf.act_dim == act_dim))
             if not fits:
                 mine = f"obs {obs_dim}, " + (f"{n_actions} actions" if discrete else f"{act_dim} action dims")
@@ -725,7 +764,8 @@ class Client:
         self.policy_path = policy
         self.name, self.task, self.endpoint = name, task, endpoint
         self.discrete = n_actions > 0
-        self.obs_dim, self.act_dim, self.n_actions = obs_dim, (1 if self.discrete else act_dim), n_actions
+        self.obs_dim, self.act_dim, self.n_actions = seen_dim, (1 if self.discrete else act_dim), n_actions
+        self.robot_obs_dim = obs_dim
         if self.discrete:
             self.low, self.high = np.zeros(1), np.array([n_actions - 1.0])
         else:
@@ -733,6 +773,7 @@ class Client:
                 raise ValueError("act_low and act_high (the task's action bounds) are required for continuous actions")
             self.low = np.asarray(act_low, dtype=np.float64)
             self.high = np.asarray(act_high, dtype=np.float64)
+        self.history = ActionHistory(action_history, self.low, self.high)
         self.log = log or (lambda level, text: print(f"{time.strftime('%H:%M:%S')} {name} {level}: {text}",
                                                      file=sys.stderr, flush=True))
         text = None
@@ -745,7 +786,7 @@ class Client:
             self.shield = Shield(self.act_dim, self.low, self.high, obs_dim, text, limits or "limits")
         self.wire = None if self.offline else Wire(schema, gen_dir)
         self.algo = algo
-        self.policy = (NumpyPolicy(algo, obs_dim, self.act_dim, n_actions, hidden, dueling)
+        self.policy = (NumpyPolicy(algo, seen_dim, self.act_dim, n_actions, hidden, dueling)
                        if algo else None)
         self.weights = None        # replaced whole by the network thread (a reference swap)
         self.weights_version = 0
@@ -778,6 +819,7 @@ class Client:
         self.bad_obs = False
         self.counts = dict(steps=0, dropped_steps=0, clipped=0, barrier=0, safe_actions=0)
         self.last_action = None
+        self.acted = False  # act() ran since the last record(): its command is in the history
         # the robot's own episode tally (also offline): the episode in progress, then totals
         self.tally = [0.0, 0, 0, False]  # return, length, violations, success
         self.episodes = self.ep_steps = self.ep_successes = self.ep_violations = 0
@@ -860,8 +902,10 @@ class Client:
             self.gap = True
         self.mid_episode = False
         self.tally = [0.0, 0, 0, False]
+        self.history.reset()
+        self.acted = False
         obs = np.asarray(obs, dtype=np.float32)
-        self.cur = obs.copy() if np.all(np.isfinite(obs)) else None
+        self.cur = self.history.augment(obs) if np.all(np.isfinite(obs)) else None
 
     def _scale(self, a):
         mid, half = 0.5 * (self.low + self.high), 0.5 * (self.high - self.low) * self.act_scale
@@ -883,7 +927,7 @@ class Client:
         if self.bad_obs:
             self.cur, self.gap = None, True
         else:
-            self.cur = obs.copy()
+            self.cur = self.history.augment(obs)
         if self.safe:
             self.counts["safe_actions"] += 1
             if self.discrete:
@@ -891,6 +935,7 @@ class Client:
             else:
                 a = self.shield.safe_action(obs)
             self.last_action = a
+            self._sent(a)
             return a.copy(), True
         if action is None:
             if self.policy is None:
@@ -902,7 +947,7 @@ class Client:
                 else:
                     a = self._scale(self.rng.uniform(-1.0, 1.0, self.act_dim))
             else:
-                a = self.policy.act(weights, obs, self.exploration, self.rng)
+                a = self.policy.act(weights, self.cur, self.exploration, self.rng)
                 if not self.discrete:
                     a = self._scale(a)
             self.acted_version = version
@@ -925,7 +970,15 @@ class Client:
                 self.counts["barrier"] += barrier
                 self._event(BARRIER, barrier, "joint barrier")
         self.last_action = a
+        self._sent(a)
         return a.copy(), False
+
+    def _sent(self, a):
+        """The command joins the history as it leaves (as in simulation, where the history sits
+        outside any actuation delay: what is in flight is what the policy must see)."""
+        if not self.discrete:
+            self.history.push(a)
+        self.acted = True
 
     def set_demonstration(self, on):
         self.demo_default = bool(on)
@@ -940,7 +993,11 @@ class Client:
         self._tally(reward, done, info)
         obs = np.asarray(obs, dtype=np.float32)
         action = np.asarray(action, dtype=np.float64).reshape(self.act_dim)
+        if not self.acted and not self.discrete:
+            self.history.push(action)  # a step nobody asked act() for (a demonstrator's)
+        self.acted = False
         obs_ok = bool(np.all(np.isfinite(obs)))
+        obs = self.history.augment(obs)
         ok = (self.cur is not None and obs_ok and math.isfinite(reward) and bool(np.all(np.isfinite(action))))
         if ok and self.discrete:
             ok = 0 <= action[0] < self.n_actions

@@ -204,6 +204,51 @@ def test_numpy_sac_matches_c_and_refusals():
           f"other task and damaged file refused by both clients")
 
 
+def test_numpy_sac_with_history_matches_c():
+    """A policy trained with --action-history 2 sees the robot's observation and its last two
+    commands: the C client (in the emulator) and the Python client each keep that history
+    themselves, from the commands they are told were applied, and act the same at every step."""
+    policy = train("pendulum-sac", "pend-hist", "--actors=1", "--hidden1=32", "--hidden2=32",
+                   "--max-env-steps=1000", "--min-replay=200", "--eval-period=100000",
+                   "--normalize-obs=true", "--action-history=2")
+    pf = fleetrl_client.PolicyFile(policy)
+    if pf.action_history != 2 or pf.obs_dim != 5:
+        raise Failure(f"the run wrote history {pf.action_history}, obs {pf.obs_dim} (want 2, 3 + 2)")
+    ev = subprocess.run([BIN, "eval", policy, "--episodes", "2", "--physics", "action_delay=2"],
+                        capture_output=True, text=True, timeout=120, env=ENV)
+    if ev.returncode != 0:
+        raise Failure(f"fleetrl eval of a policy with history: exit {ev.returncode}: {ev.stderr}")
+    got, trace, _ = emulate(policy, "--episodes=2", "--rate-hz=1000")
+    if got["episodes"] != 2 or len(trace) != 400:
+        raise Failure(f"emulate: {got['episodes']} episodes, {len(trace)} logged actions (want 2, 400)")
+    client = fleetrl_client.Client(None, "py-hist", "pendulum-sac", obs_dim=3, act_dim=1, act_low=[-2.0],
+                                   act_high=[2.0], policy=policy)
+    worst = 0.0
+    for t, (obs, want) in enumerate(trace):
+        if t % 200 == 0:  # pendulum episodes are 200 steps; each starts with a neutral history
+            client.reset(obs)
+        a, safe = client.act(obs)
+        if safe:
+            raise Failure(f"the Python client answered {obs} with the safe action")
+        worst = max(worst, float(np.max(np.abs(a - want))))
+        nxt = trace[t + 1][0] if t + 1 < len(trace) else obs
+        client.record(nxt, want, 0.0, False, (t + 1) % 200 == 0)
+    if worst > 1e-5:
+        raise Failure(f"numpy and C differ by {worst:g} with an action history")
+    client.close()
+    # The same file without its history (the wrong observation) must act differently: the
+    # comparison above would not notice a history both clients ignore.
+    bare = fleetrl_client.NumpyPolicy("sac", 5, 1, 0, pf.hidden, False)
+    weights = bare.load(pf.params, pf.mean, pf.std)
+    rng = np.random.default_rng(0)
+    differs = sum(abs(float(bare.act(weights, np.concatenate([o, [0.0, 0.0]]), 0.0, rng)[0]) * 2 * pf.action_scale
+                      - float(w[0])) > 1e-4 for o, w in trace[1:200])
+    if differs < 100:
+        raise Failure(f"only {differs} of 199 actions depend on the history; the check is blind")
+    print(f"  pendulum-sac with 2 commands of history: numpy = C within {worst:.1e} on {len(trace)} "
+          f"actions; {differs} of 199 would differ with a neutral history")
+
+
 def test_fixed_policy_ships_experience():
     """Collecting data with a fixed policy: a broker and a learner, and the emulator with the
     file and --actor-endpoint; its episodes land in SQLite under its name, acted with the
@@ -280,5 +325,5 @@ def test_python_emulator_offline():
 
 if __name__ == "__main__":
     run_tests([test_emulator_offline_matches_eval_on_gridworld, test_numpy_dqn_matches_c_on_cartpole,
-               test_numpy_sac_matches_c_and_refusals,
+               test_numpy_sac_matches_c_and_refusals, test_numpy_sac_with_history_matches_c,
                test_fixed_policy_ships_experience, test_python_emulator_offline])

@@ -7,6 +7,7 @@ evaluates the learner's saved policy on chosen physics; bad flags are refused at
 import json
 import os
 import sqlite3
+import struct
 import subprocess
 import tempfile
 
@@ -143,6 +144,51 @@ def test_run_hands_flags_to_actors():
         raise Failure(f"actor log does not report the wrappers:\n{log[-1500:]}")
 
 
+def test_action_history_in_the_store():
+    """--action-history 2 through the real stack, with an action delay of 2 steps inside: every
+    stored observation ends with the actor's last two commands, newest first, which are the
+    actions of the items before it (as commanded, not as delayed), and a neutral history opens
+    each episode; the learner builds its networks for the longer observation and writes a policy
+    file that `fleetrl eval` runs."""
+    root = tempfile.mkdtemp(prefix="fleetrl-s2r-hist-")
+    p = subprocess.run([BIN, "run", "--task", "pendulum-sac", "--actors", "1", "--runs", root,
+                        "--run-name", "h", "--no-progress", "--max-env-steps", "1200",
+                        "--min-replay", "200", "--hidden1", "32", "--hidden2", "32",
+                        "--eval-period", "100000", "--action-history", "2",
+                        "--randomize", "uniform", "--dr-action-delay", "2:2"],
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode not in (0, 4):
+        raise Failure(f"run: exit {p.returncode}\n{p.stderr[-2000:]}")
+    con = sqlite3.connect(f"file:{root}/h/replay.db?mode=ro", uri=True)
+    rows = con.execute("SELECT obs, action_vec FROM items ORDER BY item_id").fetchall()
+    if len(rows) < 1000:
+        raise Failure(f"only {len(rows)} items stored")
+    obs = [struct.unpack("<5f", o) for o, _ in rows]
+    act = [struct.unpack("<f", a)[0] for _, a in rows]
+    starts = follows = 0
+    for i in range(1, len(rows)):
+        h0, h1 = obs[i][3], obs[i][4]
+        if h0 == 0.0 and h1 == 0.0:
+            starts += 1  # an episode's first step: nothing commanded yet
+        elif abs(h0 - act[i - 1]) < 1e-6 and h1 == obs[i - 1][3]:
+            follows += 1
+        else:
+            raise Failure(f"item {i}: history ({h0}, {h1}) is neither neutral nor the previous "
+                          f"command {act[i - 1]} then {obs[i - 1][3]}")
+    if starts < 4 or follows < 900:
+        raise Failure(f"{starts} episode starts, {follows} steps following their predecessor")
+    ev = subprocess.run([BIN, "eval", f"{root}/h/policy.bin", "--episodes", "2", "--physics",
+                         "action_delay=3"], capture_output=True, text=True, timeout=120)
+    if ev.returncode != 0 or "2 episodes" not in ev.stdout:
+        raise Failure(f"eval of the history policy: exit {ev.returncode}: {ev.stderr}{ev.stdout}")
+    # Discrete actions have no command history to append: refused at start.
+    bad = subprocess.run([BIN, "actor", "--actor-endpoint", "tcp://127.0.0.1:1", "--task",
+                          "cartpole-dqn", "--action-history", "2"], capture_output=True, text=True,
+                         timeout=30)
+    if bad.returncode == 0 or "discrete actions" not in bad.stderr:
+        raise Failure(f"actor with a history on a discrete task: exit {bad.returncode}, {bad.stderr!r}")
+
+
 def test_bad_flags_refused():
     cases = [(["--randomize", "sometimes"], {}, "--randomize: 'sometimes' is not one of"),
              (["--dr-mass", "1.2:0.8"], {}, "--dr-mass"),
@@ -160,4 +206,4 @@ def test_bad_flags_refused():
 
 if __name__ == "__main__":
     run_tests([test_bad_flags_refused, test_randomized_physics_stored_per_episode,
-               test_run_hands_flags_to_actors])
+               test_run_hands_flags_to_actors, test_action_history_in_the_store])
