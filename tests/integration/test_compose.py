@@ -3,7 +3,8 @@ docker-compose.yml, then each service's command and environment from it runs nat
 loopback (service host names mapped to 127.0.0.1, the learner's /data volume to a temp folder)
 and the fleet trains. The Kubernetes manifests in deploy/k8s/ are checked against the same
 binary: every role they start exists and every FLEETRL_* variable they set is a flag's twin
-for that role."""
+for that role; every pod's user can read the secrets it mounts, and the learner's StatefulSet
+is governed by a headless Service."""
 import os
 import re
 import shutil
@@ -183,6 +184,45 @@ def test_k8s_manifests():
         claims = {t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])}
         if mounts - volumes - claims:
             raise Failure(f"{name} mounts undeclared volumes {mounts - volumes - claims}")
+        check_secrets_readable(name, pod, c)
+    # A StatefulSet's serviceName must name a headless Service (its pods' DNS names).
+    for name, w in by_kind.get("StatefulSet", {}).items():
+        svc = services.get(w["spec"].get("serviceName"))
+        if svc is None:
+            raise Failure(f"StatefulSet {name}'s serviceName {w['spec'].get('serviceName')!r} "
+                          f"names no Service in the file")
+        if svc["spec"].get("clusterIP") != "None":
+            raise Failure(f"StatefulSet {name}'s governing Service {svc['metadata']['name']} is not "
+                          f"headless (clusterIP: None)")
+        if svc["spec"]["selector"] != w["spec"]["selector"]["matchLabels"]:
+            raise Failure(f"Service {svc['metadata']['name']} does not select StatefulSet {name}")
+
+
+def check_secrets_readable(name, pod, container):
+    """The container's user can read every secret it mounts. Secret files belong to root; the
+    kubelet hands them to the pod's fsGroup with group read added when there is one, so
+    otherwise the file mode must let others read."""
+    pod_ctx = pod.get("securityContext", {})
+    ctx = {**pod_ctx, **container.get("securityContext", {})}
+    uid = ctx.get("runAsUser")
+    if uid is None:
+        raise Failure(f"{name} sets no runAsUser; the image's user must be stated to check "
+                      f"what it can read")
+    secrets = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    for m in container.get("volumeMounts", []):
+        sec = secrets.get(m["name"])
+        if sec is None:
+            continue
+        modes = [sec.get("defaultMode", 0o644)] + [i["mode"] for i in sec.get("items", [])
+                                                   if "mode" in i]
+        if uid == 0 or pod_ctx.get("fsGroup") is not None:
+            continue
+        unreadable = [oct(mode) for mode in modes if not mode & 0o004]
+        if unreadable:
+            raise Failure(f"{name} runs as uid {uid} without an fsGroup, and secret volume "
+                          f"{m['name']} has mode {', '.join(unreadable)}: the files belong to "
+                          f"root, so uid {uid} cannot read them (set fsGroup, or a mode "
+                          f"readable by others)")
 
 
 if __name__ == "__main__":
