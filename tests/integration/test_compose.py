@@ -3,10 +3,10 @@ docker-compose.yml, then each service's command and environment from it runs nat
 loopback (service host names mapped to 127.0.0.1, the learner's /data volume to a temp folder),
 each service's healthcheck passes against its native process, and the fleet trains. The ports
 that must agree (endpoints, published ports, healthcheck URLs, FLEETRL_HTTP) are compared, and
-.dockerignore keeps keys, runs and build products out of the build context. The Kubernetes manifests in deploy/k8s/ are checked against the same
-binary: every role they start exists and every FLEETRL_* variable they set is a flag's twin
-for that role; every pod's user can read the secrets it mounts, and the learner's StatefulSet
-is governed by a headless Service."""
+.dockerignore keeps keys, runs and build products out of the build context. The Kubernetes
+manifests in deploy/k8s/ are checked against the same binary: every role they start exists and
+every FLEETRL_* variable they set is a flag's twin for that role; every pod's user can read the
+secrets it mounts, and the learner's StatefulSet is governed by a headless Service."""
 import os
 import re
 import shutil
@@ -187,7 +187,8 @@ def check_healthy(name, svc, native, proc, timeout=60):
     try:
         wait_until(ok, timeout, f"the {name} healthcheck {argv}", interval=0.2)
     except Failure as e:
-        raise Failure(f"{e}; last exit {last[0] if last else None}: {last[1][-500:] if last else ''}")
+        code, out = last or (None, "")
+        raise Failure(f"{e}; last exit {code}: {out[-500:]}")
 
 
 def free_port():
@@ -441,8 +442,8 @@ def test_k8s_manifests():
             raise Failure(f"StatefulSet {name}'s serviceName {w['spec'].get('serviceName')!r} "
                           f"names no Service in the file")
         if svc["spec"].get("clusterIP") != "None":
-            raise Failure(f"StatefulSet {name}'s governing Service {svc['metadata']['name']} is not "
-                          f"headless (clusterIP: None)")
+            raise Failure(f"StatefulSet {name}'s governing Service {svc['metadata']['name']} "
+                          f"is not headless (clusterIP: None)")
         if svc["spec"]["selector"] != w["spec"]["selector"]["matchLabels"]:
             raise Failure(f"Service {svc['metadata']['name']} does not select StatefulSet {name}")
 

@@ -122,7 +122,7 @@ def test_plain_periodic_lines_in_a_pipe():
     bad = [l for l in progress if not LINE.fullmatch(l)]
     if bad:
         raise Failure(f"malformed progress lines: {bad[:3]}")
-    other = [l for l in lines[:-1] if not l.startswith("env ") and not l.startswith("status page: ")]
+    other = [l for l in lines[:-1] if not l.startswith(("env ", "status page: "))]
     if other:
         raise Failure(f"unexpected lines on stdout: {other[:3]}")
     vals = check_sane([LINE.fullmatch(l) for l in progress], "pipe")
