@@ -877,7 +877,7 @@ static void on_tick(uv_timer_t *h) {
     l->rate_t = now;
     l->rate_env = l->env_steps;
     l->rate_upd = l->updates;
-    double every = isatty(STDOUT_FILENO) ? 1.0 : 10.0;
+    double every = isatty(STDOUT_FILENO) ? 1.0 : l->cfg->progress_period_s;
     if (now - l->last_progress_print >= every) {
       print_progress(l, false);
       l->last_progress_print = now;

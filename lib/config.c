@@ -249,7 +249,10 @@ static const flag_t g_flags[] = {
   {"actors", R, T_INT, F(actors), "4", 1, 1024, "actor processes to start"},
   {"runs", R, T_STR, F(runs_root), "runs", 0, 0, "folder for run folders"},
   {"run-name", R, T_STR, F(run_name), "", 0, 0, "run folder name (default <task>-<time>)"},
-  {"progress", R | L, T_BOOL, F(progress), "true", 0, 0, "live progress line"},
+  {"progress", R | L, T_BOOL, F(progress), "true", 0, 0,
+   "progress: a live status line on a terminal, plain periodic lines otherwise (logs)"},
+  {"progress-period", R | L, T_DBL, F(progress_period_s), "10", 1, 86400,
+   "period of the plain progress lines when stdout is not a terminal, s"},
 };
 
 /* Task presets: settings applied over the defaults, before environment and flags. */

@@ -124,7 +124,8 @@ typedef struct frl_config {
   int actors;
   char runs_root[200];
   char run_name[96];
-  bool progress;            /* live progress line */
+  bool progress;            /* live progress line (terminal) or plain periodic lines (logs) */
+  double progress_period_s; /* period of the plain lines when stdout is not a terminal */
 } frl_config_t;
 
 /* Which flags a subcommand accepts. */

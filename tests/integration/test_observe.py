@@ -1,8 +1,10 @@
 """Observability end to end: a real fleet on loopback scraped by Debian's real Prometheus (its
-parser validates our exposition format; its query API must show training progress), /metrics
-values checked against the learner's SQLite store, the status page rendered by headless
-Chromium (the curve has points, the actors table lists the actors, screenshots show the curve
-drawn and changing), hostile HTTP input against the running learner, the --http flags, and
+parser validates our exposition format; its query API must show training progress, losses,
+returns, replay size, priorities, policy lag, per-actor rates and a robot's safety events),
+/metrics values checked against the learner's SQLite store, the status page rendered by
+headless Chromium (the curve has points, the actors table lists the actors with their rates and
+lag, the replay and safety tables have their figures, screenshots show the curve drawn and
+changing), hostile HTTP input against the running learner, the --http flags, and
 `fleetrl run` giving its learner and broker separate endpoints."""
 import json
 import os
@@ -86,7 +88,8 @@ def parse_metrics(text):
 
 class ObservedFleet:
     """A fleet with HTTP on free ports: a broker, a learner that keeps training (it never
-    reaches its solve threshold) with frequent evaluations, and two actors."""
+    reaches its solve threshold) with frequent evaluations, and two actors; a robot emulator
+    joins when a test needs safety events (safety_events)."""
 
     def __init__(self, name):
         self.f = Fleet(name, env={"FLEETRL_HTTP": "127.0.0.1:0"})
@@ -95,6 +98,8 @@ class ObservedFleet:
                              "--eval-period=1000", "--eval-episodes=3", "--min-replay=200")
         self.f.start_actor(0, 2)
         self.f.start_actor(1, 2)
+        self.actors = ["actor-0", "actor-1"]  # every actor and robot started, by name
+        self.events = None
         addr_file = os.path.join(self.f.run_dir, "http.addr")
 
         def learner_addr():
@@ -111,6 +116,57 @@ class ObservedFleet:
         self.broker = kv.get("http_address")
         if not self.broker:
             raise Failure("the broker's endpoints file has no http_address line")
+
+    def broker_peers(self):
+        """(live actors, live learners) the broker reports on /metrics."""
+        b = parse_metrics(self.metrics(self.broker))
+        return (b.get(("fleetrl_broker_peers", frozenset({("role", "actor")}))),
+                b.get(("fleetrl_broker_peers", frozenset({("role", "learner")}))))
+
+    def wait_for_peers(self, timeout=60):
+        """Polls until the broker counts every actor started and the learner: a peer it has
+        not heard from yet, or (on a loaded machine) for a peer timeout, is not counted."""
+        want = (len(self.actors), 1)
+        try:
+            wait_until(lambda: self.broker_peers() == want, timeout,
+                       f"the broker to report {want[0]} live actors and the learner")
+        except Failure as e:
+            raise Failure(f"{e}; it reports {self.broker_peers()}")
+
+    def safety_events(self):
+        """Makes safety events once: a robot emulator (the C client library, CartPole at 100 Hz)
+        joins, `fleetrl estop` puts it in safe mode and `fleetrl resume` lifts it; returns the
+        learner's event counts once e-stop, resume and both safe-mode changes have arrived."""
+        if self.events:
+            return self.events
+        f = self.f
+        f.start("robot-0", "emulate", f"--actor-endpoint={f.front}", "--name=robot-0",
+                "--rate-hz=100", "--deadline=1", "--report-period=5")
+        self.actors.append("robot-0")
+
+        def stored():
+            if f.procs["robot-0"].poll() is not None:
+                raise Failure("robot-0 exited: " + f.tail("robot-0"))
+            return any(a["name"] == "robot-0" and a["transitions"] > 0
+                       for a in self.status()["actors"])
+        wait_until(stored, 60, "robot-0's experience at the learner")
+        rc = subprocess.run([BIN, "estop", "observability test", f"--actor-endpoint={f.front}"],
+                            env=f.env, capture_output=True, timeout=60).returncode
+        if rc != 0:
+            raise Failure(f"fleetrl estop exited {rc}")
+        wait_until(lambda: "(e-stop)" in open(f.log("robot-0"), errors="replace").read(), 30,
+                   "robot-0 applying the safe action after the e-stop")
+        rc = subprocess.run([BIN, "resume", f"--actor-endpoint={f.front}"], env=f.env,
+                            capture_output=True, timeout=60).returncode
+        if rc != 0:
+            raise Failure(f"fleetrl resume exited {rc}")
+        kinds = ("estop", "resume", "safe_mode_enter", "safe_mode_exit")
+
+        def arrived():
+            ev = self.status()["safety"]["events"]
+            return ev if all(ev.get(k, 0) >= 1 for k in kinds) else None
+        self.events = wait_until(arrived, 60, f"{', '.join(kinds)} events at the learner")
+        return self.events
 
     def status(self):
         code, _, body = http_get(self.learner, "/api/status")
@@ -142,6 +198,7 @@ def test_metrics_match_the_store():
     right after its transaction commits, on the same thread that answers /metrics."""
     o = fleet()
     wait_until(lambda: o.status()["params_version"] > 0, 60, "the first parameters")
+    o.wait_for_peers()
     sql = ("SELECT coalesce(sum(b.env_steps), 0), coalesce(sum(b.transitions), 0), "
            "coalesce(sum(CASE WHEN a.name = 'actor-0' THEN b.transitions END), 0) "
            "FROM batches b JOIN actors a USING(actor_id)")
@@ -167,11 +224,7 @@ def test_metrics_match_the_store():
         v = m.get((key, frozenset()))
         if v is None or v == v:
             raise Failure(f"{key} is {v}, expected NaN for a DQN learner")
-    b = parse_metrics(o.metrics(o.broker))
-    if b.get(("fleetrl_broker_peers", frozenset({("role", "actor")}))) != 2:
-        raise Failure(f"broker reports {b.get(('fleetrl_broker_peers', frozenset({('role', 'actor')})))} live actors, expected 2")
-    if b.get(("fleetrl_broker_peers", frozenset({("role", "learner")}))) != 1:
-        raise Failure("broker does not report its learner")
+    # The broker counted every actor and the learner above (wait_for_peers).
     print(f"  env steps {m[('fleetrl_learner_env_steps_total', frozenset())]:.0f} within "
           f"SQLite's [{before[0]}, {after[0]}]")
 
@@ -188,9 +241,67 @@ def test_promtool_accepts_the_text():
             raise Failure(f"promtool check metrics on the {who}'s /metrics: {p.stdout}{p.stderr}")
 
 
+# What the learner's series read back from Prometheus must show, beyond the counters that grow:
+# (name, what) of the single series; per-actor ones are checked for every actor.
+LEARNER_SERIES = [("fleetrl_learner_loss", "loss"), ("fleetrl_learner_recent_return", "return"),
+                  ("fleetrl_learner_eval_return", "evaluation return"),
+                  ("fleetrl_replay_items", "replay size"),
+                  ("fleetrl_replay_capacity_items", "replay capacity"),
+                  ("fleetrl_learner_inserted_transitions_total", "inserted transitions"),
+                  ("fleetrl_replay_priority_max", "max priority"),
+                  ("fleetrl_replay_priority_min", "min priority"),
+                  ("fleetrl_replay_priority_mass", "priority mass"),
+                  ("fleetrl_learner_policy_lag_versions", "policy lag")]
+ACTOR_SERIES = ["fleetrl_learner_actor_env_steps_per_second",
+                "fleetrl_learner_actor_policy_lag_versions"]
+SAFETY_KINDS = ("estop", "resume", "safe_mode_enter", "safe_mode_exit")
+
+
+def check_learner_series(v, actors, where):
+    """Relations that hold within one scrape of the learner: v maps (name, frozenset(labels))
+    to a value. Returns None while a series is missing or still NaN (no evaluation yet)."""
+    one = {}
+    for name, _ in LEARNER_SERIES:
+        x = v.get((name, frozenset()))
+        if x is None or x != x:
+            return None
+        one[name] = x
+    per_actor = {}
+    for name in ACTOR_SERIES:
+        for a in actors:
+            x = v.get((name, frozenset({("actor", a)})))
+            if x is None or x != x:
+                return None
+            per_actor[(name, a)] = x
+    events = {k: v.get(("fleetrl_learner_safety_events_total", frozenset({("kind", k)})))
+              for k in SAFETY_KINDS}
+    if None in events.values():
+        return None
+    items, pmin, pmax, mass = (one[f"fleetrl_replay_{k}"] for k in
+                               ("items", "priority_min", "priority_max", "priority_mass"))
+    if not 0 < items <= min(one["fleetrl_replay_capacity_items"],
+                            one["fleetrl_learner_inserted_transitions_total"]):
+        raise Failure(f"{where}: replay size {items} outside (0, min(capacity, inserted)]: {one}")
+    # Every priority held lies between the smallest held and the largest ever set.
+    if not (0 < pmin <= pmax and items * pmin * (1 - 1e-6) <= mass <= items * pmax * (1 + 1e-6)):
+        raise Failure(f"{where}: priorities inconsistent: min {pmin}, max {pmax}, mass {mass} "
+                      f"over {items} items")
+    if one["fleetrl_learner_loss"] < 0 or one["fleetrl_learner_policy_lag_versions"] < 0:
+        raise Failure(f"{where}: negative loss or policy lag: {one}")
+    if one["fleetrl_learner_recent_return"] <= 0 or one["fleetrl_learner_eval_return"] <= 0:
+        raise Failure(f"{where}: a CartPole return not positive (every step earns 1): {one}")
+    if any(x < 0 for x in per_actor.values()):
+        raise Failure(f"{where}: a negative per-actor rate or lag: {per_actor}")
+    if any(x < 1 for x in events.values()):
+        raise Failure(f"{where}: safety events {events}")
+    return one, per_actor, events
+
+
 def test_prometheus_scrapes_the_fleet():
     prometheus = need("prometheus", "prometheus")
     o = fleet()
+    # A robot joins and is e-stopped and resumed, so that there are safety events to scrape.
+    o.safety_events()
     tmp = tempfile.mkdtemp(prefix="fleetrl-prometheus-")
     port = free_port()
     with open(os.path.join(tmp, "prometheus.yml"), "w") as cfg:
@@ -250,15 +361,46 @@ scrape_configs:
         targets = json.loads(body)["data"]["activeTargets"]
         if len(targets) != 2 or any(t["health"] != "up" or t["lastError"] for t in targets):
             raise Failure(f"targets not healthy: {[(t['scrapeUrl'], t['health'], t['lastError']) for t in targets]}")
-        # Labels survive the round trip: one series per actor, on both processes.
+        # Labels survive the round trip: one series per actor (the robot too), on both
+        # processes.
         for metric in ("fleetrl_learner_actor_inserted_transitions_total",
                        "fleetrl_broker_actor_forwarded_batches_total"):
-            actors = sorted(r["metric"].get("actor") for r in query(metric))
-            if actors != ["actor-0", "actor-1"]:
-                raise Failure(f"{metric} has series for {actors}")
-        r = query('fleetrl_broker_peers{role="actor"}')
-        if not r or float(r[0]["value"][1]) != 2:
-            raise Failure(f"fleetrl_broker_peers{{role=\"actor\"}} is {r}")
+            wait_until(lambda: sorted(r["metric"].get("actor") for r in query(metric))
+                       == sorted(o.actors), 30, f"{metric} series for {sorted(o.actors)}",
+                       interval=0.5)
+        peers = 'fleetrl_broker_peers{role="actor"}'
+        wait_until(lambda: [float(r["value"][1]) for r in query(peers)] == [len(o.actors)], 30,
+                   f"{peers} = {len(o.actors)}", interval=0.5)
+
+        # Losses, returns, replay size, priorities, policy lag, per-actor rates and lag and the
+        # safety events, all from one query, so that they come from one scrape of the learner.
+        names = [n for n, _ in LEARNER_SERIES] + ACTOR_SERIES
+        names.append("fleetrl_learner_safety_events_total")
+        selector = '{job="fleetrl-learner",__name__=~"' + "|".join(names) + '"}'
+        last = {}
+
+        def read_back():
+            v = {}
+            for r in query(selector):
+                labels = frozenset((k, x) for k, x in r["metric"].items()
+                                   if k not in ("__name__", "job", "instance"))
+                v[(r["metric"]["__name__"], labels)] = float(r["value"][1])
+            last["v"] = v
+            return check_learner_series(v, o.actors, "prometheus")
+        try:
+            one, per_actor, events = wait_until(read_back, 60, "every learner series in prometheus",
+                                                interval=0.5)
+        except Failure as e:
+            raise Failure(f"{e}; it has {sorted((n, dict(l)) for n, l in last.get('v', {}))}")
+        # The events Prometheus holds are at most those in SQLite, read afterwards.
+        stored = dict(o.f.query("SELECT kind, sum(count) FROM safety_events GROUP BY kind") or [])
+        for k, n in events.items():
+            if n > stored.get(k, 0):
+                raise Failure(f"prometheus has {n:.0f} {k} events, SQLite {stored.get(k, 0)}")
+        rates = {a: per_actor[("fleetrl_learner_actor_env_steps_per_second", a)] for a in o.actors}
+        print("  " + ", ".join(f"{what} {one[name]:.6g}" for name, what in LEARNER_SERIES) +
+              f"; steps/s per actor { {a: round(r) for a, r in rates.items()} }"
+              f"; safety events { {k: int(n) for k, n in events.items()} }")
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -366,9 +508,74 @@ def near(px, rgb, tol=40):
     return all(abs(a - b) <= tol for a, b in zip(px, rgb))
 
 
+def cells(html):
+    """The text of each td or th in a piece of the DOM dump."""
+    return [re.sub(r"<[^>]*>", "", c).strip()
+            for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html)]
+
+
+def number(text, what):
+    """A figure as the page formats it ("12,345", "0.41"); a failure for "-" or anything else."""
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        raise Failure(f"{what} shows {text!r}, not a number") from None
+
+
+def table_rows(dom, table):
+    m = re.search(rf'<table id="{table}">(.*?)</table>', dom, re.S)
+    if not m:
+        raise Failure(f"the page has no {table} table")
+    body = re.search(r"<tbody>(.*?)</tbody>", m.group(1), re.S)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1) if body else "", re.S)
+    if not rows:
+        raise Failure(f"the {table} table is empty")
+    return m.group(1), [cells(r) for r in rows]
+
+
+def check_tables(dom, actors):
+    """The actors table shows each actor's rate and policy lag, the replay table its figures,
+    and the safety table the episodes and the robot's events, as rendered from /api/status."""
+    table, _ = table_rows(dom, "actors")
+    head = cells(re.search(r"<thead>(.*?)</thead>", table, re.S).group(1))
+    rate_col, lag_col = head.index("steps/s"), head.index("policy lag")
+    rates = {}
+    for name in actors:
+        m = re.search(rf'<tr data-actor="{name}">(.*?)</tr>', table, re.S)
+        if not m:
+            raise Failure(f"the actors table does not list {name}")
+        row = cells(m.group(1))
+        if len(row) != len(head) or row[0] != name:
+            raise Failure(f"the actors table row of {name} is {row}, under {head}")
+        rates[name] = number(row[rate_col], f"{name}'s steps/s")
+        lag = number(row[lag_col], f"{name}'s policy lag")
+        if rates[name] < 0 or lag < 0:
+            raise Failure(f"{name}: steps/s {rates[name]}, policy lag {lag}")
+    if not any(rates.values()):
+        raise Failure(f"no actor shows a rate above 0: {rates}")
+    _, replay = table_rows(dom, "replay")
+    replay = dict(r[:2] for r in replay if len(r) >= 2)
+    m = re.fullmatch(r"([\d,]+) of ([\d,]+) \(([\d.]+)%\)", replay.get("items", ""))
+    if not m or number(m.group(1), "replay items") <= 0:
+        raise Failure(f"the replay table's items: {replay.get('items')!r}")
+    for key in ("inserted transitions", "sampled transitions", "max priority"):
+        if number(replay.get(key, "-"), f"the replay table's {key}") <= 0:
+            raise Failure(f"the replay table's {key} is {replay.get(key)!r}")
+    _, safety = table_rows(dom, "safety")
+    safety = dict(r[:2] for r in safety if len(r) >= 2)
+    if number(safety.get("episodes", "-"), "the safety table's episodes") <= 0:
+        raise Failure(f"the safety table counts no episodes: {safety}")
+    for kind in SAFETY_KINDS:
+        if number(safety.get(f"events: {kind}", "-"), f"the safety table's {kind} events") < 1:
+            raise Failure(f"the safety table shows no {kind} event: {safety}")
+    print(f"  actors table steps/s {rates}; replay {replay['items']}; safety events "
+          f"{ {k: safety[f'events: {k}'] for k in SAFETY_KINDS} }")
+
+
 def test_status_page_in_chromium():
     need("chromium", "chromium")
     o = fleet()
+    o.safety_events()  # a robot and its e-stop, so that the safety section has events to show
     wait_until(lambda: o.status()["evals"] >= 1 and len(o.status()["curve"]["episodes"]) >= 5,
                90, "an evaluation and a few episodes")
     url = f"http://{o.learner}/"
@@ -381,11 +588,9 @@ def test_status_page_in_chromium():
         raise Failure("the episode-return polyline has fewer than 5 points")
     if len(re.findall(r'<circle class="ev"', dom)) < 1:
         raise Failure("no evaluation point on the curve")
-    for name in ("actor-0", "actor-1"):
-        if not re.search(rf'<tr data-actor="{name}"><td>{name}</td>', dom):
-            raise Failure(f"the actors table does not list {name}")
     if "broker connected" not in dom:
         raise Failure("the page does not show the broker connection")
+    check_tables(dom, o.actors)
 
     tmp = tempfile.mkdtemp(prefix="fleetrl-shots-")
     shots = []
