@@ -58,7 +58,7 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             broker/broker.c \
             actor/actor.c actor/hindsight.c actor/nstep.c actor/outbox.c \
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
-            learner/ratelimit.c \
+            learner/ratelimit.c learner/refusals.c \
             cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c cli/export.c \
             $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS) $(OBSERVE_SRCS) $(SECURITY_SRCS) \
             $(CHECKPOINT_SRCS) $(ROBOT_SRCS) $(SIM2REAL_SRCS)
