@@ -9,7 +9,7 @@ PKGS := libzmq libuv sqlite3 cmocka openblas
 DEBS := build-essential pkg-config libzmq3-dev libuv1-dev libsqlite3-dev sqlite3 libcmocka-dev \
         libopenblas-dev flatbuffers-compiler python3 python3-flatbuffers python3-zmq python3-numpy \
         libmujoco-dev libmujoco-samples docker-compose python3-yaml prometheus chromium \
-        iproute2 iptables
+        iproute2 iptables python3-fusepy
 # Only the benchmarks need these (PyTorch is the comparison peer).
 BENCH_DEBS := python3-torch
 
