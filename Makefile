@@ -9,7 +9,7 @@ PKGS := libzmq libuv sqlite3 cmocka openblas
 DEBS := build-essential pkg-config libzmq3-dev libuv1-dev libsqlite3-dev sqlite3 libcmocka-dev \
         libopenblas-dev flatbuffers-compiler python3 python3-flatbuffers python3-zmq python3-numpy \
         libmujoco-dev libmujoco-samples docker-compose python3-yaml prometheus chromium \
-        iproute2 iptables
+        iproute2 iptables python3-fusepy
 # Only the benchmarks need these (PyTorch is the comparison peer).
 BENCH_DEBS := python3-torch
 
@@ -58,7 +58,7 @@ LIB_SRCS := lib/common.c lib/log.c lib/rng.c lib/config.c lib/nn.c lib/qnet.c li
             broker/broker.c \
             actor/actor.c actor/hindsight.c actor/nstep.c actor/outbox.c \
             learner/learner.c learner/store.c learner/replay.c learner/sumtree.c \
-            learner/ratelimit.c \
+            learner/ratelimit.c learner/refusals.c \
             cli/run.c cli/stats.c cli/control.c cli/eval.c cli/plot.c cli/export.c \
             $(ENV_CLASSIC_SRCS) $(ENV_MUJOCO_SRCS) $(ALGO_SRCS) $(OBSERVE_SRCS) $(SECURITY_SRCS) \
             $(CHECKPOINT_SRCS) $(ROBOT_SRCS) $(SIM2REAL_SRCS)

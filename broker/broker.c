@@ -19,6 +19,9 @@
 #define MAX_PEERS 4096
 #define QUEUE_MAX_BYTES (512u << 20)
 
+/* Kinds of batch refusal the broker logs per peer (see report_refusal). */
+enum { REFUSED_SENDER, REFUSED_DIMS, REFUSED_KINDS };
+
 typedef struct {
   char name[FRL_MSG_MAX_STRING + 1];
   uint8_t rid[FRL_ROUTING_ID_MAX];
@@ -30,6 +33,7 @@ typedef struct {
   uint32_t outbox;
   uint64_t batches, busy, rejected;
   uint64_t forwarded; /* batches of this actor passed on to the learner */
+  double reported[REFUSED_KINDS]; /* when a refusal of each kind was last logged (0: never) */
   char user_id[FRL_USER_ID_MAX]; /* the CURVE key (allowlist name) that holds this name */
 } peer_t;
 
@@ -173,15 +177,29 @@ static bool within_limits(broker_t *b, peer_t *p, const frl_experience_t *x) {
   return false;
 }
 
+/* Whether to log this peer's refusal of a kind: at most once per FRL_PEER_LIMITS_REPORT_S per
+ * peer and kind, as the per-actor limits report theirs, so that a peer that keeps sending the
+ * same wrong batch cannot flood the log; every refusal is counted (per actor on /metrics) and
+ * its reason goes back in the Ack. A clock that stepped back reports again. */
+static bool report_refusal(peer_t *p, int kind, double now) {
+  double *at = &p->reported[kind];
+  if (*at != 0 && now >= *at && now - *at < FRL_PEER_LIMITS_REPORT_S) return false;
+  *at = now;
+  return true;
+}
+
 static void on_experience(broker_t *b, peer_t *p) {
   const frl_experience_t *x = &b->in.msg.u.experience;
+  const double now = frl_now();
   if (!x->actor || strcmp(x->actor, p->name) != 0) {
     char reason[FRL_MSG_MAX_STRING]; /* a reason longer than the wire allows is cut */
     snprintf(reason, sizeof reason, "ExperienceBatch.actor '%.64s' is not the sender '%.64s'",
              x->actor ? x->actor : "", p->name);
-    frl_warn("refused batch from %s: %s", p->name, reason);
     p->rejected++;
     b->rejected++;
+    if (report_refusal(p, REFUSED_SENDER, now))
+      frl_warn("refused batch from %s: %s (%llu refused so far)", p->name, reason,
+               (unsigned long long)p->rejected);
     send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
              reason);
     return;
@@ -194,6 +212,9 @@ static void on_experience(broker_t *b, peer_t *p) {
              x->obs_dim, x->act_dim, b->obs_dim, b->act_dim);
     p->rejected++;
     b->rejected++;
+    if (report_refusal(p, REFUSED_DIMS, now))
+      frl_warn("rejected batch %llu of actor %s: %s (%llu refused so far)",
+               (unsigned long long)x->seq, p->name, reason, (unsigned long long)p->rejected);
     send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
              reason);
     return;

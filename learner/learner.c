@@ -27,6 +27,7 @@
 #include "policy_file.h"
 #include "randomize.h"
 #include "ratelimit.h"
+#include "refusals.h"
 #include "replay.h"
 #include "status.h"
 #include "store.h"
@@ -82,6 +83,7 @@ typedef struct {
 
   /* progress */
   uint64_t env_steps, inserted, duplicates, rejected, updates, params_version, skipped_updates;
+  frl_refusals_t refusals; /* which refused batches get a log line */
   double beta, last_loss, last_mean_q, lag_ewma;
   /* SAC/TD3 diagnostics of the last update (NAN where the algorithm has none, or before the
    * first update since start) */
@@ -195,6 +197,31 @@ static void hold_ratelimit(learner_t *l) {
   }
 }
 
+/* A batch that can never be stored (wrong shape, or values the task cannot take): counted in
+ * all and for its actor, the reason sent back in the Ack (the actor drops the batch and logs
+ * it), and logged here within the limits of refusals.h, so that an actor sending a stream of
+ * broken batches cannot flood the log. */
+static void reject(learner_t *l, const frl_experience_t *x, const char *err, double now) {
+  const char *who = x->actor && x->actor[0] ? x->actor : "(unnamed)";
+  l->rejected++;
+  frl_status_rejected(l->status, who, err);
+  frl_refusal_report_t r;
+  if (frl_refusals_note(&l->refusals, who, err, now, &r)) {
+    char repeats[80] = "", unlogged[120] = "";
+    if (r.repeats)
+      snprintf(repeats, sizeof repeats, "%llu more like it since the last such line",
+               (unsigned long long)r.repeats);
+    if (r.unlogged)
+      snprintf(unlogged, sizeof unlogged, "%llu other refusals not logged, over the limit of %d "
+               "lines per %.0f s", (unsigned long long)r.unlogged, FRL_REFUSALS_LINES,
+               FRL_REFUSALS_REPORT_S);
+    const bool both = r.repeats && r.unlogged, any = r.repeats || r.unlogged;
+    frl_warn("rejected batch %llu from %s: %s%s%s%s%s%s", (unsigned long long)x->seq, who, err,
+             any ? " (" : "", repeats, both ? "; " : "", unlogged, any ? ")" : "");
+  }
+  send_ack(l, x->actor, x->seq, FRL_ACK_REJECTED, err);
+}
+
 static void on_experience(learner_t *l, double now) {
   const frl_experience_t *x = &l->in.msg.u.experience;
   l->received++;
@@ -203,9 +230,7 @@ static void on_experience(learner_t *l, double now) {
   frl_insert_outcome_t outcome;
   int rc = frl_replay_insert(l->replay, x, frl_wall(), &outcome, err, sizeof err);
   if (rc == FRL_EDIM || rc == FRL_EPROTO) {
-    l->rejected++;
-    frl_warn("rejected batch %llu from %s: %s", (unsigned long long)x->seq, x->actor, err);
-    send_ack(l, x->actor, x->seq, FRL_ACK_REJECTED, err);
+    reject(l, x, err, now);
     return;
   }
   if (rc != 0) {

@@ -27,6 +27,8 @@ typedef struct {
   char name[FRL_MSG_MAX_STRING + 1];
   uint64_t hash;
   uint64_t batches, transitions, env_steps, episodes, successes, violations;
+  uint64_t rejected; /* batches refused as invalid for the task */
+  char last_rejection[FRL_MSG_MAX_STRING + 1]; /* the reason the last of them was refused for */
   double recent_return; /* exponential mean over about 20 episodes */
   double lag;           /* exponential mean over transitions, in parameter versions */
   double last_heard;
@@ -51,7 +53,7 @@ enum {
   M_ENV_RATE, M_UPD_RATE, M_INSERT_RATE, M_SPI, M_BETA, M_REPLAY_SIZE, M_REPLAY_CAP,
   M_PRIORITY_MAX, M_PRIORITY_SUM, M_PRIORITY_MIN, M_DEMO_SIZE, M_CONNECTED, M_STORE_FAILING, M_SOLVED, M_START_TIME,
   M_A_TRANSITIONS, M_A_BATCHES, M_A_ENV_STEPS, M_A_EPISODES, M_A_SUCCESSES, M_A_VIOLATIONS,
-  M_A_RETURN, M_A_LAG, M_A_LAST_HEARD, M_A_RATE,
+  M_A_RETURN, M_A_LAG, M_A_LAST_HEARD, M_A_RATE, M_A_REJECTED,
   M_HTTP_REQUESTS, M_HTTP_BAD, M_HTTP_REFUSED,
   M_COUNT
 };
@@ -162,6 +164,8 @@ static const struct {
                       "Seconds since a batch of this actor was stored."},
   [M_A_RATE] = {"fleetrl_learner_actor_env_steps_per_second", FRL_METRIC_GAUGE, ACTOR_LABEL,
                 "Environment steps of this actor stored per second (last few seconds)."},
+  [M_A_REJECTED] = {"fleetrl_learner_actor_rejected_batches_total", FRL_METRIC_COUNTER,
+                    ACTOR_LABEL, "Batches of this actor refused as invalid for the task."},
   [M_HTTP_REQUESTS] = {"fleetrl_http_requests_total", FRL_METRIC_COUNTER, NO_LABEL,
                        "HTTP requests answered by a page."},
   [M_HTTP_BAD] = {"fleetrl_http_bad_requests_total", FRL_METRIC_COUNTER, NO_LABEL,
@@ -232,6 +236,12 @@ static actor_t *actor_for(frl_status_t *s, const char *name) {
   return a;
 }
 
+/* Seconds since a batch of the actor was stored; NaN when none was (an actor known only for
+ * batches refused as invalid). */
+static double last_heard(const actor_t *a, double now) {
+  return a->batches ? now - a->last_heard : NAN;
+}
+
 /* Advances a rate window: the rate of `count` over the last RATE_WINDOW_S..2*RATE_WINDOW_S. */
 static double window_rate(double now, uint64_t count, double *t0, uint64_t *n0, double *t1,
                           uint64_t *n1) {
@@ -293,6 +303,14 @@ void frl_status_batch(frl_status_t *s, const frl_experience_t *x, uint64_t param
     int k = (int)ev.kind <= FRL_SAFETY_KIND_MAX ? (int)ev.kind : N_SAFETY - 1;
     s->safety[k] += ev.count;
   }
+}
+
+void frl_status_rejected(frl_status_t *s, const char *actor, const char *reason) {
+  if (!s) return;
+  /* One row for batches that name no actor (the broker refuses those, so this is a guard). */
+  actor_t *a = actor_for(s, actor && actor[0] ? actor : "(unnamed)");
+  a->rejected++;
+  snprintf(a->last_rejection, sizeof a->last_rejection, "%s", reason ? reason : "");
 }
 
 void frl_status_eval(frl_status_t *s, uint64_t env_steps, double mean, double sd) {
@@ -367,8 +385,9 @@ static void serve_metrics(void *arg, const frl_http_request_t *req, frl_http_res
     frl_metrics_set(s->metrics, s->ids[M_A_VIOLATIONS], who, (double)a->violations);
     frl_metrics_set(s->metrics, s->ids[M_A_RETURN], who, a->recent_return);
     frl_metrics_set(s->metrics, s->ids[M_A_LAG], who, a->lag);
-    frl_metrics_set(s->metrics, s->ids[M_A_LAST_HEARD], who, now - a->last_heard);
+    frl_metrics_set(s->metrics, s->ids[M_A_LAST_HEARD], who, last_heard(a, now));
     frl_metrics_set(s->metrics, s->ids[M_A_RATE], who, a->rate);
+    frl_metrics_set(s->metrics, s->ids[M_A_REJECTED], who, (double)a->rejected);
   }
   frl_http_stats_t hs;
   frl_http_server_stats(s->http, &hs);
@@ -517,7 +536,13 @@ static void serve_api(void *arg, const frl_http_request_t *req, frl_http_respons
     json_field(res, "successes", (double)a->successes);
     json_field(res, "violations", (double)a->violations);
     json_field(res, "lag", a->lag);
-    json_field(res, "last_heard_s", now - a->last_heard);
+    json_field(res, "last_heard_s", last_heard(a, now));
+    json_field(res, "rejected", (double)a->rejected);
+    json_key(res, "last_rejection", false);
+    if (a->rejected)
+      json_str(res, a->last_rejection);
+    else
+      frl_http_append(res, "null", 4);
     frl_http_append(res, "}", 1);
   }
   frl_http_append(res, "]}\n", 3);
@@ -564,9 +589,10 @@ static const char g_page[] =
     "<i style=\"background:#2ca02c\"></i>solved at</div>\n"
     "<div class=\"cards\" id=\"cards\"></div>\n"
     "<h3>Actors</h3>\n"
-    "<table id=\"actors\"><thead><tr><th>actor</th><th>batches</th><th>transitions</th>"
-    "<th>env steps</th><th>steps/s</th><th>episodes</th><th>recent return</th>"
-    "<th>successes</th><th>violations</th><th>policy lag</th><th>last heard</th></tr></thead>"
+    "<table id=\"actors\"><thead><tr><th>actor</th><th>batches</th><th>rejected</th>"
+    "<th>transitions</th><th>env steps</th><th>steps/s</th><th>episodes</th>"
+    "<th>recent return</th><th>successes</th><th>violations</th><th>policy lag</th>"
+    "<th>last heard</th></tr></thead>"
     "<tbody></tbody></table>\n"
     "<h3>Replay</h3><table id=\"replay\"><tbody></tbody></table>\n"
     "<h3>Safety</h3><table id=\"safety\"><tbody></tbody></table>\n"
@@ -681,6 +707,7 @@ static const char g_page[] =
     "    }\n"
     "    if (r.stale) tr.lastChild.className = \"stale\";\n"
     "    if (r.name) tr.setAttribute(\"data-actor\", r.name);\n"
+    "    if (r.tip) tr.title = r.tip;\n"
     "    return tr;\n"
     "  }));\n"
     "}\n"
@@ -693,9 +720,10 @@ static const char g_page[] =
     "  st.className = s.connected && !s.store_failing ? \"\" : \"bad\";\n"
     "  drawCurve(s);\n"
     "  cards(s);\n"
-    "  rows(\"actors\", s.actors.map(a => ({name: a.name, stale: a.last_heard_s > 10, cells: [a.name,"
-    " int(a.batches), int(a.transitions), int(a.env_steps), fmt(a.rate, 0), int(a.episodes),"
-    " fmt(a.recent_return), int(a.successes), int(a.violations), fmt(a.lag, 2),"
+    "  rows(\"actors\", s.actors.map(a => ({name: a.name, stale: a.last_heard_s > 10,"
+    " tip: a.last_rejection ? \"last rejected: \" + a.last_rejection : \"\", cells: [a.name,"
+    " int(a.batches), int(a.rejected), int(a.transitions), int(a.env_steps), fmt(a.rate, 0),"
+    " int(a.episodes), fmt(a.recent_return), int(a.successes), int(a.violations), fmt(a.lag, 2),"
     " fmt(a.last_heard_s) + \" s\"]})));\n"
     "  const r = s.replay;\n"
     "  rows(\"replay\", [{head: false, cells: [\"items\", int(r.size) + \" of \" + int(r.capacity)"

@@ -50,6 +50,11 @@ const char *frl_status_address(const frl_status_t *s);
 void frl_status_batch(frl_status_t *s, const frl_experience_t *x, uint64_t params_version,
                       uint64_t env_steps);
 
+/* Counts a batch the learner refused as invalid for the task, for the actor that sent it (a
+ * name the table has not seen gets its row, within the same bound), and keeps the reason as
+ * that actor's last. */
+void frl_status_rejected(frl_status_t *s, const char *actor, const char *reason);
+
 /* Records an evaluation for the curve: mean and standard deviation of its returns. */
 void frl_status_eval(frl_status_t *s, uint64_t env_steps, double mean, double sd);
 

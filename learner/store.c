@@ -106,6 +106,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "log.h"
@@ -309,15 +310,31 @@ struct frl_store {
       *latest_version, *prune_actors, *prune_batches;
 };
 
+/* The OS error behind an I/O result, or 0. SQLite does not always keep it (3.40 leaves it 0 for
+ * a write to the WAL refused with EROFS), and a filesystem turned read-only under the open store
+ * is the case an operator must be told about, so when SQLite has none the file is asked. */
+static int os_error(frl_store_t *s, int primary) {
+  int sys = sqlite3_system_errno(s->db);
+  if (sys == 0 && primary == SQLITE_IOERR && access(s->path, W_OK) != 0 && errno == EROFS)
+    sys = EROFS;
+  return sys;
+}
+
 /* Logs SQLite's own message and maps the result code for callers: a full disk and a read-only
  * file are conditions an operator acts on, everything else is "SQLite failed". */
 static int sql_error(frl_store_t *s, int rc, const char *what) {
   int primary = rc & 0xff;
-  int sys = sqlite3_system_errno(s->db);
-  frl_error("store %s: %s: %s (sqlite code %d)", s->path, what, sqlite3_errmsg(s->db), rc);
+  /* For I/O results the OS error says what SQLite's "disk I/O error" does not (SQLite records
+   * it only for these, so for the others it would be stale). */
+  int sys = primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ? os_error(s, primary) : 0;
+  frl_error("store %s: %s: %s (sqlite code %d%s%s)", s->path, what, sqlite3_errmsg(s->db), rc,
+            sys ? "; " : "", sys ? strerror(sys) : "");
   if (primary == SQLITE_FULL) return -ENOSPC;
   if (primary == SQLITE_READONLY) return -EROFS;
   if (primary == SQLITE_IOERR && sys == ENOSPC) return -ENOSPC;
+  /* A filesystem turned read-only under an open store (ext4's errors=remount-ro, a network
+   * volume) fails the write itself: SQLite says only "disk I/O error", the OS error says why. */
+  if (primary == SQLITE_IOERR && sys == EROFS) return -EROFS;
   if (primary == SQLITE_NOMEM) return -ENOMEM;
   return FRL_ESQL;
 }
