@@ -92,7 +92,7 @@ int frl_recv(void *sock, bool router, frl_inbox_t *in) {
              FRL_MSG_MAX_BYTES);
     rc = FRL_EPROTO;
   } else if ((rc = reserve(in, len)) == 0) {
-    memcpy(in->data, zmq_msg_data(&m), len);
+    if (len > 0) memcpy(in->data, zmq_msg_data(&m), len); /* an empty frame may have no buffer */
     in->len = len;
     rc = frl_msg_decode(in->data, len, &in->msg, in->err, sizeof in->err);
     if (rc == 0) rc = 1;
