@@ -85,9 +85,13 @@ typedef struct frl_broker broker_t;
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
 
+/* The live peer on a connection. Entries that are gone keep their routing id, and a later
+ * peer may come on the same one: only the live entry speaks for the connection. */
 static peer_t *peer_by_rid(broker_t *b, const uint8_t *rid, size_t len) {
-  for (int i = 0; i < b->n_peers; i++)
-    if (b->peers[i].rid_len == len && memcmp(b->peers[i].rid, rid, len) == 0) return &b->peers[i];
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *p = &b->peers[i];
+    if (p->live && p->rid_len == len && memcmp(p->rid, rid, len) == 0) return p;
+  }
   return NULL;
 }
 
@@ -349,6 +353,17 @@ static void on_front_hello(broker_t *b, double now) {
     p->first_seen = now;
   } else if (p->live && (p->rid_len != rl || memcmp(p->rid, rid, rl) != 0)) {
     frl_warn("%s said Hello from a new connection; the old one is replaced", p->name);
+  }
+  /* One connection is one peer: a connection that says Hello under a new name gives up its
+   * old one. Kept live, the old entry would still speak for the connection (its heartbeats
+   * keeping it so) and every batch in the new name would be refused as not the sender's. */
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *o = &b->peers[i];
+    if (o != p && o->live && o->rid_len == rl && memcmp(o->rid, rid, rl) == 0) {
+      o->live = false;
+      frl_info("%s %s is now %s on its connection", o->role == FRL_ROLE_ACTOR ? "actor" : "operator",
+               o->name, h->name);
+    }
   }
   bool was_live = p->live;
   snprintf(p->user_id, sizeof p->user_id, "%s", b->in->user_id);
