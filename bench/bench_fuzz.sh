@@ -24,7 +24,8 @@ targets=${*:-$(echo "$list" | cut -d' ' -f1)}
 
 # "cov: 554 ft: 1265 corp: 8/15788b" from a libFuzzer status line, as "554 1265 8 15788b".
 status_of() {
-  sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\)\/\([0-9]*[KMG]*b\).*/\1 \2 \3 \4/p' "$1"
+  sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\)\/\([0-9]*[KMG]*b\).*/\1 \2 \3 \4/p' \
+    "$1"
 }
 stat_of() { sed -n "s/^stat::$1: *//p" "$2" | tail -n 1; }
 
@@ -46,9 +47,10 @@ for t in $targets; do
       [ -f "$f" ] && cp "$f" "$dir/corpus/" && n_reg=$((n_reg + 1))
     done
   fi
-  n_seed=$(ls "$dir/corpus" | wc -l)
-  seed_bytes=$(cat "$dir"/corpus/* | wc -c)
-  echo "== fuzz_$t: ${seconds} s from $n_seed inputs ($seed_bytes bytes; $n_reg regression inputs) in $seeds"
+  n_in=$(ls "$dir/corpus" | wc -l)
+  in_bytes=$(cat "$dir"/corpus/* | wc -c)
+  echo "== fuzz_$t: ${seconds} s from $n_in inputs, $in_bytes bytes ($((n_in - n_reg)) seeds in" \
+       "$seeds, $n_reg regression inputs)"
   touch "$dir/.started"
   log=$dir/last-run.log
   # -timeout: an input that runs 10 s is a hang (libFuzzer's default waits 20 minutes).

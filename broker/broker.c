@@ -120,8 +120,8 @@ static int send_built(broker_t *b, frl_broker_side_t side, const uint8_t *rid, s
   return send_to(b, side, rid, rid_len, data, len);
 }
 
-static void send_welcome(broker_t *b, frl_broker_side_t side, const uint8_t *rid, size_t rid_len, bool ok,
-                         const char *error) {
+static void send_welcome(broker_t *b, frl_broker_side_t side, const uint8_t *rid, size_t rid_len,
+                         bool ok, const char *error) {
   /* A newcomer learns of an e-stop in the Welcome itself, before it could act (the Control
    * that follows arrives after it may already have stepped). */
   const bool estop = ok && b->estopped && side == FRL_BROKER_ACTORS;
@@ -220,7 +220,8 @@ static void on_experience(broker_t *b, peer_t *p, double now) {
   }
   p->batches++;
   if (b->q_len == 0 && b->credit > 0 && b->learner_live) {
-    int rc = send_to(b, FRL_BROKER_LEARNER, b->learner_rid, b->learner_rid_len, b->in->data, b->in->len);
+    int rc = send_to(b, FRL_BROKER_LEARNER, b->learner_rid, b->learner_rid_len, b->in->data,
+                     b->in->len);
     if (rc == 0) {
       b->credit--;
       b->forwarded++;
@@ -256,7 +257,8 @@ static void fan_out_params(broker_t *b) {
 static void fan_out_control(broker_t *b, const void *data, size_t len, bool to_learner) {
   for (int i = 0; i < b->n_peers; i++) {
     peer_t *p = &b->peers[i];
-    if (p->live && p->role == FRL_ROLE_ACTOR) send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, data, len);
+    if (p->live && p->role == FRL_ROLE_ACTOR)
+      send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, data, len);
   }
   if (to_learner && b->learner_live)
     send_to(b, FRL_BROKER_LEARNER, b->learner_rid, b->learner_rid_len, data, len);
@@ -280,7 +282,8 @@ static void adopt_estop(broker_t *b, const peer_t *p) {
   fan_out_control(b, data, len, true);
 }
 
-static void reply_heartbeat(broker_t *b, frl_broker_side_t side, const uint8_t *rid, size_t rid_len) {
+static void reply_heartbeat(broker_t *b, frl_broker_side_t side, const uint8_t *rid,
+                            size_t rid_len) {
   frl_heartbeat_t h = {.name = "broker",
                        .role = FRL_ROLE_OPERATOR,
                        .params_version = b->params_version,
@@ -361,8 +364,8 @@ static void on_front_hello(broker_t *b, double now) {
     peer_t *o = &b->peers[i];
     if (o != p && o->live && o->rid_len == rl && memcmp(o->rid, rid, rl) == 0) {
       o->live = false;
-      frl_info("%s %s is now %s on its connection", o->role == FRL_ROLE_ACTOR ? "actor" : "operator",
-               o->name, h->name);
+      frl_info("%s %s is now %s on its connection",
+               o->role == FRL_ROLE_ACTOR ? "actor" : "operator", o->name, h->name);
     }
   }
   bool was_live = p->live;
@@ -450,7 +453,8 @@ static void on_back(broker_t *b, double now) {
       return;
     }
     if (h->role != FRL_ROLE_LEARNER) {
-      send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false, "only a learner may connect to this endpoint");
+      send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false,
+                   "only a learner may connect to this endpoint");
       return;
     }
     if (b->learner_live && (b->learner_rid_len != rl || memcmp(b->learner_rid, rid, rl) != 0))
@@ -469,7 +473,8 @@ static void on_back(broker_t *b, double now) {
     return;
   }
   if (!b->learner_live || b->learner_rid_len != rl || memcmp(b->learner_rid, rid, rl) != 0) {
-    send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false, FRL_WELCOME_HELLO_AGAIN ": send Hello first");
+    send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false,
+                 FRL_WELCOME_HELLO_AGAIN ": send Hello first");
     return;
   }
   b->learner_seen = now;
@@ -480,7 +485,8 @@ static void on_back(broker_t *b, double now) {
   case FRL_MSG_ACK: {
     const frl_ack_t *a = &m->u.ack;
     peer_t *p = a->actor ? peer_by_name(b, a->actor) : NULL;
-    if (p && p->live && send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, b->in->data, b->in->len) == 0) {
+    if (p && p->live &&
+        send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, b->in->data, b->in->len) == 0) {
       b->acks_routed++;
     } else {
       /* The actor is gone or unreachable: it resends after reconnecting and the learner
@@ -577,7 +583,8 @@ const char *frl_broker_check(const frl_broker_t *b) {
   for (int i = 0; i < b->n_peers; i++) {
     const peer_t *p = &b->peers[i];
     if (!valid_name(p->name)) return "a registry entry has an invalid name";
-    if (p->rid_len == 0 || p->rid_len > FRL_ROUTING_ID_MAX) return "a registry entry has no routing id";
+    if (p->rid_len == 0 || p->rid_len > FRL_ROUTING_ID_MAX)
+      return "a registry entry has no routing id";
     for (int j = i + 1; j < b->n_peers; j++) {
       const peer_t *o = &b->peers[j];
       if (strcmp(p->name, o->name) == 0) return "two registry entries have one name";
@@ -626,7 +633,8 @@ int frl_broker_new(const frl_config_t *cfg, frl_broker_send_fn send, void *send_
 void frl_broker_destroy(frl_broker_t **bp) {
   broker_t *b = *bp;
   if (!b) return;
-  for (int i = 0; i < b->q_len; i++) free(b->queue[(b->q_head + i) % (b->q_cap ? b->q_cap : 1)].data);
+  for (int i = 0; i < b->q_len; i++)
+    free(b->queue[(b->q_head + i) % (b->q_cap ? b->q_cap : 1)].data);
   free(b->queue);
   free(b->params);
   free(b->peers);

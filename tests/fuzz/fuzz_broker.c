@@ -14,8 +14,8 @@
  *   - a Welcome that admits a peer on the actor endpoint says whether an e-stop is in force,
  *     and the broker's heartbeats report it.
  * Every input starts a fresh broker, so a finding replays alone. Logging is off (the broker
- * logs every refusal) unless FUZZ_BROKER_LOG=1. Build and run: make fuzz (seed corpus: tests/fuzz/corpus_broker,
- * written by tests/fuzz/broker_seeds.c). */
+ * logs every refusal) unless FUZZ_BROKER_LOG=1. Build and run: make fuzz (seed corpus:
+ * tests/fuzz/corpus_broker, written by tests/fuzz/broker_seeds.c). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
