@@ -71,14 +71,17 @@ LIB := $(BUILD)/libfleetrl.a
 BIN := $(BUILD)/fleetrl
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+# Fuzz targets (tests/fuzz/fuzz_<target>.c): `make test` replays their corpora.
+FUZZ_TARGETS := msg ingest broker
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
 SCHEMA_HASH_H := $(BUILD)/gen/schema_hash.h
 
 .PRECIOUS: $(BUILD)/%.o
 
 .PHONY: all test unit-tests integration-tests run deps bench-deps install-debs check-deps bench \
-        clean cppcheck fuzz
+        clean cppcheck fuzz fuzz-build fuzz-list fuzz-seeds fuzz-replay
 
-all: check-deps $(BIN) $(TESTS)
+all: check-deps $(BIN) $(TESTS) $(FUZZ_REPLAYS)
 
 # --- dependencies -------------------------------------------------------------------------------
 # Installs missing Debian packages (needs root or sudo), then checks pkg-config sees them.
@@ -133,13 +136,16 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- test ---------------------------------------------------------------------------------------
-# Unit tests (cmocka, one binary per module) in the normal and the sanitizer build, then the
-# integration tests that run the real processes on loopback.
+# Unit tests (cmocka, one binary per module) and the fuzz targets over their seeds and past
+# findings, each in the normal and the sanitizer build, then the integration tests that run the
+# real processes on loopback.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/test-counts
 	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory unit-tests
 	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory SANITIZE=1 unit-tests
+	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory fuzz-replay
+	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory SANITIZE=1 fuzz-replay
 	$(Q)FLEETRL_TEST_COUNTS=$(abspath $(BUILD)/test-counts) $(MAKE) --no-print-directory integration-tests
 	@awk '{p += $$1; f += $$2} END {print "total: " p " passed, " f " failed"}' $(BUILD)/test-counts
 
@@ -165,27 +171,73 @@ run-benches: $(BIN) $(BENCHES)
 	$(Q)for b in $(sort $(wildcard bench/bench_*.py)); do echo "== $$b"; \
 	  PATH=/usr/bin:$$PATH FLEETRL_BIN=$(abspath $(BIN)) python3 $$b || exit 1; done
 
-# Coverage-guided fuzzing (libFuzzer, ASan, UBSan) of the wire codec (fuzz_msg) and of the
-# learner's ingest handler down to SQLite and the sum-tree (fuzz_ingest), FUZZ_SECONDS each:
-# prints executions and findings; crashes are written to build-fuzz/<target>/ as crash-* files.
+# --- fuzzing ------------------------------------------------------------------------------------
+# Coverage-guided fuzzing (libFuzzer, ASan, UBSan) of the wire codec (fuzz_msg), of the
+# learner's ingest handler down to SQLite and the sum-tree (fuzz_ingest) and of the broker's
+# message handlers (fuzz_broker). `make fuzz-build` builds build-fuzz/<target>/fuzz; `make fuzz`
+# runs each target for FUZZ_SECONDS (bench/bench_fuzz.sh: executions, coverage, corpus growth,
+# findings; crashes are kept as build-fuzz/<target>/crash-* files). Every finding's input goes
+# to tests/fuzz/regressions/<target>/, which `make test` replays with the seed corpus.
 FUZZ_SECONDS ?= 600
 FUZZ_DEBS := clang libclang-rt-14-dev
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined $(INCLUDES)
 FUZZ_CODEC := schema/fb.c schema/msg.c lib/common.c lib/log.c
-fuzz: $(SCHEMA_HASH_H)
+# Per target: its seed folder, the sources it runs on, the libraries they need.
+FUZZ_CORPUS_msg := tests/fuzz/corpus
+FUZZ_CORPUS_ingest := tests/fuzz/corpus
+FUZZ_CORPUS_broker := tests/fuzz/corpus_broker
+FUZZ_SRCS_msg := $(FUZZ_CODEC)
+FUZZ_SRCS_ingest := $(FUZZ_CODEC) lib/rng.c learner/replay.c learner/store.c learner/sumtree.c
+FUZZ_LIBS_ingest := -lsqlite3
+FUZZ_SRCS_broker := $(FUZZ_CODEC) broker/broker.c broker/peer_limits.c broker/zap.c lib/curve.c \
+                    lib/transport.c lib/http.c lib/metrics.c
+FUZZ_LIBS_broker := -lzmq -luv
+FUZZ_BINS := $(FUZZ_TARGETS:%=build-fuzz/%/fuzz)
+FUZZ_HEADERS := $(wildcard lib/*.h schema/*.h broker/*.h learner/*.h tests/fuzz/*.h)
+
+define FUZZ_RULE
+build-fuzz/$(1)/fuzz: tests/fuzz/fuzz_$(1).c $$(FUZZ_SRCS_$(1)) $$(FUZZ_HEADERS) | $$(SCHEMA_HASH_H)
+	@mkdir -p $$(dir $$@)
+	@echo "  FUZZ $$@"
+	$$(Q)clang $$(FUZZ_CFLAGS) -o $$@ $$< $$(FUZZ_SRCS_$(1)) $$(FUZZ_LIBS_$(1)) -pthread -lm
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
+
+fuzz-build:
 	@$(MAKE) --no-print-directory install-debs PACKAGES="$(FUZZ_DEBS)"
-	@mkdir -p build-fuzz/msg/corpus build-fuzz/ingest/corpus
-	$(Q)clang $(FUZZ_CFLAGS) -o build-fuzz/msg/fuzz tests/fuzz/fuzz_msg.c $(FUZZ_CODEC) -pthread -lm
-	$(Q)clang $(FUZZ_CFLAGS) -o build-fuzz/ingest/fuzz tests/fuzz/fuzz_ingest.c $(FUZZ_CODEC) \
-	  lib/rng.c learner/replay.c learner/store.c learner/sumtree.c -lsqlite3 -pthread -lm
-	$(Q)for t in msg ingest; do \
-	  cp tests/fuzz/corpus/* build-fuzz/$$t/corpus/; echo "== fuzz_$$t"; \
-	  ( cd build-fuzz/$$t && ./fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus 2>&1 \
-	    | grep -E "stat::number_of_executed_units|stat::peak_rss|stat::new_units_added|ERROR|SUMMARY|Done" ; \
-	    if ls crash-* leak-* timeout-* 2>/dev/null | grep -q .; then \
-	      echo "findings: $$(ls crash-* leak-* timeout-* 2>/dev/null | tr '\n' ' ')(in build-fuzz/$$t/)"; \
-	    else echo "no findings"; fi ); done
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz:
+	$(Q)sh bench/bench_fuzz.sh $(FUZZ_SECONDS)
+
+# One line per target: its name and its seed folder (bench/bench_fuzz.sh reads them).
+fuzz-list:
+	@$(foreach t,$(FUZZ_TARGETS),echo "$(t) $(FUZZ_CORPUS_$(t))";)
+
+# The broker target's seeds are exchanges of real messages written by tests/fuzz/broker_seeds.c;
+# their Hello messages carry the schema hash, so they are written again after a schema change.
+build-fuzz/broker_seeds: tests/fuzz/broker_seeds.c $(FUZZ_CODEC) $(FUZZ_HEADERS) | $(SCHEMA_HASH_H)
+	@mkdir -p $(dir $@)
+	$(Q)clang -std=c11 -D_GNU_SOURCE -O1 $(INCLUDES) -o $@ $< $(FUZZ_CODEC) -pthread -lm
+
+fuzz-seeds: build-fuzz/broker_seeds
+	$(Q)mkdir -p $(FUZZ_CORPUS_broker) && rm -f $(FUZZ_CORPUS_broker)/*.bin
+	$(Q)build-fuzz/broker_seeds $(FUZZ_CORPUS_broker) && ls -l $(FUZZ_CORPUS_broker)
+
+# Each target's LLVMFuzzerTestOneInput without libFuzzer (tests/fuzz/replay.c), over its seeds
+# and its regression folder: run by `make test` in the normal and the sanitizer build.
+# Static pattern rules: as plain patterns they would also match the .d files make includes.
+$(FUZZ_REPLAYS:%=%.o): $(BUILD)/tests/fuzz/replay_%.o: tests/fuzz/replay.c | $(SCHEMA_HASH_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $< ($*)"
+	$(Q)$(CC) $(CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_CORPUS='"$(FUZZ_CORPUS_$*)"' -c $< -o $@
+
+$(FUZZ_REPLAYS): $(BUILD)/tests/fuzz/replay_%: $(BUILD)/tests/fuzz/replay_%.o $(BUILD)/tests/fuzz/fuzz_%.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-replay: $(FUZZ_REPLAYS)
+	$(Q)sh tests/run_suite.sh fuzz-replay $(FUZZ_REPLAYS)
 
 cppcheck:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \

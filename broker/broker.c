@@ -16,7 +16,6 @@
 #include "transport.h"
 #include "zap.h"
 
-#define MAX_PEERS 4096
 #define QUEUE_MAX_BYTES (512u << 20)
 
 /* Kinds of batch refusal the broker logs per peer (see report_refusal). */
@@ -43,11 +42,15 @@ typedef struct {
   int peer; /* index of the sender in peers, for its forwarded count */
 } queued_t;
 
-typedef struct {
+struct frl_broker {
   const frl_config_t *cfg;
   void *ctx, *front, *back;
+  /* Where replies and forwards go: the two sockets (send NULL), or the caller's hook. */
+  frl_broker_send_fn send;
+  void *send_arg;
   frl_fb_builder_t *fb;
-  frl_inbox_t in;
+  frl_inbox_t inbox;      /* the main loop receives into this */
+  const frl_inbox_t *in;  /* the message being handled */
   peer_t *peers;
   int n_peers;
   /* the learner */
@@ -80,14 +83,19 @@ typedef struct {
   /* observability: /metrics on an own libuv loop polled along with the sockets */
   frl_http_server_t *http;
   char http_addr[FRL_HTTP_ADDR_MAX]; /* bound address, "" without HTTP */
-} broker_t;
+};
+typedef struct frl_broker broker_t;
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
 
+/* The live peer on a connection. Entries that are gone keep their routing id, and a later
+ * peer may come on the same one: only the live entry speaks for the connection. */
 static peer_t *peer_by_rid(broker_t *b, const uint8_t *rid, size_t len) {
-  for (int i = 0; i < b->n_peers; i++)
-    if (b->peers[i].rid_len == len && memcmp(b->peers[i].rid, rid, len) == 0) return &b->peers[i];
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *p = &b->peers[i];
+    if (p->live && p->rid_len == len && memcmp(p->rid, rid, len) == 0) return p;
+  }
   return NULL;
 }
 
@@ -103,11 +111,24 @@ static int live_actors(const broker_t *b) {
   return n;
 }
 
-static void send_welcome(broker_t *b, void *sock, const uint8_t *rid, size_t rid_len, bool ok,
-                         const char *error) {
+static int send_to(broker_t *b, frl_broker_side_t side, const uint8_t *rid, size_t rid_len,
+                   const void *data, size_t len) {
+  if (b->send) return b->send(b->send_arg, side, rid, rid_len, data, len);
+  return frl_send_raw(side == FRL_BROKER_ACTORS ? b->front : b->back, rid, rid_len, data, len);
+}
+
+/* Sends the message just finished in b->fb. */
+static int send_built(broker_t *b, frl_broker_side_t side, const uint8_t *rid, size_t rid_len) {
+  size_t len = 0;
+  const void *data = frl_fb_builder_data(b->fb, &len);
+  return send_to(b, side, rid, rid_len, data, len);
+}
+
+static void send_welcome(broker_t *b, frl_broker_side_t side, const uint8_t *rid, size_t rid_len,
+                         bool ok, const char *error) {
   /* A newcomer learns of an e-stop in the Welcome itself, before it could act (the Control
    * that follows arrives after it may already have stepped). */
-  const bool estop = ok && b->estopped && sock == b->front;
+  const bool estop = ok && b->estopped && side == FRL_BROKER_ACTORS;
   frl_welcome_t w = {.ok = ok,
                      .error = error,
                      .schema_hash = frl_schema_hash(),
@@ -115,26 +136,25 @@ static void send_welcome(broker_t *b, void *sock, const uint8_t *rid, size_t rid
                      .heartbeat_ms = (uint32_t)(b->cfg->heartbeat_s * 1000),
                      .estop = estop,
                      .estop_reason = estop ? b->estop_reason : NULL};
-  if (frl_msg_encode_welcome(b->fb, &w) == 0) frl_send(sock, rid, rid_len, b->fb);
+  if (frl_msg_encode_welcome(b->fb, &w) == 0) send_built(b, side, rid, rid_len);
 }
 
 static void send_ack(broker_t *b, const uint8_t *rid, size_t rid_len, const char *actor,
                      uint64_t seq, frl_ack_status_t status, const char *reason) {
   frl_ack_t a = {.actor = actor, .seq = seq, .status = status, .reason = reason};
-  if (frl_msg_encode_ack(b->fb, &a) == 0) frl_send(b->front, rid, rid_len, b->fb);
+  if (frl_msg_encode_ack(b->fb, &a) == 0) send_built(b, FRL_BROKER_ACTORS, rid, rid_len);
 }
 
 static void send_control_to(broker_t *b, const uint8_t *rid, size_t rid_len, frl_control_cmd_t c,
                             const char *reason) {
   frl_control_t m = {.command = c, .reason = reason};
-  if (frl_msg_encode_control(b->fb, &m) == 0) frl_send(b->front, rid, rid_len, b->fb);
+  if (frl_msg_encode_control(b->fb, &m) == 0) send_built(b, FRL_BROKER_ACTORS, rid, rid_len);
 }
 
-/* Forwards queued experience while the learner has credit. */
-static void pump_queue(broker_t *b) {
+void frl_broker_pump(frl_broker_t *b) {
   while (b->q_len > 0 && b->credit > 0 && b->learner_live) {
     queued_t *q = &b->queue[b->q_head];
-    int rc = frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, q->data, q->len);
+    int rc = send_to(b, FRL_BROKER_LEARNER, b->learner_rid, b->learner_rid_len, q->data, q->len);
     if (rc == FRL_EBUSY) return; /* the learner's pipe is full; try on the next turn */
     if (rc != 0) {
       frl_warn("forwarding to the learner failed: %s; will retry", frl_strerror(rc));
@@ -154,10 +174,10 @@ static void pump_queue(broker_t *b) {
  * key holder cannot escape its limits by changing names, else by the actor's name. A batch over
  * a rate is answered Busy (the actor keeps it), one over the size limit Rejected. Returns true
  * when the batch may go on. */
-static bool within_limits(broker_t *b, peer_t *p, const frl_experience_t *x) {
-  const char *who = b->in.user_id[0] ? b->in.user_id : p->name;
+static bool within_limits(broker_t *b, peer_t *p, const frl_experience_t *x, double now) {
+  const char *who = b->in->user_id[0] ? b->in->user_id : p->name;
   frl_limit_result_t r;
-  frl_limit_verdict_t v = frl_peer_limits_admit(b->limits, who, b->in.len, frl_now(), &r);
+  frl_limit_verdict_t v = frl_peer_limits_admit(b->limits, who, b->in->len, now, &r);
   if (v == FRL_LIMIT_OK) return true;
   bool busy = v != FRL_LIMIT_SIZE;
   if (busy) {
@@ -172,7 +192,7 @@ static bool within_limits(broker_t *b, peer_t *p, const frl_experience_t *x) {
     frl_warn("%s batch %llu of actor %s (limits of '%s'): %s (%llu refused so far)",
              busy ? "throttled" : "rejected", (unsigned long long)x->seq, p->name, who, r.reason,
              (unsigned long long)r.refused);
-  send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq,
+  send_ack(b, b->in->routing_id, b->in->routing_id_len, x->actor, x->seq,
            busy ? FRL_ACK_BUSY : FRL_ACK_REJECTED, r.reason);
   return false;
 }
@@ -188,9 +208,8 @@ static bool report_refusal(peer_t *p, int kind, double now) {
   return true;
 }
 
-static void on_experience(broker_t *b, peer_t *p) {
-  const frl_experience_t *x = &b->in.msg.u.experience;
-  const double now = frl_now();
+static void on_experience(broker_t *b, peer_t *p, double now) {
+  const frl_experience_t *x = &b->in->msg.u.experience;
   if (!x->actor || strcmp(x->actor, p->name) != 0) {
     char reason[FRL_MSG_MAX_STRING]; /* a reason longer than the wire allows is cut */
     snprintf(reason, sizeof reason, "ExperienceBatch.actor '%.64s' is not the sender '%.64s'",
@@ -200,11 +219,11 @@ static void on_experience(broker_t *b, peer_t *p) {
     if (report_refusal(p, REFUSED_SENDER, now))
       frl_warn("refused batch from %s: %s (%llu refused so far)", p->name, reason,
                (unsigned long long)p->rejected);
-    send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
+    send_ack(b, b->in->routing_id, b->in->routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
              reason);
     return;
   }
-  if (!within_limits(b, p, x)) return;
+  if (!within_limits(b, p, x, now)) return;
   if (b->learner_live && (x->obs_dim != b->obs_dim || x->act_dim != b->act_dim)) {
     char reason[160];
     snprintf(reason, sizeof reason,
@@ -215,13 +234,14 @@ static void on_experience(broker_t *b, peer_t *p) {
     if (report_refusal(p, REFUSED_DIMS, now))
       frl_warn("rejected batch %llu of actor %s: %s (%llu refused so far)",
                (unsigned long long)x->seq, p->name, reason, (unsigned long long)p->rejected);
-    send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
+    send_ack(b, b->in->routing_id, b->in->routing_id_len, x->actor, x->seq, FRL_ACK_REJECTED,
              reason);
     return;
   }
   p->batches++;
   if (b->q_len == 0 && b->credit > 0 && b->learner_live) {
-    int rc = frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, b->in.data, b->in.len);
+    int rc = send_to(b, FRL_BROKER_LEARNER, b->learner_rid, b->learner_rid_len, b->in->data,
+                     b->in->len);
     if (rc == 0) {
       b->credit--;
       b->forwarded++;
@@ -229,20 +249,20 @@ static void on_experience(broker_t *b, peer_t *p) {
       return;
     }
   }
-  if (b->q_len < b->q_cap && b->q_bytes + b->in.len <= QUEUE_MAX_BYTES) {
+  if (b->q_len < b->q_cap && b->q_bytes + b->in->len <= QUEUE_MAX_BYTES) {
     queued_t *q = &b->queue[(b->q_head + b->q_len) % b->q_cap];
-    q->data = frl_xmalloc(b->in.len);
-    memcpy(q->data, b->in.data, b->in.len);
-    q->len = b->in.len;
+    q->data = frl_xmalloc(b->in->len);
+    memcpy(q->data, b->in->data, b->in->len);
+    q->len = b->in->len;
     q->peer = (int)(p - b->peers);
     b->q_len++;
-    b->q_bytes += b->in.len;
+    b->q_bytes += b->in->len;
     return;
   }
   /* Refuse rather than drop: the actor keeps the batch and resends later. */
   p->busy++;
   b->busy++;
-  send_ack(b, b->in.routing_id, b->in.routing_id_len, x->actor, x->seq, FRL_ACK_BUSY,
+  send_ack(b, b->in->routing_id, b->in->routing_id_len, x->actor, x->seq, FRL_ACK_BUSY,
            b->learner_live ? "broker queue full (learner is behind)" : "no learner connected");
 }
 
@@ -250,17 +270,18 @@ static void fan_out_params(broker_t *b) {
   for (int i = 0; i < b->n_peers; i++) {
     peer_t *p = &b->peers[i];
     if (p->live && p->role == FRL_ROLE_ACTOR)
-      frl_send_raw(b->front, p->rid, p->rid_len, b->params, b->params_len);
+      send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, b->params, b->params_len);
   }
 }
 
 static void fan_out_control(broker_t *b, const void *data, size_t len, bool to_learner) {
   for (int i = 0; i < b->n_peers; i++) {
     peer_t *p = &b->peers[i];
-    if (p->live && p->role == FRL_ROLE_ACTOR) frl_send_raw(b->front, p->rid, p->rid_len, data, len);
+    if (p->live && p->role == FRL_ROLE_ACTOR)
+      send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, data, len);
   }
   if (to_learner && b->learner_live)
-    frl_send_raw(b->back, b->learner_rid, b->learner_rid_len, data, len);
+    send_to(b, FRL_BROKER_LEARNER, b->learner_rid, b->learner_rid_len, data, len);
 }
 
 /* An actor reports an e-stop latched (it got EStop and no Resume since) while this broker
@@ -281,13 +302,14 @@ static void adopt_estop(broker_t *b, const peer_t *p) {
   fan_out_control(b, data, len, true);
 }
 
-static void reply_heartbeat(broker_t *b, void *sock, const uint8_t *rid, size_t rid_len) {
+static void reply_heartbeat(broker_t *b, frl_broker_side_t side, const uint8_t *rid,
+                            size_t rid_len) {
   frl_heartbeat_t h = {.name = "broker",
                        .role = FRL_ROLE_OPERATOR,
                        .params_version = b->params_version,
                        .time_ns = frl_now_ns(),
                        .safe_mode = b->estopped};
-  if (frl_msg_encode_heartbeat(b->fb, &h) == 0) frl_send(sock, rid, rid_len, b->fb);
+  if (frl_msg_encode_heartbeat(b->fb, &h) == 0) send_built(b, side, rid, rid_len);
 }
 
 static bool valid_name(const char *s) {
@@ -298,19 +320,19 @@ static bool valid_name(const char *s) {
 }
 
 static void on_front_hello(broker_t *b, double now) {
-  const frl_hello_t *h = &b->in.msg.u.hello;
-  const uint8_t *rid = b->in.routing_id;
-  size_t rl = b->in.routing_id_len;
+  const frl_hello_t *h = &b->in->msg.u.hello;
+  const uint8_t *rid = b->in->routing_id;
+  size_t rl = b->in->routing_id_len;
   char err[400];
   if (h->schema_hash != frl_schema_hash()) {
     snprintf(err, sizeof err, "schema mismatch: peer has schema hash 0x%016llx, broker 0x%016llx",
              (unsigned long long)h->schema_hash, (unsigned long long)frl_schema_hash());
     frl_warn("refused %s: %s", h->name ? h->name : "(unnamed)", err);
-    send_welcome(b, b->front, rid, rl, false, err);
+    send_welcome(b, FRL_BROKER_ACTORS, rid, rl, false, err);
     return;
   }
   if (!valid_name(h->name)) {
-    send_welcome(b, b->front, rid, rl, false,
+    send_welcome(b, FRL_BROKER_ACTORS, rid, rl, false,
                  "Hello.name must be 1-64 printable characters without spaces");
     return;
   }
@@ -320,30 +342,30 @@ static void on_front_hello(broker_t *b, double now) {
     snprintf(err, sizeof err, "task mismatch: actor runs '%s' (obs %u, act %u), learner '%s' (obs %u, act %u)",
              h->task ? h->task : "", h->obs_dim, h->act_dim, b->task, b->obs_dim, b->act_dim);
     frl_warn("refused %s: %s", h->name, err);
-    send_welcome(b, b->front, rid, rl, false, err);
+    send_welcome(b, FRL_BROKER_ACTORS, rid, rl, false, err);
     return;
   }
   if (h->role == FRL_ROLE_LEARNER) {
-    send_welcome(b, b->front, rid, rl, false, "learners connect to the learner endpoint");
+    send_welcome(b, FRL_BROKER_ACTORS, rid, rl, false, "learners connect to the learner endpoint");
     return;
   }
   peer_t *p = peer_by_name(b, h->name);
-  if (p && p->live && strcmp(p->user_id, b->in.user_id) != 0) {
+  if (p && p->live && strcmp(p->user_id, b->in->user_id) != 0) {
     /* Under CURVE a live name belongs to the key that holds it: another robot's key cannot
      * take it over (and receive its acks and parameters). */
     snprintf(err, sizeof err, "name '%s' is in use by another CURVE key", h->name);
     frl_warn("refused %s from CURVE key '%s': the name is held by key '%s'", h->name,
-             b->in.user_id, p->user_id);
-    send_welcome(b, b->front, rid, rl, false, err);
+             b->in->user_id, p->user_id);
+    send_welcome(b, FRL_BROKER_ACTORS, rid, rl, false, err);
     return;
   }
   if (!p) {
-    if (b->n_peers == MAX_PEERS) {
+    if (b->n_peers == FRL_BROKER_MAX_PEERS) {
       /* Reuse the slot of a peer that is gone. */
       for (int i = 0; i < b->n_peers && !p; i++)
         if (!b->peers[i].live) p = &b->peers[i];
       if (!p) {
-        send_welcome(b, b->front, rid, rl, false, "broker peer table full (4096 peers)");
+        send_welcome(b, FRL_BROKER_ACTORS, rid, rl, false, "broker peer table full (4096 peers)");
         return;
       }
     } else {
@@ -355,8 +377,19 @@ static void on_front_hello(broker_t *b, double now) {
   } else if (p->live && (p->rid_len != rl || memcmp(p->rid, rid, rl) != 0)) {
     frl_warn("%s said Hello from a new connection; the old one is replaced", p->name);
   }
+  /* One connection is one peer: a connection that says Hello under a new name gives up its
+   * old one. Kept live, the old entry would still speak for the connection (its heartbeats
+   * keeping it so) and every batch in the new name would be refused as not the sender's. */
+  for (int i = 0; i < b->n_peers; i++) {
+    peer_t *o = &b->peers[i];
+    if (o != p && o->live && o->rid_len == rl && memcmp(o->rid, rid, rl) == 0) {
+      o->live = false;
+      frl_info("%s %s is now %s on its connection",
+               o->role == FRL_ROLE_ACTOR ? "actor" : "operator", o->name, h->name);
+    }
+  }
   bool was_live = p->live;
-  snprintf(p->user_id, sizeof p->user_id, "%s", b->in.user_id);
+  snprintf(p->user_id, sizeof p->user_id, "%s", b->in->user_id);
   memcpy(p->rid, rid, rl);
   p->rid_len = rl;
   p->role = h->role;
@@ -364,35 +397,35 @@ static void on_front_hello(broker_t *b, double now) {
   p->last_seen = now;
   if (!was_live)
     frl_info("%s %s joined (%d actors live)%s%s", h->role == FRL_ROLE_ACTOR ? "actor" : "operator",
-             p->name, live_actors(b), b->in.user_id[0] ? "; CURVE key " : "", b->in.user_id);
-  send_welcome(b, b->front, rid, rl, true, NULL);
+             p->name, live_actors(b), b->in->user_id[0] ? "; CURVE key " : "", b->in->user_id);
+  send_welcome(b, FRL_BROKER_ACTORS, rid, rl, true, NULL);
   if (h->role == FRL_ROLE_ACTOR) {
-    if (b->params) frl_send_raw(b->front, rid, rl, b->params, b->params_len);
+    if (b->params) send_to(b, FRL_BROKER_ACTORS, rid, rl, b->params, b->params_len);
     if (b->estopped) send_control_to(b, rid, rl, FRL_CONTROL_ESTOP, b->estop_reason);
   }
 }
 
 static void on_front(broker_t *b, double now) {
-  frl_msg_t *m = &b->in.msg;
+  const frl_msg_t *m = &b->in->msg;
   if (m->type == FRL_MSG_HELLO) {
     on_front_hello(b, now);
     return;
   }
-  peer_t *p = peer_by_rid(b, b->in.routing_id, b->in.routing_id_len);
+  peer_t *p = peer_by_rid(b, b->in->routing_id, b->in->routing_id_len);
   /* A routing id taken over by a connection with another CURVE key is a stranger too. */
-  if (!p || !p->live || strcmp(p->user_id, b->in.user_id) != 0) {
+  if (!p || !p->live || strcmp(p->user_id, b->in->user_id) != 0) {
     /* After a broker restart peers do not know they are strangers: ask for Hello. */
     if (m->type == FRL_MSG_EXPERIENCE)
-      send_ack(b, b->in.routing_id, b->in.routing_id_len, m->u.experience.actor,
+      send_ack(b, b->in->routing_id, b->in->routing_id_len, m->u.experience.actor,
                m->u.experience.seq, FRL_ACK_BUSY, "not registered: send Hello first");
-    send_welcome(b, b->front, b->in.routing_id, b->in.routing_id_len, false,
+    send_welcome(b, FRL_BROKER_ACTORS, b->in->routing_id, b->in->routing_id_len, false,
                  FRL_WELCOME_HELLO_AGAIN ": send Hello first");
     return;
   }
   p->last_seen = now;
   switch (m->type) {
   case FRL_MSG_EXPERIENCE:
-    on_experience(b, p);
+    on_experience(b, p, now);
     break;
   case FRL_MSG_HEARTBEAT:
     p->params_version = m->u.heartbeat.params_version;
@@ -400,7 +433,7 @@ static void on_front(broker_t *b, double now) {
     p->env_steps = m->u.heartbeat.env_steps;
     p->shed = m->u.heartbeat.shed;
     if (m->u.heartbeat.estop && !b->estopped && !b->estop_known) adopt_estop(b, p);
-    reply_heartbeat(b, b->front, b->in.routing_id, b->in.routing_id_len);
+    reply_heartbeat(b, FRL_BROKER_ACTORS, b->in->routing_id, b->in->routing_id_len);
     break;
   case FRL_MSG_CONTROL: {
     const frl_control_t *c = &m->u.control;
@@ -413,8 +446,8 @@ static void on_front(broker_t *b, double now) {
       b->estopped = false;
       b->estop_known = true;
     }
-    fan_out_control(b, b->in.data, b->in.len, true);
-    reply_heartbeat(b, b->front, b->in.routing_id, b->in.routing_id_len);
+    fan_out_control(b, b->in->data, b->in->len, true);
+    reply_heartbeat(b, FRL_BROKER_ACTORS, b->in->routing_id, b->in->routing_id_len);
     break;
   }
   default:
@@ -426,9 +459,9 @@ static void on_front(broker_t *b, double now) {
 }
 
 static void on_back(broker_t *b, double now) {
-  frl_msg_t *m = &b->in.msg;
-  const uint8_t *rid = b->in.routing_id;
-  size_t rl = b->in.routing_id_len;
+  const frl_msg_t *m = &b->in->msg;
+  const uint8_t *rid = b->in->routing_id;
+  size_t rl = b->in->routing_id_len;
   if (m->type == FRL_MSG_HELLO) {
     const frl_hello_t *h = &m->u.hello;
     if (h->schema_hash != frl_schema_hash()) {
@@ -436,11 +469,12 @@ static void on_back(broker_t *b, double now) {
       snprintf(err, sizeof err, "schema mismatch: learner has schema hash 0x%016llx, broker 0x%016llx",
                (unsigned long long)h->schema_hash, (unsigned long long)frl_schema_hash());
       frl_error("refused learner: %s", err);
-      send_welcome(b, b->back, rid, rl, false, err);
+      send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false, err);
       return;
     }
     if (h->role != FRL_ROLE_LEARNER) {
-      send_welcome(b, b->back, rid, rl, false, "only a learner may connect to this endpoint");
+      send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false,
+                   "only a learner may connect to this endpoint");
       return;
     }
     if (b->learner_live && (b->learner_rid_len != rl || memcmp(b->learner_rid, rid, rl) != 0))
@@ -454,12 +488,13 @@ static void on_back(broker_t *b, double now) {
     b->obs_dim = h->obs_dim;
     b->act_dim = h->act_dim;
     frl_info("learner joined: task %s (obs %u, act %u)%s%s", b->task, b->obs_dim, b->act_dim,
-             b->in.user_id[0] ? "; CURVE key " : "", b->in.user_id);
-    send_welcome(b, b->back, rid, rl, true, NULL);
+             b->in->user_id[0] ? "; CURVE key " : "", b->in->user_id);
+    send_welcome(b, FRL_BROKER_LEARNER, rid, rl, true, NULL);
     return;
   }
   if (!b->learner_live || b->learner_rid_len != rl || memcmp(b->learner_rid, rid, rl) != 0) {
-    send_welcome(b, b->back, rid, rl, false, FRL_WELCOME_HELLO_AGAIN ": send Hello first");
+    send_welcome(b, FRL_BROKER_LEARNER, rid, rl, false,
+                 FRL_WELCOME_HELLO_AGAIN ": send Hello first");
     return;
   }
   b->learner_seen = now;
@@ -470,7 +505,8 @@ static void on_back(broker_t *b, double now) {
   case FRL_MSG_ACK: {
     const frl_ack_t *a = &m->u.ack;
     peer_t *p = a->actor ? peer_by_name(b, a->actor) : NULL;
-    if (p && p->live && frl_send_raw(b->front, p->rid, p->rid_len, b->in.data, b->in.len) == 0) {
+    if (p && p->live &&
+        send_to(b, FRL_BROKER_ACTORS, p->rid, p->rid_len, b->in->data, b->in->len) == 0) {
       b->acks_routed++;
     } else {
       /* The actor is gone or unreachable: it resends after reconnecting and the learner
@@ -480,24 +516,24 @@ static void on_back(broker_t *b, double now) {
     break;
   }
   case FRL_MSG_PARAMS: {
-    void *copy = frl_xmalloc(b->in.len);
-    memcpy(copy, b->in.data, b->in.len);
+    void *copy = frl_xmalloc(b->in->len);
+    memcpy(copy, b->in->data, b->in->len);
     free(b->params);
     b->params = copy;
-    b->params_len = b->in.len;
+    b->params_len = b->in->len;
     b->params_version = m->u.params.version;
     fan_out_params(b);
     break;
   }
   case FRL_MSG_HEARTBEAT:
-    reply_heartbeat(b, b->back, rid, rl);
+    reply_heartbeat(b, FRL_BROKER_LEARNER, rid, rl);
     break;
   case FRL_MSG_CONTROL:
     frl_info("control %d from the learner: %s", (int)m->u.control.command,
              m->u.control.reason ? m->u.control.reason : "");
     /* A learner's Shutdown ends its run, not the broker: the broker is shared infrastructure
      * and keeps serving (a new learner may start); whoever started it stops it. */
-    fan_out_control(b, b->in.data, b->in.len, false);
+    fan_out_control(b, b->in->data, b->in->len, false);
     break;
   default:
     frl_warn("the learner sent a %s, which is not for the broker; ignored",
@@ -507,7 +543,7 @@ static void on_back(broker_t *b, double now) {
   }
 }
 
-static void expire_peers(broker_t *b, double now) {
+void frl_broker_expire(frl_broker_t *b, double now) {
   double timeout = b->cfg->peer_timeout_s;
   for (int i = 0; i < b->n_peers; i++) {
     peer_t *p = &b->peers[i];
@@ -524,27 +560,122 @@ static void expire_peers(broker_t *b, double now) {
     frl_warn("learner gone (silent %.1f s); experience is queued, then refused as busy",
              now - b->learner_seen);
   }
+  frl_peer_limits_expire(b->limits, now);
 }
 
-/* Drains one socket; bad messages are logged and counted, never fatal. */
-static void drain(broker_t *b, void *sock, bool front, double now) {
+/* Bad messages are logged and counted, never fatal. */
+void frl_broker_handle(frl_broker_t *b, frl_broker_side_t side, const frl_inbox_t *in, int rc,
+                       double now) {
+  const bool front = side == FRL_BROKER_ACTORS;
+  b->in = in;
+  if (rc < 0) {
+    b->bad_messages++;
+    peer_t *p = front ? peer_by_rid(b, in->routing_id, in->routing_id_len) : NULL;
+    if (p) p->rejected++;
+    frl_warn("refused a message from %s: %s",
+             p ? p->name : (front ? "an unknown peer" : "the learner"), in->err);
+  } else if (front) {
+    on_front(b, now);
+  } else {
+    on_back(b, now);
+  }
+  b->in = NULL; /* the view is the caller's and ends with this call */
+}
+
+void frl_broker_stats(const frl_broker_t *b, frl_broker_stats_t *out) {
+  *out = (frl_broker_stats_t){.peers = b->n_peers,
+                              .live_actors = live_actors(b),
+                              .learner_live = b->learner_live,
+                              .credit = b->credit,
+                              .queued = b->q_len,
+                              .queue_capacity = b->q_cap,
+                              .queued_bytes = b->q_bytes,
+                              .forwarded = b->forwarded,
+                              .busy = b->busy,
+                              .rejected = b->rejected,
+                              .bad_messages = b->bad_messages,
+                              .estopped = b->estopped,
+                              .params_version = b->params_version};
+}
+
+const char *frl_broker_check(const frl_broker_t *b) {
+  if (b->n_peers < 0 || b->n_peers > FRL_BROKER_MAX_PEERS) return "registry size out of bounds";
+  for (int i = 0; i < b->n_peers; i++) {
+    const peer_t *p = &b->peers[i];
+    if (!valid_name(p->name)) return "a registry entry has an invalid name";
+    if (p->rid_len == 0 || p->rid_len > FRL_ROUTING_ID_MAX)
+      return "a registry entry has no routing id";
+    for (int j = i + 1; j < b->n_peers; j++) {
+      const peer_t *o = &b->peers[j];
+      if (strcmp(p->name, o->name) == 0) return "two registry entries have one name";
+      if (p->live && o->live && p->rid_len == o->rid_len && memcmp(p->rid, o->rid, p->rid_len) == 0)
+        return "two live registry entries have one routing id";
+    }
+  }
+  if (b->q_len < 0 || b->q_len > b->q_cap) return "queue length out of bounds";
+  size_t bytes = 0;
+  for (int i = 0; i < b->q_len; i++) {
+    const queued_t *q = &b->queue[(b->q_head + i) % b->q_cap];
+    if (q->peer < 0 || q->peer >= b->n_peers) return "a queued batch names no registry entry";
+    bytes += q->len;
+  }
+  if (bytes != b->q_bytes || bytes > QUEUE_MAX_BYTES) return "queued bytes do not add up";
+  if (!b->learner_live && b->credit != 0) return "credit without a learner";
+  return NULL;
+}
+
+int frl_broker_new(const frl_config_t *cfg, frl_broker_send_fn send, void *send_arg,
+                   frl_broker_t **out) {
+  *out = NULL;
+  frl_peer_limits_config_t lc = {.rate_batches = cfg->actor_rate_batches,
+                                 .rate_bytes = cfg->actor_rate_bytes,
+                                 .burst_s = cfg->actor_burst_s,
+                                 .max_batch_bytes = cfg->actor_max_batch_bytes,
+                                 .max_actors = FRL_BROKER_MAX_PEERS};
+  frl_peer_limits_t *limits = NULL;
+  int rc = frl_peer_limits_new(&lc, &limits);
+  if (rc != 0) return rc;
+  broker_t *b = frl_xcalloc(1, sizeof *b);
+  b->cfg = cfg;
+  b->send = send;
+  b->send_arg = send_arg;
+  b->limits = limits;
+  b->fb = frl_fb_builder_new(1 << 16);
+  frl_inbox_init(&b->inbox);
+  b->peers = frl_xcalloc(FRL_BROKER_MAX_PEERS, sizeof *b->peers);
+  b->q_cap = cfg->queue_batches > 0 ? cfg->queue_batches : 1;
+  b->queue = frl_xcalloc((size_t)b->q_cap, sizeof *b->queue);
+  if (cfg->queue_batches == 0) b->q_cap = 0;
+  *out = b;
+  return 0;
+}
+
+void frl_broker_destroy(frl_broker_t **bp) {
+  broker_t *b = *bp;
+  if (!b) return;
+  for (int i = 0; i < b->q_len; i++)
+    free(b->queue[(b->q_head + i) % (b->q_cap ? b->q_cap : 1)].data);
+  free(b->queue);
+  free(b->params);
+  free(b->peers);
+  frl_inbox_free(&b->inbox);
+  frl_fb_builder_destroy(&b->fb);
+  frl_peer_limits_destroy(&b->limits);
+  free(b);
+  *bp = NULL;
+}
+
+/* Drains one socket. */
+static void drain(broker_t *b, frl_broker_side_t side, double now) {
+  void *sock = side == FRL_BROKER_ACTORS ? b->front : b->back;
   for (int budget = 0; budget < 4096; budget++) {
-    int rc = frl_recv(sock, true, &b->in);
+    int rc = frl_recv(sock, true, &b->inbox);
     if (rc == 0) return;
-    if (rc < 0) {
-      if (rc == FRL_EPROTO || rc == FRL_ESCHEMA) {
-        b->bad_messages++;
-        peer_t *p = front ? peer_by_rid(b, b->in.routing_id, b->in.routing_id_len) : NULL;
-        if (p) p->rejected++;
-        frl_warn("refused a message from %s: %s", p ? p->name : (front ? "an unknown peer" : "the learner"),
-                 b->in.err);
-        continue;
-      }
+    if (rc < 0 && rc != FRL_EPROTO && rc != FRL_ESCHEMA) {
       frl_error("receive failed: %s", frl_strerror(rc));
       return;
     }
-    if (front) on_front(b, now);
-    else on_back(b, now);
+    frl_broker_handle(b, side, &b->inbox, rc, now);
   }
 }
 
@@ -671,7 +802,11 @@ static void write_endpoints(const broker_t *b, const char *path, const char *fro
 }
 
 int frl_broker_main(const frl_config_t *cfg) {
-  broker_t b = {.cfg = cfg};
+  broker_t *b = NULL;
+  if (frl_broker_new(cfg, NULL, NULL, &b) != 0) {
+    frl_error("the per-actor limits (--actor-rate-*, --actor-burst) are not valid");
+    return 1;
+  }
   int exit_code = 1;
   char front_ep[256] = "", back_ep[256] = "";
   struct sigaction sa = {.sa_handler = on_signal};
@@ -679,120 +814,99 @@ int frl_broker_main(const frl_config_t *cfg) {
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  b.ctx = zmq_ctx_new();
-  b.fb = frl_fb_builder_new(1 << 16);
-  frl_inbox_init(&b.in);
-  b.peers = frl_xcalloc(MAX_PEERS, sizeof *b.peers);
-  b.q_cap = cfg->queue_batches > 0 ? cfg->queue_batches : 1;
-  b.queue = frl_xcalloc((size_t)b.q_cap, sizeof *b.queue);
-  if (cfg->queue_batches == 0) b.q_cap = 0;
-  frl_peer_limits_config_t lc = {.rate_batches = cfg->actor_rate_batches,
-                                 .rate_bytes = cfg->actor_rate_bytes,
-                                 .burst_s = cfg->actor_burst_s,
-                                 .max_batch_bytes = cfg->actor_max_batch_bytes,
-                                 .max_actors = MAX_PEERS};
-  if (frl_peer_limits_new(&lc, &b.limits) != 0) {
-    frl_error("the per-actor limits (--actor-rate-*, --actor-burst) are not valid");
-    goto done;
-  }
+  b->ctx = zmq_ctx_new();
   if (cfg->allow[0]) {
     /* The ZAP handler must be bound before any CURVE socket: without it libzmq admits all. */
     char err[600];
-    if (frl_zap_new(b.ctx, cfg->allow, &b.zap, err, sizeof err) != 0) {
+    if (frl_zap_new(b->ctx, cfg->allow, &b->zap, err, sizeof err) != 0) {
       frl_error("--allow: %s", err);
       goto done;
     }
   }
-  b.front = frl_socket_router(b.ctx, cfg->actor_endpoint, front_ep, sizeof front_ep);
-  if (!b.front) {
+  b->front = frl_socket_router(b->ctx, cfg->actor_endpoint, front_ep, sizeof front_ep);
+  if (!b->front) {
     frl_error("cannot bind actor endpoint %s: %s", cfg->actor_endpoint, zmq_strerror(errno));
     goto done;
   }
   /* Its own ZAP domain: under CURVE only the learner's key is admitted there. */
-  b.back = frl_socket_router_zap(b.ctx, cfg->learner_endpoint, FRL_ZAP_DOMAIN_LEARNER, back_ep,
+  b->back = frl_socket_router_zap(b->ctx, cfg->learner_endpoint, FRL_ZAP_DOMAIN_LEARNER, back_ep,
                                  sizeof back_ep);
-  if (!b.back) {
+  if (!b->back) {
     frl_error("cannot bind learner endpoint %s: %s", cfg->learner_endpoint, zmq_strerror(errno));
     goto done;
   }
-  if (b.zap) {
-    void *watch[2] = {b.front, b.back};
+  if (b->zap) {
+    void *watch[2] = {b->front, b->back};
     const char *labels[2] = {"actor", "learner"};
-    if (frl_zap_start(b.zap, watch, labels, 2) != 0) goto done;
+    if (frl_zap_start(b->zap, watch, labels, 2) != 0) goto done;
   }
   /* /metrics runs on a libuv loop of its own whose epoll fd is polled with the sockets. It is
    * an aid: a port that cannot be had is a warning, not a reason to stop brokering. */
-  if (frl_http_server_new(&b.http, NULL, NULL) == 0) {
-    frl_http_server_route(b.http, "/metrics", serve_metrics, &b);
-    frl_http_server_start(b.http, cfg->http, FRL_HTTP_BROKER_DEFAULT, "/metrics",
-                          cfg->http_addr_file, b.http_addr, sizeof b.http_addr);
-    if (!b.http_addr[0]) frl_http_server_destroy(&b.http);
+  if (frl_http_server_new(&b->http, NULL, NULL) == 0) {
+    frl_http_server_route(b->http, "/metrics", serve_metrics, b);
+    frl_http_server_start(b->http, cfg->http, FRL_HTTP_BROKER_DEFAULT, "/metrics",
+                          cfg->http_addr_file, b->http_addr, sizeof b->http_addr);
+    if (!b->http_addr[0]) frl_http_server_destroy(&b->http);
   }
-  if (cfg->endpoints_file[0]) write_endpoints(&b, cfg->endpoints_file, front_ep, back_ep);
+  if (cfg->endpoints_file[0]) write_endpoints(b, cfg->endpoints_file, front_ep, back_ep);
   frl_info("listening: actors %s, learner %s", front_ep, back_ep);
 
   double next_tick = frl_now(), next_report = frl_now() + 10;
   uint64_t last_forwarded = 0;
   while (!g_stop) {
-    zmq_pollitem_t items[3] = {{b.front, 0, ZMQ_POLLIN, 0}, {b.back, 0, ZMQ_POLLIN, 0},
-                               {NULL, b.http ? frl_http_server_fd(b.http) : -1, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {{b->front, 0, ZMQ_POLLIN, 0}, {b->back, 0, ZMQ_POLLIN, 0},
+                               {NULL, b->http ? frl_http_server_fd(b->http) : -1, ZMQ_POLLIN, 0}};
     long wait_ms = (long)((next_tick - frl_now()) * 1000);
     if (wait_ms < 0) wait_ms = 0;
-    if (b.q_len > 0 && b.credit > 0 && wait_ms > 5) wait_ms = 5;
-    int http_ms = b.http ? frl_http_server_timeout_ms(b.http) : -1;
+    if (b->q_len > 0 && b->credit > 0 && wait_ms > 5) wait_ms = 5;
+    int http_ms = b->http ? frl_http_server_timeout_ms(b->http) : -1;
     if (http_ms >= 0 && http_ms < wait_ms) wait_ms = http_ms;
-    int n = zmq_poll(items, b.http ? 3 : 2, wait_ms);
+    int n = zmq_poll(items, b->http ? 3 : 2, wait_ms);
     if (n < 0 && zmq_errno() != EINTR) {
       frl_error("poll failed: %s", zmq_strerror(zmq_errno()));
       goto done;
     }
     double now = frl_now();
     if (n > 0) {
-      if (items[1].revents & ZMQ_POLLIN) drain(&b, b.back, false, now);
-      if (items[0].revents & ZMQ_POLLIN) drain(&b, b.front, true, now);
+      if (items[1].revents & ZMQ_POLLIN) drain(b, FRL_BROKER_LEARNER, now);
+      if (items[0].revents & ZMQ_POLLIN) drain(b, FRL_BROKER_ACTORS, now);
     }
-    pump_queue(&b);
-    if (b.http) frl_http_server_run_nowait(b.http); /* cheap when nothing is due */
+    frl_broker_pump(b);
+    if (b->http) frl_http_server_run_nowait(b->http); /* cheap when nothing is due */
     if (now >= next_tick) {
-      expire_peers(&b, now);
-      frl_peer_limits_expire(b.limits, now);
+      frl_broker_expire(b, now);
       next_tick = now + cfg->heartbeat_s;
     }
     if (now >= next_report) {
       frl_info("%d actors live, learner %s, forwarded %.0f batches/s, queue %d, refused busy %llu, "
                "rejected %llu, bad messages %llu, throttled %llu",
-               live_actors(&b), b.learner_live ? "up" : "DOWN",
-               (double)(b.forwarded - last_forwarded) / 10.0, b.q_len,
-               (unsigned long long)b.busy, (unsigned long long)b.rejected,
-               (unsigned long long)b.bad_messages, (unsigned long long)b.throttled);
-      last_forwarded = b.forwarded;
+               live_actors(b), b->learner_live ? "up" : "DOWN",
+               (double)(b->forwarded - last_forwarded) / 10.0, b->q_len,
+               (unsigned long long)b->busy, (unsigned long long)b->rejected,
+               (unsigned long long)b->bad_messages, (unsigned long long)b->throttled);
+      last_forwarded = b->forwarded;
       next_report = now + 10;
     }
   }
   frl_info("stopping: forwarded %llu batches, %d still queued (their actors resend them)",
-           (unsigned long long)b.forwarded, b.q_len);
+           (unsigned long long)b->forwarded, b->q_len);
   exit_code = 0;
 done:
-  frl_http_server_destroy(&b.http);
-  for (int i = 0; i < b.q_len; i++) free(b.queue[(b.q_head + i) % (b.q_cap ? b.q_cap : 1)].data);
-  free(b.queue);
-  free(b.params);
-  free(b.peers);
-  frl_inbox_free(&b.in);
-  frl_fb_builder_destroy(&b.fb);
+  frl_http_server_destroy(&b->http);
   /* Let what was just fanned out (a Shutdown, final acks) leave, for at most a second. */
   int linger = 1000;
-  if (b.front) {
-    zmq_setsockopt(b.front, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(b.front);
+  if (b->front) {
+    zmq_setsockopt(b->front, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(b->front);
   }
-  if (b.back) {
-    zmq_setsockopt(b.back, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(b.back);
+  if (b->back) {
+    zmq_setsockopt(b->back, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(b->back);
   }
   /* After the sockets close, so that no handshake ever finds the ZAP handler gone. */
-  frl_zap_destroy(&b.zap);
-  frl_peer_limits_destroy(&b.limits);
-  zmq_ctx_term(b.ctx);
+  frl_zap_destroy(&b->zap);
+  void *ctx = b->ctx;
+  frl_broker_destroy(&b);
+  zmq_ctx_term(ctx);
   return exit_code;
 }

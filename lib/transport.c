@@ -87,18 +87,26 @@ int frl_recv(void *sock, bool router, frl_inbox_t *in) {
     drain_more(sock);
     snprintf(in->err, sizeof in->err, "message has more than one payload frame");
     rc = FRL_EPROTO;
-  } else if (len > FRL_MSG_MAX_BYTES) {
-    snprintf(in->err, sizeof in->err, "message is %zu bytes, the limit is %u", len,
-             FRL_MSG_MAX_BYTES);
-    rc = FRL_EPROTO;
-  } else if ((rc = reserve(in, len)) == 0) {
-    if (len > 0) memcpy(in->data, zmq_msg_data(&m), len); /* an empty frame may have no buffer */
-    in->len = len;
-    rc = frl_msg_decode(in->data, len, &in->msg, in->err, sizeof in->err);
-    if (rc == 0) rc = 1;
+  } else {
+    rc = frl_inbox_load(in, zmq_msg_data(&m), len);
   }
   zmq_msg_close(&m);
   return rc;
+}
+
+int frl_inbox_load(frl_inbox_t *in, const void *data, size_t len) {
+  in->err[0] = '\0';
+  if (len > FRL_MSG_MAX_BYTES) {
+    snprintf(in->err, sizeof in->err, "message is %zu bytes, the limit is %u", len,
+             FRL_MSG_MAX_BYTES);
+    return FRL_EPROTO;
+  }
+  int rc = reserve(in, len);
+  if (rc != 0) return rc;
+  if (len) memcpy(in->data, data, len);
+  in->len = len;
+  rc = frl_msg_decode(in->data, len, &in->msg, in->err, sizeof in->err);
+  return rc == 0 ? 1 : rc;
 }
 
 int frl_recv_next(void *sock, bool router, frl_inbox_t *in, const char *peer, uint64_t *refused) {

@@ -38,6 +38,11 @@ void frl_inbox_free(frl_inbox_t *in);
  * `router` the first frame is taken as the routing id. Extra frames are refused. */
 int frl_recv(void *sock, bool router, frl_inbox_t *in);
 
+/* Copies one payload into in's aligned storage, verifies and decodes it, as frl_recv does with
+ * what it receives (routing and user id are left as they are). Returns 1 with the view in
+ * in->msg, FRL_EPROTO/FRL_ESCHEMA with the reason in in->err, or -ENOMEM. */
+int frl_inbox_load(frl_inbox_t *in, const void *data, size_t len);
+
 /* Like frl_recv, but a message that fails verification is logged (naming `peer` and the
  * reason), counted in *refused when not NULL, and skipped. Returns 1 with a valid message in
  * `in`, 0 when nothing valid is waiting, or -errno on a socket error (logged). */

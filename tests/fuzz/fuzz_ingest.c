@@ -66,9 +66,16 @@ static void open_target(target_t *t, const char *tag) {
     abort(); /* the harness itself failed: not a finding in the code under test */
 }
 
-static void renew(void) {
+static void close_all(void) {
   if (g_disc.store) close_target(&g_disc);
   if (g_cont.store) close_target(&g_cont);
+}
+
+static void renew(void) {
+  /* At exit too (the end of a timed run, the corpus replay of make test): the stores would
+   * otherwise stay in /dev/shm. */
+  if (!g_disc.store && !g_cont.store) atexit(close_all);
+  close_all();
   open_target(&g_disc, "disc");
   open_target(&g_cont, "cont");
 }
