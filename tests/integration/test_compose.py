@@ -10,15 +10,13 @@ secrets it mounts, and the learner's StatefulSet is governed by a headless Servi
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 
 import yaml
 
-from harness import BIN, Failure, run_tests, wait_until
+from harness import BIN, Failure, run_tests, stop_process, wait_until
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -334,11 +332,7 @@ def test_compose_prometheus_runs_natively():
         except Failure as e:
             raise Failure(f"{e}\n" + open(log.name, errors="replace").read()[-2000:])
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop_process(p, "prometheus", strict=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

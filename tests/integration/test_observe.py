@@ -15,13 +15,12 @@ import socket
 import struct
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
 
-from harness import BIN, Failure, Fleet, run_tests, wait_until
+from harness import BIN, Failure, Fleet, run_tests, stop_process, wait_until
 
 
 def need(tool, package):
@@ -402,11 +401,7 @@ scrape_configs:
               f"; steps/s per actor { {a: round(r) for a, r in rates.items()} }"
               f"; safety events { {k: int(n) for k, n in events.items()} }")
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop_process(p, "prometheus", strict=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -667,12 +662,7 @@ def test_run_gives_learner_and_broker_their_own_ports():
                 raise Failure(f"{addr}/metrics: {code}, no {want}")
         print(f"  learner on {learner}, broker on {broker}")
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise Failure("fleetrl run did not stop within 60 s of SIGINT")
+        stop_process(p, "fleetrl run", signal.SIGINT, 60)
     shutil.rmtree(runs, ignore_errors=True)
 
 

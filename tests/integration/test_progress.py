@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BIN, Failure, run_tests, wait_until
+from harness import BIN, Failure, run_tests, stop_process, wait_until
 
 # One progress line, as learner/learner.c prints it.
 LINE = re.compile(r"env +(\d+) steps +(\d+)/s \| updates +(\d+) +(\d+)/s \| replay +(\d+) \| "
@@ -63,12 +63,7 @@ class Reader:
 
 
 def interrupt(p, runs):
-    p.send_signal(signal.SIGINT)
-    try:
-        p.wait(60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise Failure("fleetrl run did not stop within 60 s of SIGINT")
+    stop_process(p, "fleetrl run", signal.SIGINT, 60)
     if p.returncode != 130:
         raise Failure(f"fleetrl run exited {p.returncode} after SIGINT, expected 130:\n" +
                       open(os.path.join(runs, "run.stderr"), errors="replace").read()[-2000:])
