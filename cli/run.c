@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "curve.h"
 #include "learner.h"
 #include "log.h"
 
@@ -100,6 +101,56 @@ static void tail_log(const char *path, int lines) {
   for (int i = start; i < n; i++) fprintf(stderr, "  | %s", buf[i % 64]);
 }
 
+/* The key pair DIR/NAME.key and NAME.pub, made when missing (a resumed run keeps its keys);
+ * writes the public key's Z85 text. Returns 0, or an error with the reason in err. */
+static int ensure_key(const char *dir, const char *name, char z85[FRL_CURVE_Z85_LEN + 1],
+                      char *err, size_t errlen) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s.key", dir, name);
+  if (access(path, F_OK) != 0) return frl_curve_keygen(dir, name, z85, err, errlen);
+  uint8_t secret[FRL_CURVE_KEY_BYTES], pub[FRL_CURVE_KEY_BYTES];
+  int rc = frl_curve_load_secret(path, secret, pub, err, errlen);
+  if (rc == 0) frl_curve_z85_encode(pub, z85);
+  return rc;
+}
+
+/* --curve: a key pair per process in <run>/keys (broker, learner, actor-I, and ops for the
+ * operator verbs) and the broker's allowlist of exactly those, written whole and renamed into
+ * place. Returns 0, or 1 after logging why. */
+static int make_keys(const frl_config_t *cfg, char *dir, size_t dirlen) {
+  snprintf(dir, dirlen, "%s/keys", cfg->run_dir);
+  char err[1000], z85[FRL_CURVE_Z85_LEN + 1], name[32], tmp[700], allow[700];
+  snprintf(tmp, sizeof tmp, "%s/allow.txt.tmp", dir);
+  snprintf(allow, sizeof allow, "%s/allow.txt", dir);
+  if (ensure_key(dir, "broker", z85, err, sizeof err) != 0) goto fail;
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    snprintf(err, sizeof err, "%s: %s", tmp, strerror(errno));
+    goto fail;
+  }
+  fprintf(f, "# the processes of run %s (fleetrl run --curve)\n", cfg->run_name);
+  for (int i = -2; i < cfg->actors; i++) {
+    if (i == -2) snprintf(name, sizeof name, "learner");
+    else if (i == -1) snprintf(name, sizeof name, "ops");
+    else snprintf(name, sizeof name, "actor-%d", i);
+    if (ensure_key(dir, name, z85, err, sizeof err) != 0) {
+      fclose(f);
+      remove(tmp);
+      goto fail;
+    }
+    fprintf(f, "%s %s\n", name, z85);
+  }
+  if (fclose(f) != 0 || rename(tmp, allow) != 0) {
+    snprintf(err, sizeof err, "%s: %s", allow, strerror(errno));
+    remove(tmp);
+    goto fail;
+  }
+  return 0;
+fail:
+  frl_error("--curve: %s", err);
+  return 1;
+}
+
 /* Sends sig to the running children, waits up to timeout_s, then SIGKILLs the rest. */
 static void stop_children(child_t *cs, int n, int sig, double timeout_s) {
   for (int i = 0; i < n; i++)
@@ -161,10 +212,15 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
   snprintf(broker->log, sizeof broker->log, "%s/broker.log", logs);
   char ep_flag[620];
   snprintf(ep_flag, sizeof ep_flag, "--endpoints-file=%s", epfile);
-  const char *bargs[] = {"--actor-endpoint=tcp://127.0.0.1:*", "--learner-endpoint=tcp://127.0.0.1:*",
-                         ep_flag, NULL};
-  set_args(broker, exe, "broker", bargs);
+  char keys[540] = "", secret[620], allow[620], bkey[620];
   int code = 1;
+  if (cfg->curve && make_keys(cfg, keys, sizeof keys) != 0) goto done;
+  snprintf(secret, sizeof secret, "--curve-secret=%s/broker.key", keys);
+  snprintf(allow, sizeof allow, "--allow=%s/allow.txt", keys);
+  snprintf(bkey, sizeof bkey, "--broker-key=%s/broker.pub", keys);
+  const char *bargs[] = {"--actor-endpoint=tcp://127.0.0.1:*", "--learner-endpoint=tcp://127.0.0.1:*",
+                         ep_flag, cfg->curve ? secret : NULL, allow, NULL};
+  set_args(broker, exe, "broker", bargs);
   if (spawn(exe, broker, false) < 0) {
     frl_error("cannot start the broker: %s", strerror(errno));
     goto done;
@@ -183,7 +239,9 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
   char lep[440], rdir[340];
   snprintf(lep, sizeof lep, "--learner-endpoint=%s", back);
   snprintf(rdir, sizeof rdir, "--run-dir=%s", cfg->run_dir);
-  const char *largs[] = {lep, rdir, NULL};
+  char lsecret[620];
+  snprintf(lsecret, sizeof lsecret, "--curve-secret=%s/learner.key", keys);
+  const char *largs[] = {lep, rdir, cfg->curve ? lsecret : NULL, bkey, NULL};
   set_args(learner, exe, "learner", largs);
   if (spawn(exe, learner, true) < 0) {
     frl_error("cannot start the learner: %s", strerror(errno));
@@ -193,12 +251,13 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
     child_t *c = &cs[2 + i];
     snprintf(c->role, sizeof c->role, "actor-%d", i);
     snprintf(c->log, sizeof c->log, "%s/actor-%d.log", logs, i);
-    char aep[440], idx[32], num[32], name[64];
+    char aep[440], idx[32], num[32], name[64], asecret[620];
     snprintf(aep, sizeof aep, "--actor-endpoint=%s", front);
     snprintf(idx, sizeof idx, "--actor-index=%d", i);
     snprintf(num, sizeof num, "--num-actors=%d", cfg->actors);
     snprintf(name, sizeof name, "--name=actor-%d", i);
-    const char *aargs[] = {aep, idx, num, name, NULL};
+    snprintf(asecret, sizeof asecret, "--curve-secret=%s/actor-%d.key", keys, i);
+    const char *aargs[] = {aep, idx, num, name, cfg->curve ? asecret : NULL, bkey, NULL};
     set_args(c, exe, "actor", aargs);
     if (spawn(exe, c, false) < 0) {
       frl_error("cannot start %s: %s", c->role, strerror(errno));
@@ -207,6 +266,9 @@ int frl_run_main(frl_config_t *cfg, const char *exe) {
   }
   frl_info("run %s: broker, learner and %d actors started; logs in %s", cfg->run_name,
            cfg->actors, logs);
+  if (cfg->curve)
+    frl_info("CURVE on: keys and allowlist in %s (operator verbs: --curve-secret %s/ops.key "
+             "--broker-key %s/broker.pub)", keys, keys, keys);
 
   /* Supervise: the learner decides when the run is over. */
   for (;;) {

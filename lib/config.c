@@ -247,6 +247,9 @@ static const flag_t g_flags[] = {
    "violations and shield interventions (0: run until --duration or a signal)"},
 
   {"actors", R, T_INT, F(actors), "4", 1, 1024, "actor processes to start"},
+  {"curve", R, T_BOOL, F(curve), "false", 0, 0,
+   "encrypt and authenticate the run's connections with CURVE: a key pair for every process "
+   "(and one named ops for operator verbs) in <run>/keys, the broker admitting exactly those"},
   {"runs", R, T_STR, F(runs_root), "runs", 0, 0, "folder for run folders"},
   {"run-name", R, T_STR, F(run_name), "", 0, 0, "run folder name (default <task>-<time>)"},
   {"progress", R | L, T_BOOL, F(progress), "true", 0, 0,

@@ -122,6 +122,7 @@ typedef struct frl_config {
 
   /* run */
   int actors;
+  bool curve;               /* fleetrl run: CURVE keys of its own for every process */
   char runs_root[200];
   char run_name[96];
   bool progress;            /* live progress line (terminal) or plain periodic lines (logs) */

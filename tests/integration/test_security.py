@@ -7,16 +7,18 @@ rejected, while the normal actor keeps delivering; a robot key can neither pose 
 nor take another actor's name; bad key files and flags are refused."""
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 import urllib.request
 
 import zmq
 
 import wire
-from harness import BIN, Fleet, Failure, run_tests, wait_until
+from harness import BIN, Fleet, Failure, run_tests, stop_process, wait_until
 
 RATE_BATCHES = 20  # --actor-rate-batches for the flood test
 BURST_S = 1.0
@@ -318,6 +320,61 @@ def test_curve_fleet_refuses_strangers_and_throttles_a_flood():
         raise Failure("no items of actor-a in SQLite")
 
 
+def test_run_with_curve():
+    """`fleetrl run --curve`: every process of a one-host run gets its own key pair in
+    <run>/keys (secrets 0600) and the broker admits exactly those; a plaintext actor pointed at
+    the run's broker is refused, an operator verb with the run's ops key gets through, and a
+    resumed run keeps its keys."""
+    root = tempfile.mkdtemp(prefix="fleetrl-run-curve-")
+    run = os.path.join(root, "c")
+    args = [BIN, "run", "--task", "cartpole-dqn", "--actors", "2", "--runs", root,
+            "--run-name", "c", "--no-progress", "--curve", "--eval-period", "100000000"]
+    p = subprocess.Popen(args + ["--max-env-steps", "100000000"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        blog = os.path.join(run, "logs", "broker.log")
+        wait_until(lambda: os.path.exists(blog) and all(
+            f"CURVE key {n}" in open(blog).read() for n in ("learner", "actor-0", "actor-1")),
+            90, "the learner and both actors admitted with their own keys")
+        keys = os.path.join(run, "keys")
+        names = ["learner", "ops", "actor-0", "actor-1"]
+        listed = [l.split()[0] for l in open(os.path.join(keys, "allow.txt")) if not l.startswith("#")]
+        if listed != names:
+            raise Failure(f"allowlist names {listed}, want {names}")
+        for n in names + ["broker"]:
+            mode = os.stat(os.path.join(keys, f"{n}.key")).st_mode & 0o777
+            if mode != 0o600:
+                raise Failure(f"{n}.key has mode {oct(mode)}, want 0o600")
+        front = dict(l.strip().split("=", 1) for l in open(os.path.join(run, "endpoints"))
+                     if "=" in l)["actor_endpoint"]
+        plain = subprocess.run([BIN, "actor", f"--actor-endpoint={front}", "--name=plain",
+                                "--connect-timeout=3"], capture_output=True, text=True, timeout=60)
+        if plain.returncode != 3:
+            raise Failure(f"a plaintext actor against a --curve run exited {plain.returncode}, "
+                          f"expected 3:\n{plain.stderr[-1500:]}")
+        wait_until(lambda: PLAINTEXT.search(open(blog).read()), 30,
+                   "the broker to report the plaintext peer")
+        ops = ["--actor-endpoint", front, "--curve-secret", os.path.join(keys, "ops.key"),
+               "--broker-key", os.path.join(keys, "broker.pub")]
+        for verb in ("estop", "resume"):
+            r = subprocess.run([BIN, verb, *ops], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise Failure(f"{verb} with the run's ops key: exit {r.returncode}: {r.stderr}")
+        if "CURVE key ops" not in open(blog).read():
+            raise Failure("the broker log does not show the operator's ops key:\n" +
+                          open(blog).read()[-1500:])
+    finally:
+        stop_process(p, "fleetrl run --curve", signal.SIGINT, 60)
+    before = open(os.path.join(run, "keys", "learner.pub")).read()
+    again = subprocess.run(args + ["--max-env-steps", "1"], capture_output=True, text=True,
+                           timeout=120)
+    if again.returncode not in (0, 4) or "CURVE on" not in again.stderr:
+        raise Failure(f"resumed --curve run: exit {again.returncode}:\n{again.stderr[-1500:]}")
+    if open(os.path.join(run, "keys", "learner.pub")).read() != before:
+        raise Failure("a resumed run made new keys")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     run_tests([test_keygen_and_bad_key_files,
-               test_curve_fleet_refuses_strangers_and_throttles_a_flood])
+               test_curve_fleet_refuses_strangers_and_throttles_a_flood, test_run_with_curve])
