@@ -19,7 +19,7 @@
 #define QUEUE_MAX_BYTES (512u << 20)
 
 /* Kinds of batch refusal the broker logs per peer (see report_refusal). */
-enum { REFUSED_SENDER, REFUSED_DIMS, REFUSED_KINDS };
+enum { REFUSED_SENDER, REFUSED_DIMS, REFUSED_MESSAGE, REFUSED_KINDS };
 
 typedef struct {
   char name[FRL_MSG_MAX_STRING + 1];
@@ -76,6 +76,7 @@ struct frl_broker {
   char estop_reason[FRL_MSG_MAX_STRING + 1];
   /* counters */
   uint64_t forwarded, busy, rejected, acks_routed, acks_unroutable, bad_messages;
+  double bad_reported; /* when a refused message from an unregistered peer was last logged */
   /* security: the ZAP handler (CURVE only) and the per-actor limits */
   frl_zap_t *zap;
   frl_peer_limits_t *limits;
@@ -572,8 +573,24 @@ void frl_broker_handle(frl_broker_t *b, frl_broker_side_t side, const frl_inbox_
     b->bad_messages++;
     peer_t *p = front ? peer_by_rid(b, in->routing_id, in->routing_id_len) : NULL;
     if (p) p->rejected++;
-    frl_warn("refused a message from %s: %s",
-             p ? p->name : (front ? "an unknown peer" : "the learner"), in->err);
+    /* Logged at most once per FRL_PEER_LIMITS_REPORT_S per peer (and once for all the peers
+     * that never said Hello), so that a stream of garbage cannot flood the log. */
+    bool report = p ? report_refusal(p, REFUSED_MESSAGE, now)
+                    : !(b->bad_reported != 0 && now >= b->bad_reported &&
+                        now - b->bad_reported < FRL_PEER_LIMITS_REPORT_S);
+    if (!p && report) b->bad_reported = now;
+    if (report)
+      frl_warn("refused a message from %s: %s (%llu refused messages in all)",
+               p ? p->name : (front ? "an unknown peer" : "the learner"), in->err,
+               (unsigned long long)b->bad_messages);
+    /* The sender is told why, as an Ack of no batch (seq 0): the message may not even say who
+     * it is from, but its connection is known. */
+    if (front && in->routing_id_len > 0) {
+      char reason[FRL_MSG_MAX_STRING];
+      snprintf(reason, sizeof reason, "message refused: %.200s", in->err);
+      send_ack(b, in->routing_id, in->routing_id_len, p ? p->name : "", 0, FRL_ACK_REJECTED,
+               reason);
+    }
   } else if (front) {
     on_front(b, now);
   } else {
