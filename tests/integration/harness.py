@@ -3,6 +3,7 @@ deadlines. Every process is killed when the test exits, whatever happens."""
 import atexit
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -134,6 +135,15 @@ class Fleet:
                     p.wait(5)
                 except subprocess.TimeoutExpired:
                     pass
+
+
+def free_port():
+    """A loopback TCP port nothing listens on right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def stop_process(p, what, sig=signal.SIGTERM, timeout=20, strict=True):

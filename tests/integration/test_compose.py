@@ -10,13 +10,12 @@ secrets it mounts, and the learner's StatefulSet is governed by a headless Servi
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import yaml
 
-from harness import BIN, Failure, run_tests, stop_process, wait_until
+from harness import BIN, Failure, free_port, run_tests, stop_process, wait_until
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -187,14 +186,6 @@ def check_healthy(name, svc, native, proc, timeout=60):
     except Failure as e:
         code, out = last or (None, "")
         raise Failure(f"{e}; last exit {code}: {out[-500:]}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_compose_file_runs_natively():

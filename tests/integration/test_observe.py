@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 import zlib
 
-from harness import BIN, Failure, Fleet, run_tests, stop_process, wait_until
+from harness import BIN, Failure, Fleet, free_port, run_tests, stop_process, wait_until
 
 
 def need(tool, package):
@@ -30,14 +30,6 @@ def need(tool, package):
         raise Failure(f"{tool} is not installed: install the Debian package '{package}' "
                       f"(make deps installs it)")
     return path
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_get(addr, path, timeout=5):
