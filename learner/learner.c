@@ -970,6 +970,12 @@ static void fill_status(void *arg, frl_status_figures_t *f) {
       .upd_rate = l->upd_rate, .spi = l->rl.spi, .beta = l->beta, .connected = l->welcomed,
       .store_failing = l->store_failing, .solved = l->solved, .priority_sum = psum,
       .priority_min = pmin, .demo_size = frl_replay_demo_size(l->replay)};
+  frl_store_wal_stats_t w;
+  frl_store_wal_stats(l->store, &w);
+  f->wal_restarts = w.restarts;
+  f->wal_restarts_busy = w.restarts_busy;
+  f->wal_pages = w.wal_pages;
+  f->wal_pages_max = w.wal_pages_max;
 }
 
 static void write_summary(learner_t *l) {

@@ -51,6 +51,7 @@ enum {
   M_ACTOR_LOSS, M_ALPHA, M_ENTROPY,
   M_RECENT_RETURN, M_EVAL_RETURN, M_EVAL_BEST, M_EVAL_SUCCESS, M_EVALS, M_LAG, M_PARAMS,
   M_ENV_RATE, M_UPD_RATE, M_INSERT_RATE, M_SPI, M_BETA, M_REPLAY_SIZE, M_REPLAY_CAP,
+  M_WAL_PAGES, M_WAL_PAGES_MAX, M_WAL_RESTARTS,
   M_PRIORITY_MAX, M_PRIORITY_SUM, M_PRIORITY_MIN, M_DEMO_SIZE, M_CONNECTED, M_STORE_FAILING, M_SOLVED, M_START_TIME,
   M_A_TRANSITIONS, M_A_BATCHES, M_A_ENV_STEPS, M_A_EPISODES, M_A_SUCCESSES, M_A_VIOLATIONS,
   M_A_RETURN, M_A_LAG, M_A_LAST_HEARD, M_A_RATE, M_A_REJECTED,
@@ -58,7 +59,7 @@ enum {
   M_COUNT
 };
 
-enum { NO_LABEL, ACTOR_LABEL, KIND_LABEL };
+enum { NO_LABEL, ACTOR_LABEL, KIND_LABEL, OUTCOME_LABEL };
 
 static const struct {
   const char *name;
@@ -126,6 +127,13 @@ static const struct {
               "Importance-sampling exponent beta of prioritized replay."},
   [M_REPLAY_SIZE] = {"fleetrl_replay_items", FRL_METRIC_GAUGE, NO_LABEL,
                      "Transitions in the replay."},
+  [M_WAL_PAGES] = {"fleetrl_store_wal_pages", FRL_METRIC_GAUGE, NO_LABEL,
+                   "Pages in the replay store's WAL after the latest commit."},
+  [M_WAL_PAGES_MAX] = {"fleetrl_store_wal_pages_max", FRL_METRIC_GAUGE, NO_LABEL,
+                       "The most pages the WAL has held since the learner started."},
+  [M_WAL_RESTARTS] = {"fleetrl_store_wal_restarts_total", FRL_METRIC_COUNTER, OUTCOME_LABEL,
+                      "Attempts to restart the WAL for reuse, by outcome: done, or given_up "
+                      "because a reader stayed longer than the wait."},
   [M_REPLAY_CAP] = {"fleetrl_replay_capacity_items", FRL_METRIC_GAUGE, NO_LABEL,
                     "Replay capacity (--capacity)."},
   [M_PRIORITY_MAX] = {"fleetrl_replay_priority_max", FRL_METRIC_GAUGE, NO_LABEL,
@@ -358,6 +366,11 @@ static void serve_metrics(void *arg, const frl_http_request_t *req, frl_http_res
   put(s, M_EVAL_SUCCESS, f.evals ? f.last_success : NAN);
   put(s, M_EVALS, f.evals);
   put(s, M_LAG, f.lag);
+  put(s, M_WAL_PAGES, f.wal_pages);
+  put(s, M_WAL_PAGES_MAX, f.wal_pages_max);
+  frl_metrics_set(s->metrics, s->ids[M_WAL_RESTARTS], FRL_LABELS("done"), (double)f.wal_restarts);
+  frl_metrics_set(s->metrics, s->ids[M_WAL_RESTARTS], FRL_LABELS("given_up"),
+                  (double)f.wal_restarts_busy);
   put(s, M_PARAMS, (double)f.params_version);
   put(s, M_ENV_RATE, f.env_rate);
   put(s, M_UPD_RATE, f.upd_rate);
@@ -803,7 +816,8 @@ int frl_status_new(frl_status_t **out, uv_loop_t *loop, const frl_config_t *cfg,
   for (int i = 0; i < M_COUNT; i++) {
     const char *const *labels = g_defs[i].label == ACTOR_LABEL  ? FRL_LABELS("actor")
                                 : g_defs[i].label == KIND_LABEL ? FRL_LABELS("kind")
-                                                                : NULL;
+                                : g_defs[i].label == OUTCOME_LABEL ? FRL_LABELS("outcome")
+                                                                   : NULL;
     bool hist = g_defs[i].type == FRL_METRIC_HISTOGRAM;
     rc = frl_metrics_family(s->metrics, g_defs[i].name, g_defs[i].type, g_defs[i].help,
                                 labels, hist ? length_buckets : NULL,

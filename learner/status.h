@@ -22,6 +22,8 @@ typedef struct {
   double actor_loss, alpha, entropy; /* SAC/TD3's last update; NAN where not applicable */
   double priority_max, priority_sum, priority_min, env_rate, upd_rate, spi, beta;
   uint64_t demo_size;
+  uint64_t wal_restarts, wal_restarts_busy; /* the store's WAL restarts, done and given up */
+  int wal_pages, wal_pages_max;
   bool connected, store_failing, solved;
 } frl_status_figures_t;
 
