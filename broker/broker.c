@@ -202,11 +202,14 @@ static bool within_limits(broker_t *b, peer_t *p, const frl_experience_t *x, dou
  * peer and kind, as the per-actor limits report theirs, so that a peer that keeps sending the
  * same wrong batch cannot flood the log; every refusal is counted (per actor on /metrics) and
  * its reason goes back in the Ack. A clock that stepped back reports again. */
-static bool report_refusal(peer_t *p, int kind, double now) {
-  double *at = &p->reported[kind];
+static bool report_due(double *at, double now) {
   if (*at != 0 && now >= *at && now - *at < FRL_PEER_LIMITS_REPORT_S) return false;
   *at = now;
   return true;
+}
+
+static bool report_refusal(peer_t *p, int kind, double now) {
+  return report_due(&p->reported[kind], now);
 }
 
 static void on_experience(broker_t *b, peer_t *p, double now) {
@@ -575,11 +578,7 @@ void frl_broker_handle(frl_broker_t *b, frl_broker_side_t side, const frl_inbox_
     if (p) p->rejected++;
     /* Logged at most once per FRL_PEER_LIMITS_REPORT_S per peer (and once for all the peers
      * that never said Hello), so that a stream of garbage cannot flood the log. */
-    bool report = p ? report_refusal(p, REFUSED_MESSAGE, now)
-                    : !(b->bad_reported != 0 && now >= b->bad_reported &&
-                        now - b->bad_reported < FRL_PEER_LIMITS_REPORT_S);
-    if (!p && report) b->bad_reported = now;
-    if (report)
+    if (p ? report_refusal(p, REFUSED_MESSAGE, now) : report_due(&b->bad_reported, now))
       frl_warn("refused a message from %s: %s (%llu refused messages in all)",
                p ? p->name : (front ? "an unknown peer" : "the learner"), in->err,
                (unsigned long long)b->bad_messages);

@@ -34,7 +34,7 @@ int frl_history_init(frl_history_t *h, int k, const frl_env_spec_t *spec, char *
   memset(h, 0, sizeof *h);
   h->k = k;
   h->act_dim = spec->act_dim;
-  for (int i = 0; i < h->act_dim && k > 0; i++) {
+  for (int i = 0; i < h->act_dim; i++) {
     float lo = spec->act_low[i], hi = spec->act_high[i];
     h->mid[i] = 0.5f * (lo + hi);
     h->half[i] = 0.5f * (hi - lo);

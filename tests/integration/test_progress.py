@@ -94,11 +94,8 @@ def test_plain_periodic_lines_in_a_pipe():
             if p.poll() is not None:
                 raise Failure(f"fleetrl run exited {p.returncode}")
             out.poll()
-            lines = [l for l in out.data.decode(errors="replace").split("\n")[:-1]
-                     if l.startswith("env ")]
-            grown = len(lines) >= 3 and LINE.match(lines[-1]) and LINE.match(lines[0]) and \
-                int(LINE.match(lines[-1]).group(1)) > int(LINE.match(lines[0]).group(1))
-            return grown
+            return growing([l for l in out.data.decode(errors="replace").split("\n")[:-1]
+                            if l.startswith("env ")])
         wait_until(periodic, 120, "three plain progress lines with growing env steps",
                    interval=0.01)
         interrupt(p, runs)
@@ -128,6 +125,15 @@ def test_plain_periodic_lines_in_a_pipe():
     shutil.rmtree(runs, ignore_errors=True)
 
 
+def growing(lines):
+    """Whether there are three progress lines or more, the first and last well formed, with
+    more env steps in the last than in the first."""
+    if len(lines) < 3:
+        return False
+    first, last = LINE.fullmatch(lines[0]), LINE.fullmatch(lines[-1])
+    return bool(first and last and int(last.group(1)) > int(first.group(1)))
+
+
 def test_live_status_line_on_a_terminal():
     master, slave = pty.openpty()
     p, runs = start_run(slave, "--progress")
@@ -140,11 +146,7 @@ def test_live_status_line_on_a_terminal():
             if p.poll() is not None:
                 raise Failure(f"fleetrl run exited {p.returncode}")
             out.poll()
-            seen = update.findall(out.data)
-            return len(seen) >= 3 and LINE.fullmatch(seen[0].decode()) and \
-                LINE.fullmatch(seen[-1].decode()) and \
-                int(LINE.fullmatch(seen[-1].decode()).group(1)) > \
-                int(LINE.fullmatch(seen[0].decode()).group(1))
+            return growing([m.decode() for m in update.findall(out.data)])
         wait_until(updates, 120, "three status-line updates with growing env steps",
                    interval=0.01)
         interrupt(p, runs)
