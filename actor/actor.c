@@ -325,9 +325,10 @@ int frl_actor_main(const frl_config_t *cfg) {
     frl_error("%s", err);
     goto done;
   }
-  /* The command history outermost: it records what the policy commanded, before the delay
-   * line and the motor model change it. */
-  if (frl_history_wrap(&a.env, cfg->action_history, err, sizeof err) != 0) {
+  /* The history outermost: it records what the policy commanded, before the delay line and the
+   * motor model change it, and what the policy saw, after sensor noise and delay. */
+  const int frame_dim = frl_env_spec(a.env)->obs_dim;
+  if (frl_history_wrap(&a.env, cfg->action_history, cfg->obs_history, err, sizeof err) != 0) {
     frl_error("%s", err);
     goto done;
   }
@@ -367,7 +368,9 @@ int frl_actor_main(const frl_config_t *cfg) {
     }
     a.hindsight = frl_hindsight_new(goal, cfg->hindsight, a.spec->max_steps, a.spec->obs_dim,
                                     a.act_dim, cfg->n_step, (float)cfg->gamma);
-    if (!a.hindsight) {
+    /* With past observations in it, each names the goal too: all are relabeled. */
+    if (!a.hindsight ||
+        frl_hindsight_set_frames(a.hindsight, cfg->obs_history + 1, frame_dim) != 0) {
       frl_error("--hindsight %d: cannot relabel episodes of %d steps", cfg->hindsight,
                 a.spec->max_steps);
       goto done;

@@ -68,7 +68,7 @@ typedef struct {
 struct frl_client {
   frl_config_t cfg;
   int obs_dim, act_dim, n_actions, wire_act_dim;
-  int robot_obs_dim; /* what the robot passes; obs_dim adds the command history (history.h) */
+  int robot_obs_dim; /* what the robot passes; obs_dim adds the history (history.h) */
   bool discrete;
   float low[FRL_ENV_MAX_DIM], high[FRL_ENV_MAX_DIM];
   double exploration;
@@ -81,7 +81,7 @@ struct frl_client {
   frl_shield_t *shield;
   frl_watchdog_t *wd;
   frl_rng_t rng;
-  frl_history_t hist; /* the robot's last commands (history.h) */
+  frl_history_t hist; /* the robot's last commands and observations (history.h) */
   bool acted;         /* act() ran since the last record(): its command is in the history */
   float *cur_obs;     /* obs_dim: the robot's observation, then the history */
   float *next_obs;    /* scratch of obs_dim for record() */
@@ -240,11 +240,11 @@ static void tally_record(frl_client_t *c, float reward, bool done, const frl_cli
   c->tally_success = false;
 }
 
-/* The policy's observation: the robot's, then its last commands (nothing when there is no
- * history). */
+/* The policy's observation: the robot's, then its past observations and last commands (nothing
+ * when there is no history). */
 static void augment(const frl_client_t *c, const float *obs, float *out) {
   memcpy(out, obs, sizeof(float) * (size_t)c->robot_obs_dim);
-  frl_history_write(&c->hist, out + c->robot_obs_dim);
+  frl_history_write(&c->hist, obs, out + c->robot_obs_dim);
 }
 
 void frl_client_reset(frl_client_t *c, const float *obs) {
@@ -337,6 +337,9 @@ int frl_client_record(frl_client_t *c, const float *obs, const float *action, fl
   /* A step nobody asked act() for (a demonstrator's) brings its command into the history here. */
   if (!c->acted && !c->discrete) frl_history_push(&c->hist, action);
   c->acted = false;
+  /* The observation this step was taken from becomes the newest past one (as in simulation);
+   * without a usable one the past starts again from the next. */
+  frl_history_observe(&c->hist, c->have_cur ? c->cur_obs : NULL);
   bool ok = c->have_cur && isfinite(reward);
   for (int i = 0; i < c->robot_obs_dim && ok; i++) ok = isfinite(obs[i]);
   for (int i = 0; i < c->act_dim && ok; i++) ok = isfinite(action[i]);
@@ -862,15 +865,17 @@ static int load_policy_file(const char *path, const frl_config_t *cfg, const frl
   }
   const frl_policy_shape_t *s = &info->shape;
   bool discrete = s->algo == FRL_ALGO_DQN;
-  /* A policy trained with a command history sees the robot's observation and then the history. */
+  /* A policy trained with a history sees the robot's observation and then the history. */
   bool fits = strcmp(info->task, cfg->task) == 0 && strcmp(info->env, cfg->env) == 0 &&
-              s->obs_dim == spec->obs_dim + info->action_history * spec->act_dim &&
+              s->obs_dim == (info->obs_history + 1) * spec->obs_dim +
+                                info->action_history * spec->act_dim &&
               (discrete ? s->n_actions > 0 && s->n_actions == spec->n_actions
                         : spec->n_actions == 0 && s->act_dim == spec->act_dim);
   if (fits) return 0;
-  char hist[64] = "";
-  if (info->action_history > 0)
-    snprintf(hist, sizeof hist, " with the last %d commands", info->action_history);
+  char hist[96] = "";
+  if (info->action_history > 0 || info->obs_history > 0)
+    snprintf(hist, sizeof hist, " with the last %d commands and %d observations",
+             info->action_history, info->obs_history);
   snprintf(err, errlen,
            "--policy: %s is a %s policy for task %s (env %s: obs %d%s, %d %s); this robot's task "
            "is %s (env %s: obs %d, %d %s)",
@@ -943,9 +948,10 @@ int frl_client_connect(frl_client_t **out, const char *endpoint, const char *nam
     shape = file_info.shape;
     c->act_scale = file_info.action_scale;
   }
-  /* The file's history when acting with a file, else the setting's (the learner's). */
+  /* The file's history when acting with a file, else the settings' (the learner's). */
   int history = c->fixed ? file_info.action_history : cfg->action_history;
-  if ((rc = frl_history_init(&c->hist, history, spec, why, sizeof why)) != 0) {
+  int obs_history = c->fixed ? file_info.obs_history : cfg->obs_history;
+  if ((rc = frl_history_init(&c->hist, history, obs_history, spec, why, sizeof why)) != 0) {
     snprintf(err, errlen, "task %s: %s", cfg->task, why);
     goto fail;
   }

@@ -145,11 +145,13 @@ int frl_client_act(frl_client_t *c, const float *obs, float *action);
  * is. A partial batch ships after two heartbeat periods, so a slow robot's steps and its
  * safety events reach the learner promptly.
  *
- * Command history (--action-history K, or a policy file trained with it): the client appends the
- * last K commands to every observation the policy sees and the learner stores, newest first
- * (lib/history.h). A command joins the history when act() returns it (also the safe action),
- * whatever delay the actuators add, as in simulation; a step recorded without an act() before
- * it (a demonstrator's) brings its `action` instead. reset() starts the history neutral. */
+ * History (--action-history K and --obs-history M, or a policy file trained with them): the client
+ * appends the previous M observations and the last K commands to every observation the policy
+ * sees and the learner stores, newest first (lib/history.h). A command joins the history when
+ * act() returns it (also the safe action), whatever delay the actuators add, as in simulation; a
+ * step recorded without an act() before it (a demonstrator's) brings its `action` instead. Each
+ * record() makes the observation its step was taken from the newest past one. reset() starts the
+ * history again: commands neutral, the episode's first observation standing for the past. */
 int frl_client_record(frl_client_t *c, const float *obs, const float *action, float reward,
                       bool terminal, bool truncated, const frl_client_info_t *info);
 
@@ -161,8 +163,8 @@ void frl_client_set_demonstration(frl_client_t *c, bool on);
 void frl_client_status(frl_client_t *c, frl_client_status_t *st);
 
 /* The task's dimensions: observation floats the robot passes to act, record and reset (a policy
- * trained with --action-history sees them followed by the robot's last commands, which the
- * client keeps itself; see frl_client_record), action floats (1 for discrete), and
+ * trained with a history sees them followed by the robot's past observations and last commands,
+ * which the client keeps itself; see frl_client_record), action floats (1 for discrete), and
  * the number of discrete actions (0 for continuous). */
 int frl_client_obs_dim(const frl_client_t *c);
 int frl_client_act_dim(const frl_client_t *c);

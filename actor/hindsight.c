@@ -10,6 +10,7 @@
 struct frl_hindsight {
   const frl_env_goal_t *goal;
   int k, max_steps, obs_dim, act_dim;
+  int frames, frame_dim; /* observations stacked in one (obs-history): each is relabeled */
   frl_nstep_t *ns;
   /* the running episode: steps recorded so far */
   int steps;
@@ -34,6 +35,8 @@ frl_hindsight_t *frl_hindsight_new(const frl_env_goal_t *goal, int k, int max_st
   h->k = k;
   h->max_steps = max_steps;
   h->obs_dim = obs_dim;
+  h->frames = 1;
+  h->frame_dim = obs_dim;
   h->act_dim = act_dim;
   h->ns = ns;
   const size_t T = (size_t)max_steps, O = (size_t)obs_dim, A = (size_t)act_dim;
@@ -126,8 +129,10 @@ int frl_hindsight_end_episode(frl_hindsight_t *h, frl_rng_t *rng) {
     for (int t = 0; t <= tg; t++) {
       memcpy(h->o, h->obs + (size_t)t * O, O * sizeof(float));
       memcpy(h->no, h->next + (size_t)t * O, O * sizeof(float));
-      h->goal->relabel(h->o, goal);
-      h->goal->relabel(h->no, goal);
+      for (int f = 0; f < h->frames; f++) {
+        h->goal->relabel(h->o + (size_t)f * (size_t)h->frame_dim, goal);
+        h->goal->relabel(h->no + (size_t)f * (size_t)h->frame_dim, goal);
+      }
       bool success = false;
       const float r = h->goal->reward(h->no, h->env_action + (size_t)t * A, &success);
       /* The copy ends where it first reaches its goal, at t_g at the latest (where the goal
@@ -160,4 +165,11 @@ int frl_hindsight_emit(frl_hindsight_t *h, int max, frl_nstep_emit_fn emit, void
   }
   if (h->head == h->len) h->head = h->len = 0;
   return n;
+}
+
+int frl_hindsight_set_frames(frl_hindsight_t *h, int frames, int frame_dim) {
+  if (frames < 1 || frame_dim < 1 || (long)frames * frame_dim > h->obs_dim) return FRL_EUSAGE;
+  h->frames = frames;
+  h->frame_dim = frame_dim;
+  return 0;
 }

@@ -22,6 +22,11 @@ typedef struct frl_hindsight frl_hindsight_t;
 frl_hindsight_t *frl_hindsight_new(const frl_env_goal_t *goal, int k, int max_steps, int obs_dim,
                                    int act_dim, int n_step, float gamma);
 void frl_hindsight_destroy(frl_hindsight_t **self_p);
+/* Observations that stack `frames` observations of frame_dim values each at their start (the
+ * current one and, with --obs-history, the past ones; history.h) have every one relabeled, so
+ * that the past ones name the same goal as the current one. Default 1 frame of obs_dim. Returns
+ * 0, or FRL_EUSAGE if frames < 1, frame_dim < 1 or frames * frame_dim > obs_dim (unchanged). */
+int frl_hindsight_set_frames(frl_hindsight_t *h, int frames, int frame_dim);
 /* Records a step of the running episode: obs and next_obs as observed, action as stored in
  * transitions (normalized), env_action as the environment received it (for the reward). */
 void frl_hindsight_record(frl_hindsight_t *h, const float *obs, const float *action,

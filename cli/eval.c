@@ -131,8 +131,9 @@ int frl_eval_main(int argc, char **argv) {
   }
   if (physics && (code = apply_physics(&env, env_name, physics)) != 0) goto done;
   code = 1;
-  /* A policy trained with --action-history sees its own last commands, as it did in training. */
-  if (frl_history_wrap(&env, info.action_history, err, sizeof err) != 0) {
+  /* A policy trained with a history (--action-history, --obs-history) sees its own last commands
+   * and observations, as it did in training. */
+  if (frl_history_wrap(&env, info.action_history, info.obs_history, err, sizeof err) != 0) {
     fprintf(stderr, "fleetrl eval: %s: %s\n", path, err);
     goto done;
   }

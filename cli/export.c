@@ -161,12 +161,13 @@ int frl_export_main(int argc, char **argv) {
     fprintf(stderr, "fleetrl export: --env: %s\n", err);
     goto done;
   }
-  if (frl_history_wrap(&env, cfg.action_history, err, sizeof err) != 0) {
+  if (frl_history_wrap(&env, cfg.action_history, cfg.obs_history, err, sizeof err) != 0) {
     fprintf(stderr, "fleetrl export: %s\n", err);
     goto done;
   }
   frl_policy_info_t info = {.action_scale = (float)cfg.action_scale,
-                            .action_history = cfg.action_history};
+                            .action_history = cfg.action_history,
+                            .obs_history = cfg.obs_history};
   if (frl_policy_shape_from_config(&cfg, frl_env_spec(env), &info.shape, err, sizeof err) != 0) {
     fprintf(stderr, "fleetrl export: %s\n", err);
     goto done;

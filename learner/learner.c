@@ -1013,7 +1013,8 @@ static void write_summary(learner_t *l) {
 static void save_policy(learner_t *l) {
   frl_policy_info_t info = {.shape = l->shape, .params_version = l->params_version,
                             .updates = l->updates, .action_scale = (float)l->cfg->action_scale,
-                            .action_history = l->cfg->action_history};
+                            .action_history = l->cfg->action_history,
+                            .obs_history = l->cfg->obs_history};
   snprintf(info.task, sizeof info.task, "%s", l->cfg->task);
   snprintf(info.env, sizeof info.env, "%s", l->cfg->env);
   char path[600];
@@ -1048,7 +1049,8 @@ int frl_learner_main(const frl_config_t *cfg) {
   }
   if (cfg->eval_physics[0] && eval_physics(l) != 0) goto out;
   /* Outermost, as on the actors: the history records the policy's commands before any delay. */
-  if (frl_history_wrap(&l->eval_env, cfg->action_history, err, sizeof err) != 0) {
+  if (frl_history_wrap(&l->eval_env, cfg->action_history, cfg->obs_history, err, sizeof err) !=
+      0) {
     frl_error("%s", err);
     goto out;
   }

@@ -56,6 +56,7 @@ typedef struct frl_config {
   double explore_noise;     /* TD3 actors' Gaussian exploration std (normalized units) */
   double action_scale;      /* fraction of the environment's action range policies command */
   int action_history;       /* commanded actions appended to observations (history.h) */
+  int obs_history;          /* past observations appended to observations (history.h) */
   int hindsight;            /* relabeled copies per episode (goal-reaching environments) */
   char solve_metric[16];    /* return | success */
   int n_step;

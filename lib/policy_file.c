@@ -13,9 +13,21 @@ typedef struct {
   char env[32];
   int32_t algo, obs_dim, act_dim, n_actions, hidden1, hidden2, dueling, has_normalizer;
   float action_scale;
-  uint32_t action_history; /* was reserved (0) before the history existed: files stay readable */
+  /* The history (history.h): bits 0-15 the commands (action_history), bits 16-31 the past
+   * observations (obs_history). Reserved (0) before the history existed: files stay readable. */
+  uint32_t history;
   uint64_t params_version, updates, n_params;
 } header_t;
+
+/* The history a header claims fits its observation: continuous actions, k and m within their
+ * limits, and an observation of (m + 1) frames of at least one value each, then k commands. */
+static bool history_fits(const header_t *h) {
+  const uint32_t k = h->history & 0xffff, m = h->history >> 16;
+  if (h->history == 0) return true;
+  if (h->n_actions != 0 || k > FRL_HISTORY_MAX || m > FRL_OBS_HISTORY_MAX) return false;
+  const int64_t frames = (int64_t)h->obs_dim - (int64_t)k * h->act_dim;
+  return frames >= (int64_t)m + 1 && frames % ((int64_t)m + 1) == 0;
+}
 
 int frl_policy_save(const char *path, const frl_policy_info_t *info, const float *params,
                     size_t n_params, const float *obs_mean, const float *obs_std) {
@@ -37,7 +49,7 @@ int frl_policy_save(const char *path, const frl_policy_info_t *info, const float
   h.dueling = s->dueling;
   h.has_normalizer = obs_mean && obs_std;
   h.action_scale = info->action_scale > 0 ? info->action_scale : 1.0f;
-  h.action_history = (uint32_t)info->action_history;
+  h.history = (uint32_t)info->action_history | (uint32_t)info->obs_history << 16;
   h.params_version = info->params_version;
   h.updates = info->updates;
   h.n_params = n_params;
@@ -94,9 +106,7 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
   bool sane = h.algo >= 0 && h.algo <= 2 && h.obs_dim > 0 && h.obs_dim <= 4096 &&
               h.act_dim > 0 && h.act_dim <= 4096 && h.n_actions >= 0 && h.n_actions <= 4096 &&
               h.hidden1 > 0 && h.hidden1 <= 65536 && h.hidden2 >= 0 && h.hidden2 <= 65536 &&
-              h.action_scale > 0 && h.action_scale <= 1 && h.action_history <= FRL_HISTORY_MAX &&
-              (h.action_history == 0 ||
-               (h.n_actions == 0 && h.action_history * (uint32_t)h.act_dim < (uint32_t)h.obs_dim));
+              h.action_scale > 0 && h.action_scale <= 1 && history_fits(&h);
   if (!sane || h.n_params != frl_policy_param_count(&shape)) {
     snprintf(err, errlen, "%s: the network shape in the header is invalid or does not match "
              "its %llu parameters", path, (unsigned long long)h.n_params);
@@ -131,7 +141,8 @@ int frl_policy_load(const char *path, frl_policy_info_t *info, float **params, s
   info->params_version = h.params_version;
   info->updates = h.updates;
   info->action_scale = h.action_scale;
-  info->action_history = (int)h.action_history;
+  info->action_history = (int)(h.history & 0xffff);
+  info->obs_history = (int)(h.history >> 16);
   *params = p;
   *n_params = h.n_params;
   *obs_mean = mean;

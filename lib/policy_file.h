@@ -23,6 +23,7 @@ typedef struct {
   uint64_t updates;
   float action_scale; /* fraction of the environment's action range the policy commands */
   int action_history; /* commanded actions its observations end with (history.h; 0: none) */
+  int obs_history;    /* past observations before them (history.h; 0: none) */
 } frl_policy_info_t;
 
 /* Writes atomically (temporary file + rename). obs_mean/obs_std ([shape.obs_dim]) may be NULL.

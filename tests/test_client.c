@@ -535,7 +535,8 @@ static void test_refused(void **unused) {
  * file; the caller destroys the policy and unlinks the file. */
 static frl_policy_t *save_policy_history(const frl_policy_shape_t *shape, const char *task,
                                          const char *env, float action_scale, uint64_t version,
-                                         bool normalize, int history, char *path) {
+                                         bool normalize, int history, int obs_history,
+                                         char *path) {
   frl_rng_t rng;
   frl_rng_seed(&rng, 1234 + version);
   frl_policy_t *p = frl_policy_new(shape, 1, &rng);
@@ -550,7 +551,8 @@ static frl_policy_t *save_policy_history(const frl_policy_shape_t *shape, const 
   }
   if (normalize) assert_int_equal(frl_policy_set_normalizer(p, mean, std, (size_t)shape->obs_dim), 0);
   frl_policy_info_t info = {.shape = *shape, .params_version = version, .updates = 4321,
-                            .action_scale = action_scale, .action_history = history};
+                            .action_scale = action_scale, .action_history = history,
+                            .obs_history = obs_history};
   snprintf(info.task, sizeof info.task, "%s", task);
   snprintf(info.env, sizeof info.env, "%s", env);
   snprintf(path, 64, "/tmp/fleetrl-test-policy-XXXXXX");
@@ -563,7 +565,7 @@ static frl_policy_t *save_policy_history(const frl_policy_shape_t *shape, const 
 
 static frl_policy_t *save_policy(const frl_policy_shape_t *shape, const char *task, const char *env,
                                  float action_scale, uint64_t version, bool normalize, char *path) {
-  return save_policy_history(shape, task, env, action_scale, version, normalize, 0, path);
+  return save_policy_history(shape, task, env, action_scale, version, normalize, 0, 0, path);
 }
 
 static frl_client_t *connect_policy(const frl_config_t *cfg, const char *endpoint, const char *path) {
@@ -575,55 +577,72 @@ static frl_client_t *connect_policy(const frl_config_t *cfg, const char *endpoin
   return c;
 }
 
-/* A policy trained with --action-history 2 (history.h): the robot passes its own 3 pendulum
- * values and the client appends its last two commands, exactly as the simulation's wrapper does.
- * A twin pendulum inside the wrapper steps with the client's actions; the reference policy acting
- * on the wrapper's observation gives the client's action at every step, over episodes that end
- * midway (the history starts neutral again at each reset). */
-static void test_policy_file_history(void **unused) {
+/* A policy trained with --action-history k and --obs-history m (history.h): the robot passes its
+ * own 3 pendulum values and the client appends its m previous observations and last k commands,
+ * exactly as the simulation's wrapper does. A twin pendulum inside the wrapper steps with the
+ * client's actions; the reference policy acting on the wrapper's observation gives the client's
+ * action at every step, over episodes that end midway (the history starts again at each reset:
+ * commands neutral, past observations the episode's first). */
+static void check_policy_file_history(int k, int m) {
   frl_config_t cfg = make_cfg(NULL, "robot-h", NULL, NULL);
-  frl_policy_shape_t shape = {.algo = FRL_ALGO_SAC, .obs_dim = 5, .act_dim = 1, .hidden1 = 16, .hidden2 = 12};
+  const int od = 3 * (m + 1) + k, cmd = 3 * (m + 1); /* where the commands start */
+  frl_policy_shape_t shape = {.algo = FRL_ALGO_SAC, .obs_dim = od, .act_dim = 1, .hidden1 = 16,
+                              .hidden2 = 12};
   char path[64], err[256];
-  frl_policy_t *ref = save_policy_history(&shape, "pendulum-sac", "pendulum", 0.5f, 9, true, 2, path);
+  frl_policy_t *ref = save_policy_history(&shape, "pendulum-sac", "pendulum", 0.5f, 9, true, k, m,
+                                          path);
   frl_client_t *c = connect_policy(&cfg, NULL, path);
   assert_int_equal(frl_client_obs_dim(c), 3); /* what the robot passes */
   frl_env_t *robot = NULL, *sim = NULL;
   assert_int_equal(frl_env_new(&robot, "pendulum", 77, err, sizeof err), 0);
   assert_int_equal(frl_env_new(&sim, "pendulum", 77, err, sizeof err), 0);
-  assert_int_equal(frl_history_wrap(&sim, 2, err, sizeof err), 0);
-  assert_int_equal(frl_env_spec(sim)->obs_dim, 5);
+  assert_int_equal(frl_history_wrap(&sim, k, m, err, sizeof err), 0);
+  assert_int_equal(frl_env_spec(sim)->obs_dim, od);
   frl_rng_t rng;
   frl_rng_seed(&rng, 3);
   const float low = -2.0f, high = 2.0f;
-  int distinct_tail = 0;
+  int distinct_tail = 0, moved = 0;
   for (int ep = 0; ep < 3; ep++) {
-    float obs[3], seen[5], a[1], ra[1], want[1];
+    float obs[3], prev[3], seen[FRL_ENV_MAX_DIM], a[1], ra[1], want[1];
     frl_env_reset(robot, obs);
     frl_env_reset(sim, seen);
     frl_client_reset(c, obs);
-    assert_float_equal(seen[3], 0.0f, 0); /* neutral: zero command, the middle of [-2, 2] */
-    assert_float_equal(seen[4], 0.0f, 0);
+    for (int j = 0; j < k; j++) /* neutral: zero command, the middle of [-2, 2] */
+      assert_float_equal(seen[cmd + j], 0.0f, 0);
+    for (int i = 3; i < cmd; i++) assert_float_equal(seen[i], obs[i % 3], 0);
     for (int t = 0; t < 25; t++) {
       assert_int_equal(frl_client_act(c, obs, a), 0);
       frl_policy_act(ref, seen, 0.0, &rng, ra);
       frl_policy_scale(want, ra, &low, &high, 0.5f, 1);
       assert_float_equal(a[0], want[0], 0);
+      memcpy(prev, obs, sizeof prev);
       frl_step_t st, st2;
       frl_env_step(robot, a, obs, &st);
       frl_env_step(sim, a, seen, &st2);
       for (int i = 0; i < 3; i++) assert_float_equal(seen[i], obs[i], 0);
-      assert_float_equal(seen[3], a[0] / 2.0f, 1e-7); /* newest first, as a fraction of 2 */
-      distinct_tail += seen[3] != seen[4];
+      if (m > 0) { /* the newest past observation is the one this step was taken from */
+        for (int i = 0; i < 3; i++) assert_float_equal(seen[3 + i], prev[i], 0);
+        moved += seen[3] != seen[0];
+      }
+      if (k > 0) {
+        assert_float_equal(seen[cmd], a[0] / 2.0f, 1e-7); /* newest first, as a fraction of 2 */
+        if (k > 1) distinct_tail += seen[cmd] != seen[cmd + 1];
+      }
       assert_int_equal(frl_client_record(c, obs, a, st.reward, false, false, NULL), 0);
     }
   }
-  assert_true(distinct_tail > 30);
-  /* A demonstrator's step (record without act) brings its own command into the history. */
-  float o[3] = {1, 0, 0.5f}, demo[1] = {-1.5f}, seen[5] = {1, 0, 0.5f, -0.75f, 0}, a[1], ra[1],
-        want[1];
+  if (k > 1) assert_true(distinct_tail > 30);
+  if (m > 0) assert_true(moved > 30);
+  /* A demonstrator's step (record without act) brings its own command into the history, and the
+   * observation it was taken from into the past ones. */
+  float o[3] = {1, 0, 0.5f}, o2[3] = {0.5f, 0.25f, -1}, demo[1] = {-1.5f}, a[1], ra[1], want[1];
+  float seen[FRL_ENV_MAX_DIM] = {0};
+  memcpy(seen, o2, sizeof o2);
+  for (int j = 0; j < m; j++) memcpy(seen + 3 * (j + 1), o, sizeof o);
+  if (k > 0) seen[cmd] = -0.75f;
   frl_client_reset(c, o);
-  assert_int_equal(frl_client_record(c, o, demo, 0.0f, false, false, NULL), 0);
-  assert_int_equal(frl_client_act(c, o, a), 0);
+  assert_int_equal(frl_client_record(c, o2, demo, 0.0f, false, false, NULL), 0);
+  assert_int_equal(frl_client_act(c, o2, a), 0);
   frl_policy_act(ref, seen, 0.0, &rng, ra);
   frl_policy_scale(want, ra, &low, &high, 0.5f, 1);
   assert_float_equal(a[0], want[0], 0);
@@ -632,6 +651,13 @@ static void test_policy_file_history(void **unused) {
   frl_client_close(&c);
   frl_policy_destroy(&ref);
   unlink(path);
+}
+
+static void test_policy_file_history(void **unused) {
+  (void)unused;
+  check_policy_file_history(2, 0);
+  check_policy_file_history(2, 2);
+  check_policy_file_history(0, 1);
 }
 
 /* Offline, with nothing listening at the configured endpoint: a SAC file of another network

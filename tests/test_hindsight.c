@@ -2,7 +2,8 @@
  * and success against the environment itself, stepped from the recorded state with the target
  * moved to the relabeled goal; each copy ends by reaching the goal a state of the episode
  * achieved; n-step copies against the one-step ones; the queue drained in pieces; no allocation
- * after creation; arguments out of range refused; the goal found through wrappers. */
+ * after creation; arguments out of range refused; the goal found through wrappers; observations
+ * with past ones stacked in them (--obs-history) relabeled in every frame. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include "env.h"
 #include "env_impl.h"
 #include "hindsight.h"
+#include "history.h"
 #include "randomize.h"
 #include "rng.h"
 
@@ -243,6 +245,88 @@ static void test_queue(void **state) {
   frl_hindsight_destroy(&h);
 }
 
+enum { WIDE = 2 * OBS + 2 * ACT };
+typedef struct {
+  int n;
+  float o[MAXQ][WIDE], no[MAXQ][WIDE];
+} wide_t;
+
+static void collect_wide(void *ctx, const frl_transition_t *t) {
+  wide_t *w = ctx;
+  assert_true(w->n < MAXQ);
+  memcpy(w->o[w->n], t->obs, sizeof w->o[0]);
+  memcpy(w->no[w->n], t->next_obs, sizeof w->no[0]);
+  w->n++;
+}
+
+/* Through the history wrapper with one past observation and two commands (33 + 33 + 12 values):
+ * every relabeled observation names its goal in both frames, each frame's offset measured from
+ * its own tip, and the commands are left as they were. */
+static void test_stacked_frames(void **state) {
+  enum { OD = WIDE };
+  frl_env_t *e = arm(41);
+  const frl_env_goal_t *g = frl_env_goal(e);
+  char err[256];
+  assert_int_equal(frl_history_wrap(&e, 2, 1, err, sizeof err), 0);
+  assert_int_equal(frl_env_spec(e)->obs_dim, OD);
+  frl_hindsight_t *h = frl_hindsight_new(g, K, 200, OD, ACT, 1, GAMMA);
+  assert_non_null(h);
+  assert_int_equal(frl_hindsight_set_frames(h, 0, OBS), FRL_EUSAGE);
+  assert_int_equal(frl_hindsight_set_frames(h, 3, OBS), FRL_EUSAGE); /* 99 > 78 values */
+  assert_int_equal(frl_hindsight_set_frames(h, 2, OBS), 0);
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 42);
+  static float obs[T][OD], next[T][OD];
+  float a[ACT] = {0}, env_action[ACT];
+  frl_env_reset(e, obs[0]);
+  int steps = 0;
+  for (int t = 0; t < T; t++) {
+    for (int i = 0; i < ACT; i++) {
+      a[i] = 0.8f * a[i] + 0.4f * (2.0f * (float)frl_rng_uniform(&rng) - 1.0f);
+      env_action[i] = 100.0f * a[i];
+    }
+    frl_step_t st;
+    frl_env_step(e, env_action, next[t], &st);
+    frl_hindsight_record(h, obs[t], a, env_action, next[t]);
+    steps++;
+    if (st.terminal || st.truncated) break;
+    if (t + 1 < T) memcpy(obs[t + 1], next[t], sizeof next[t]);
+  }
+  const int queued = frl_hindsight_end_episode(h, &rng);
+  assert_true(queued >= K);
+  int checked = 0, relabeled = 0;
+  wide_t *w = calloc(1, sizeof *w);
+  frl_hindsight_emit(h, MAXQ, collect_wide, w);
+  assert_int_equal(w->n, queued);
+  for (int i = 0; i < w->n; i++) {
+    for (int which = 0; which < 2; which++) {
+      const float *x = which ? w->no[i] : w->o[i];
+      const float *goal = w->o[i] + TARGET;
+      for (int f = 0; f < 2; f++)
+        for (int c = 0; c < 3; c++) {
+          assert_float_equal(x[f * OBS + TARGET + c], goal[c], 0);
+          assert_float_equal(x[f * OBS + OFFSET + c], goal[c] - x[f * OBS + TIP + c], 1e-6);
+        }
+      /* The commands are the recorded ones: the step's row in the episode has them. */
+      const float *rec = NULL;
+      for (int t = 0; t < steps && !rec; t++) {
+        const float *cand = which ? next[t] : obs[t];
+        if (memcmp(cand, x, 2 * J * sizeof(float)) == 0) rec = cand;
+      }
+      assert_non_null(rec);
+      assert_memory_equal(x + 2 * OBS, rec + 2 * OBS, 2 * ACT * sizeof(float));
+      assert_memory_equal(x + OBS, rec + OBS, 2 * J * sizeof(float)); /* the past frame's state */
+      relabeled += memcmp(x + OBS + TARGET, rec + OBS + TARGET, 3 * sizeof(float)) != 0;
+      checked++;
+    }
+  }
+  assert_true(checked >= 2 * K);
+  assert_int_equal(relabeled, checked); /* no achieved goal is the episode's own target */
+  free(w);
+  frl_hindsight_destroy(&h);
+  frl_env_destroy(&e);
+}
+
 static void test_arguments_and_lookup(void **state) {
   frl_env_t *e = arm(1);
   const frl_env_goal_t *g = frl_env_goal(e);
@@ -274,6 +358,7 @@ int main(void) {
       cmocka_unit_test(test_rewards_match_the_environment),
       cmocka_unit_test(test_nstep_copies),
       cmocka_unit_test(test_queue),
+      cmocka_unit_test(test_stacked_frames),
       cmocka_unit_test(test_arguments_and_lookup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

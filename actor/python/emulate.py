@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--action-history", type=int, default=0,
                     help="the learner's --action-history (a policy file brings its own)")
+    ap.add_argument("--obs-history", type=int, default=0,
+                    help="the learner's --obs-history (a policy file brings its own)")
     args = ap.parse_args()
     if not args.endpoint and not args.policy:
         ap.error("--endpoint is required unless --policy runs the robot offline")
@@ -92,7 +94,7 @@ def main():
                     demonstration=args.demonstration, heartbeat=args.heartbeat,
                     max_broker_silence=args.max_broker_silence, ack_log=args.ack_log, seed=args.seed,
                     curve_secret=args.curve_secret, broker_key=args.broker_key, policy=args.policy,
-                    action_history=args.action_history)
+                    action_history=args.action_history, obs_history=args.obs_history)
     rng = np.random.default_rng(args.seed)
     arm = Arm(rng, args.sensor_noise)
     period = 1.0 / args.rate_hz

@@ -618,22 +618,25 @@ class NumpyPolicy:
 
 POLICY_MAGIC = b"FRLPOLCY"
 POLICY_VERSION = 1
-HISTORY_MAX = 16  # lib/history.h FRL_HISTORY_MAX
+HISTORY_MAX = 16  # lib/history.h FRL_HISTORY_MAX (commands)
+OBS_HISTORY_MAX = 8  # lib/history.h FRL_OBS_HISTORY_MAX (past observations)
 # The header of lib/policy_file.c: task[64], env[32], algo, obs_dim, act_dim, n_actions, hidden1,
-# hidden2, dueling, has_normalizer (int32), action_scale (float32), action_history (u32; 0 in
-# files from before the history existed), params_version, updates, n_params (u64);
-# little-endian, no padding.
+# hidden2, dueling, has_normalizer (int32), action_scale (float32), history (u32: bits 0-15 the
+# commands, bits 16-31 the past observations; 0 in files from before the history existed),
+# params_version, updates, n_params (u64); little-endian, no padding.
 _POLICY_HEADER = struct.Struct("<64s32s8ifI3Q")
 ALGOS = ("dqn", "sac", "td3")
 
 
-class ActionHistory:
-    """The robot's last k commands, appended to its observation for a policy trained with
-    --action-history k (lib/history.h): newest first, each value (a - mid) / half of its action
-    bounds clipped to [-1, 1]; neutral (zero clipped into the bounds) before the first command."""
+class History:
+    """The robot's last k commands and previous m observations, appended to its observation for a
+    policy trained with --action-history k and --obs-history m (lib/history.h): the observation,
+    then the past observations newest first (the episode's first observation until a step), then
+    the commands newest first, each value (a - mid) / half of its action bounds clipped to
+    [-1, 1] (neutral, zero clipped into the bounds, before the first command)."""
 
-    def __init__(self, k, low, high):
-        self.k = k
+    def __init__(self, k, m, low, high):
+        self.k, self.m = k, m
         self.mid, self.half = 0.5 * (low + high), 0.5 * (high - low)
         zero = np.clip(0.0, low, high)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -642,6 +645,7 @@ class ActionHistory:
 
     def reset(self):
         self.slots = [self.neutral.copy() for _ in range(self.k)]
+        self.past = None  # no step yet: the current observation stands for the past
 
     def push(self, action):
         if self.k == 0:
@@ -651,8 +655,34 @@ class ActionHistory:
         u = np.where(np.isnan(u), self.neutral, np.clip(u, -1.0, 1.0)).astype(np.float32)
         self.slots = [u] + self.slots[:-1]
 
+    def observe(self, obs):
+        """The observation a step was taken from becomes the newest past one; None (or a
+        non-finite one) starts the past again from the next observation."""
+        if self.m == 0:
+            return
+        if obs is None or not np.all(np.isfinite(obs)):
+            self.past = None
+        elif self.past is None:
+            self.past = [np.array(obs, dtype=np.float32) for _ in range(self.m)]
+        else:
+            self.past = [np.array(obs, dtype=np.float32)] + self.past[:-1]
+
     def augment(self, obs):
-        return np.concatenate([obs] + self.slots).astype(np.float32) if self.k else obs.copy()
+        if not self.k and not self.m:
+            return obs.copy()
+        past = self.past if self.past is not None else [obs] * self.m
+        return np.concatenate([obs] + past + self.slots).astype(np.float32)
+
+
+def history_fits(k, m, obs_dim, act_dim, n_actions):
+    """lib/policy_file.c history_fits: continuous actions, k and m within their limits, and an
+    observation of (m + 1) frames of at least one value each, then k commands."""
+    if k == 0 and m == 0:
+        return True
+    if n_actions != 0 or k > HISTORY_MAX or m > OBS_HISTORY_MAX:
+        return False
+    frames = obs_dim - k * act_dim
+    return frames >= m + 1 and frames % (m + 1) == 0
 
 
 class PolicyFileError(ValueError):
@@ -681,8 +711,8 @@ class PolicyFile:
             # The bounds of frl_policy_load, so that both clients accept the same files.
             sane = (0 <= algo <= 2 and 0 < obs_dim <= 4096 and 0 < act_dim <= 4096 and
                     0 <= n_actions <= 4096 and 0 < h1 <= 65536 and 0 <= h2 <= 65536 and
-                    0 < scale <= 1 and (algo == 0 or h2 > 0) and history <= HISTORY_MAX and
-                    (history == 0 or (n_actions == 0 and history * act_dim < obs_dim)))
+                    0 < scale <= 1 and (algo == 0 or h2 > 0) and
+                    history_fits(history & 0xFFFF, history >> 16, obs_dim, act_dim, n_actions))
             count = None
             if sane:
                 self.algo = ALGOS[algo]
@@ -707,7 +737,7 @@ class PolicyFile:
                                   "that is not > 0")
         self.obs_dim, self.act_dim, self.n_actions = obs_dim, act_dim, n_actions
         self.hidden, self.dueling, self.action_scale = (h1, h2), dueling != 0, float(scale)
-        self.action_history = history
+        self.action_history, self.obs_history = history & 0xFFFF, history >> 16
 
     def describe(self):
         if self.algo == "dqn":
@@ -734,7 +764,7 @@ class Client:
                  n_step=3, gamma=0.99, batch=32, outbox=64, resend=2.0, heartbeat=0.5,
                  peer_timeout=3.0, max_broker_silence=1.5, max_params_age=0.0, actor_index=-1,
                  num_actors=1, ack_log=None, schema=None, gen_dir=None, log=None, seed=None,
-                 curve_secret=None, broker_key=None, policy=None, action_history=0):
+                 curve_secret=None, broker_key=None, policy=None, action_history=0, obs_history=0):
         if not re.fullmatch(r"[!-~]{1,64}", name or ""):
             raise ValueError(f"name '{name}': must be 1-64 printable characters without spaces")
         if algo not in (None, "dqn", "sac", "td3"):
@@ -743,12 +773,15 @@ class Client:
             raise ValueError("endpoint: None runs offline, which needs a policy file (policy=)")
         pf = PolicyFile(policy) if policy else None
         if pf is not None:
-            action_history = pf.action_history  # the file's, as it was trained
+            action_history, obs_history = pf.action_history, pf.obs_history  # the file's, as trained
         if not 0 <= action_history <= HISTORY_MAX or (action_history and n_actions > 0):
             raise ValueError(f"action_history {action_history}: outside [0, {HISTORY_MAX}], or discrete actions "
                              "(the history of commands is for continuous ones)")
-        # The policy sees obs_dim values from the robot, then its last commands.
-        seen_dim = obs_dim + action_history * act_dim
+        if not 0 <= obs_history <= OBS_HISTORY_MAX or (obs_history and n_actions > 0):
+            raise ValueError(f"obs_history {obs_history}: outside [0, {OBS_HISTORY_MAX}], or discrete actions "
+                             "(the history of observations is for continuous ones)")
+        # The policy sees obs_dim values from the robot, then its past observations and commands.
+        seen_dim = (obs_history + 1) * obs_dim + action_history * act_dim
         if pf is not None:
             discrete = n_actions > 0
             fits = (pf.task == task and pf.obs_dim == seen_dim and
@@ -773,7 +806,7 @@ class Client:
                 raise ValueError("act_low and act_high (the task's action bounds) are required for continuous actions")
             self.low = np.asarray(act_low, dtype=np.float64)
             self.high = np.asarray(act_high, dtype=np.float64)
-        self.history = ActionHistory(action_history, self.low, self.high)
+        self.history = History(action_history, obs_history, self.low, self.high)
         self.log = log or (lambda level, text: print(f"{time.strftime('%H:%M:%S')} {name} {level}: {text}",
                                                      file=sys.stderr, flush=True))
         text = None
@@ -996,6 +1029,9 @@ class Client:
         if not self.acted and not self.discrete:
             self.history.push(action)  # a step nobody asked act() for (a demonstrator's)
         self.acted = False
+        # The observation this step was taken from becomes the newest past one (as in
+        # simulation); without a usable one the past starts again from the next.
+        self.history.observe(None if self.cur is None else self.cur[:self.robot_obs_dim])
         obs_ok = bool(np.all(np.isfinite(obs)))
         obs = self.history.augment(obs)
         ok = (self.cur is not None and obs_ok and math.isfinite(reward) and bool(np.all(np.isfinite(action))))

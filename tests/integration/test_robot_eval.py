@@ -205,15 +205,17 @@ def test_numpy_sac_matches_c_and_refusals():
 
 
 def test_numpy_sac_with_history_matches_c():
-    """A policy trained with --action-history 2 sees the robot's observation and its last two
-    commands: the C client (in the emulator) and the Python client each keep that history
-    themselves, from the commands they are told were applied, and act the same at every step."""
+    """A policy trained with --action-history 2 --obs-history 2 sees the robot's observation, its
+    previous two observations and its last two commands: the C client (in the emulator) and the
+    Python client each keep that history themselves, from the observations they step from and the
+    commands they are told were applied, and act the same at every step."""
     policy = train("pendulum-sac", "pend-hist", "--actors=1", "--hidden1=32", "--hidden2=32",
                    "--max-env-steps=1000", "--min-replay=200", "--eval-period=100000",
-                   "--normalize-obs=true", "--action-history=2")
+                   "--normalize-obs=true", "--action-history=2", "--obs-history=2")
     pf = fleetrl_client.PolicyFile(policy)
-    if pf.action_history != 2 or pf.obs_dim != 5:
-        raise Failure(f"the run wrote history {pf.action_history}, obs {pf.obs_dim} (want 2, 3 + 2)")
+    if pf.action_history != 2 or pf.obs_history != 2 or pf.obs_dim != 11:
+        raise Failure(f"the run wrote history {pf.action_history} commands, {pf.obs_history} observations, "
+                      f"obs {pf.obs_dim} (want 2, 2, 3 * 3 + 2)")
     ev = subprocess.run([BIN, "eval", policy, "--episodes", "2", "--physics", "action_delay=2"],
                         capture_output=True, text=True, timeout=120, env=ENV)
     if ev.returncode != 0:
@@ -225,7 +227,7 @@ def test_numpy_sac_with_history_matches_c():
                                    act_high=[2.0], policy=policy)
     worst = 0.0
     for t, (obs, want) in enumerate(trace):
-        if t % 200 == 0:  # pendulum episodes are 200 steps; each starts with a neutral history
+        if t % 200 == 0:  # pendulum episodes are 200 steps; each starts the history again
             client.reset(obs)
         a, safe = client.act(obs)
         if safe:
@@ -234,19 +236,35 @@ def test_numpy_sac_with_history_matches_c():
         nxt = trace[t + 1][0] if t + 1 < len(trace) else obs
         client.record(nxt, want, 0.0, False, (t + 1) % 200 == 0)
     if worst > 1e-5:
-        raise Failure(f"numpy and C differ by {worst:g} with an action history")
+        raise Failure(f"numpy and C differ by {worst:g} with a history")
     client.close()
-    # The same file without its history (the wrong observation) must act differently: the
-    # comparison above would not notice a history both clients ignore.
-    bare = fleetrl_client.NumpyPolicy("sac", 5, 1, 0, pf.hidden, False)
+    # The history built here from the trace, by the layout of lib/history.h, gives C's actions;
+    # without the past observations, or without the commands, the actions differ: the comparison
+    # above would not notice a part of the history both clients ignored.
+    bare = fleetrl_client.NumpyPolicy("sac", 11, 1, 0, pf.hidden, False)
     weights = bare.load(pf.params, pf.mean, pf.std)
     rng = np.random.default_rng(0)
-    differs = sum(abs(float(bare.act(weights, np.concatenate([o, [0.0, 0.0]]), 0.0, rng)[0]) * 2 * pf.action_scale
-                      - float(w[0])) > 1e-4 for o, w in trace[1:200])
-    if differs < 100:
-        raise Failure(f"only {differs} of 199 actions depend on the history; the check is blind")
-    print(f"  pendulum-sac with 2 commands of history: numpy = C within {worst:.1e} on {len(trace)} "
-          f"actions; {differs} of 199 would differ with a neutral history")
+
+    def action(x):
+        return float(bare.act(weights, np.asarray(x, dtype=np.float32), 0.0, rng)[0]) * 2 * pf.action_scale
+
+    own = stale = blind = 0.0
+    no_past = no_cmds = 0
+    for t in range(1, 200):
+        o, w = trace[t][0], float(trace[t][1][0])
+        past = [trace[max(t - j, 0)][0] for j in (1, 2)]
+        cmds = [float(trace[t - j][1][0]) / 2.0 if t - j >= 0 else 0.0 for j in (1, 2)]
+        own = max(own, abs(action(np.concatenate([o] + past + [cmds])) - w))
+        no_past += abs(action(np.concatenate([o, o, o, cmds])) - w) > 1e-4
+        no_cmds += abs(action(np.concatenate([o] + past + [[0.0, 0.0]])) - w) > 1e-4
+    if own > 1e-4:
+        raise Failure(f"the layout of lib/history.h rebuilt from the trace differs from C by {own:g}")
+    if no_past < 100 or no_cmds < 100:
+        raise Failure(f"only {no_past} (past observations) and {no_cmds} (commands) of 199 actions depend "
+                      "on the history; the check is blind")
+    print(f"  pendulum-sac with 2 past observations and 2 commands: numpy = C within {worst:.1e} on "
+          f"{len(trace)} actions, and the layout rebuilt from the trace within {own:.1e}; {no_past} and "
+          f"{no_cmds} of 199 would differ without the past observations or the commands")
 
 
 def test_fixed_policy_ships_experience():

@@ -145,16 +145,17 @@ def test_run_hands_flags_to_actors():
 
 
 def test_action_history_in_the_store():
-    """--action-history 2 through the real stack, with an action delay of 2 steps inside: every
-    stored observation ends with the actor's last two commands, newest first, which are the
-    actions of the items before it (as commanded, not as delayed), and a neutral history opens
-    each episode; the learner builds its networks for the longer observation and writes a policy
-    file that `fleetrl eval` runs."""
+    """--action-history 2 --obs-history 1 through the real stack, with an action delay of 2 steps
+    inside: every stored observation holds the previous item's observation, then ends with the
+    actor's last two commands, newest first, which are the actions of the items before it (as
+    commanded, not as delayed); each episode opens with its first observation as the past one and
+    neutral commands; the learner builds its networks for the longer observation and writes a
+    policy file that `fleetrl eval` runs."""
     root = tempfile.mkdtemp(prefix="fleetrl-s2r-hist-")
     p = subprocess.run([BIN, "run", "--task", "pendulum-sac", "--actors", "1", "--runs", root,
                         "--run-name", "h", "--no-progress", "--max-env-steps", "1200",
                         "--min-replay", "200", "--hidden1", "32", "--hidden2", "32",
-                        "--eval-period", "100000", "--action-history", "2",
+                        "--eval-period", "100000", "--action-history", "2", "--obs-history", "1",
                         "--randomize", "uniform", "--dr-action-delay", "2:2"],
                        capture_output=True, text=True, timeout=300)
     if p.returncode not in (0, 4):
@@ -163,25 +164,26 @@ def test_action_history_in_the_store():
     rows = con.execute("SELECT obs, action_vec FROM items ORDER BY item_id").fetchall()
     if len(rows) < 1000:
         raise Failure(f"only {len(rows)} items stored")
-    obs = [struct.unpack("<5f", o) for o, _ in rows]
+    obs = [struct.unpack("<8f", o) for o, _ in rows]  # pendulum's 3, the previous 3, 2 commands
     act = [struct.unpack("<f", a)[0] for _, a in rows]
     starts = follows = 0
     for i in range(1, len(rows)):
-        h0, h1 = obs[i][3], obs[i][4]
-        if h0 == 0.0 and h1 == 0.0:
-            starts += 1  # an episode's first step: nothing commanded yet
-        elif abs(h0 - act[i - 1]) < 1e-6 and h1 == obs[i - 1][3]:
+        h0, h1 = obs[i][6], obs[i][7]
+        if h0 == 0.0 and h1 == 0.0 and obs[i][3:6] == obs[i][0:3]:
+            starts += 1  # an episode's first step: nothing commanded, nothing before it
+        elif abs(h0 - act[i - 1]) < 1e-6 and h1 == obs[i - 1][6] and obs[i][3:6] == obs[i - 1][0:3]:
             follows += 1
         else:
-            raise Failure(f"item {i}: history ({h0}, {h1}) is neither neutral nor the previous "
-                          f"command {act[i - 1]} then {obs[i - 1][3]}")
+            raise Failure(f"item {i}: history {obs[i][3:]} is neither an episode's start nor the "
+                          f"previous item's observation {obs[i - 1][0:3]}, command {act[i - 1]} then "
+                          f"{obs[i - 1][6]}")
     if starts < 4 or follows < 900:
         raise Failure(f"{starts} episode starts, {follows} steps following their predecessor")
     ev = subprocess.run([BIN, "eval", f"{root}/h/policy.bin", "--episodes", "2", "--physics",
                          "action_delay=3"], capture_output=True, text=True, timeout=120)
     if ev.returncode != 0 or "2 episodes" not in ev.stdout:
         raise Failure(f"eval of the history policy: exit {ev.returncode}: {ev.stderr}{ev.stdout}")
-    # Discrete actions have no command history to append: refused at start.
+    # Discrete actions have no history to append: refused at start.
     bad = subprocess.run([BIN, "actor", "--actor-endpoint", "tcp://127.0.0.1:1", "--task",
                           "cartpole-dqn", "--action-history", "2"], capture_output=True, text=True,
                          timeout=30)
