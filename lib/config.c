@@ -69,7 +69,7 @@ static const flag_t g_flags[] = {
    "simulated actors pause while the outbox is full (physical robots shed instead)"},
   {"randomize", A | R, T_STR, F(randomize), "off", 0, 0,
    "domain randomization per episode: off | uniform | gaussian (centred, range = +-2 sigma, "
-   "clipped)"},
+   "clipped) | arcsine (Beta(1/2, 1/2): the ranges' ends more often than their middle)"},
   {"randomize-scale", A | R, T_DBL, F(randomize_scale), "1", 0, 10,
    "stretch every --dr-* range about its nominal value by this factor"},
   {"curriculum-steps", A | R, T_U64, F(curriculum_steps), "0", 0, BIG,

@@ -35,7 +35,7 @@ typedef struct frl_config {
 
   /* sim-to-real (actors): domain randomization (randomize.h) and the hardware model
    * (hardware.h); the --dr-* ranges are "LO:HI", "off", or empty for the seed's range */
-  char randomize[16];       /* off | uniform | gaussian */
+  char randomize[16];       /* off | uniform | gaussian | arcsine */
   double randomize_scale;   /* stretch of every range about its nominal centre */
   uint64_t curriculum_steps; /* ranges widen over this many env steps (0: full at once) */
   double curriculum_start;  /* range fraction at the first step */

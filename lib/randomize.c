@@ -150,8 +150,9 @@ int frl_randomize_from_config(frl_randomize_opts_t *o, const frl_config_t *cfg, 
   if (strcmp(cfg->randomize, "off") == 0) o->mode = FRL_RANDOMIZE_OFF;
   else if (strcmp(cfg->randomize, "uniform") == 0) o->mode = FRL_RANDOMIZE_UNIFORM;
   else if (strcmp(cfg->randomize, "gaussian") == 0) o->mode = FRL_RANDOMIZE_GAUSSIAN;
+  else if (strcmp(cfg->randomize, "arcsine") == 0) o->mode = FRL_RANDOMIZE_ARCSINE;
   else {
-    snprintf(err, errlen, "--randomize: '%s' is not one of off|uniform|gaussian", cfg->randomize);
+    snprintf(err, errlen, "--randomize: '%s' is not one of off|uniform|gaussian|arcsine", cfg->randomize);
     return FRL_EUSAGE;
   }
   o->scale = cfg->randomize_scale;
@@ -256,15 +257,26 @@ double frl_randomize_draw(const frl_randomize_opts_t *o, int p, double nominal, 
   double lo, hi;
   if (o->mode == FRL_RANDOMIZE_OFF || !frl_randomize_range(o, p, nominal, f, &lo, &hi)) return NAN;
   if (p == FRL_RANDOMIZE_ACTION_DELAY) {
-    /* Whole steps: uniform over the integers nearest the range's ends; Gaussian rounded. */
+    /* Whole steps: uniform over the integers nearest the range's ends; Gaussian rounded;
+     * arcsine over [ilo - 1/2, ihi + 1/2), rounded. */
     double ilo = floor(lo + 0.5), ihi = floor(hi + 0.5);
     if (o->mode == FRL_RANDOMIZE_UNIFORM)
       return ilo + (double)frl_rng_below(rng, (uint32_t)(ihi - ilo) + 1u);
+    if (o->mode == FRL_RANDOMIZE_ARCSINE) {
+      double s = sin(0.5 * M_PI * frl_rng_uniform(rng));
+      double x = floor(ilo - 0.5 + (ihi - ilo + 1.0) * s * s + 0.5);
+      return x < ilo ? ilo : (x > ihi ? ihi : x);
+    }
     double x = 0.5 * (lo + hi) + 0.25 * (hi - lo) * frl_rng_normal(rng);
     x = floor((x < lo ? lo : (x > hi ? hi : x)) + 0.5);
     return x < ilo ? ilo : (x > ihi ? ihi : x);
   }
   if (o->mode == FRL_RANDOMIZE_UNIFORM) return lo + (hi - lo) * frl_rng_uniform(rng);
+  if (o->mode == FRL_RANDOMIZE_ARCSINE) {
+    double s = sin(0.5 * M_PI * frl_rng_uniform(rng));
+    double x = lo + (hi - lo) * s * s;
+    return x < lo ? lo : (x > hi ? hi : x);
+  }
   double x = 0.5 * (lo + hi) + 0.25 * (hi - lo) * frl_rng_normal(rng);
   return x < lo ? lo : (x > hi ? hi : x);
 }

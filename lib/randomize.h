@@ -13,7 +13,13 @@
  * its range). Gaussian: centred on the middle of the range with sigma a quarter of its width,
  * so the range is +-2 sigma, and clipped to the range (about 4.6% of draws land on an end); the
  * delay is the rounded draw. The seed's Gaussian mode ignored its ranges altogether (fixed
- * standard deviations around hard-coded means, an unbounded delay); here both modes honour them.
+ * standard deviations around hard-coded means, an unbounded delay); here every mode honours them.
+ * Arcsine: each parameter from the arcsine law (Beta(1/2, 1/2)) on its range, lo + (hi - lo)
+ * sin^2(pi u / 2) with u uniform, whose density grows toward both ends: a draw lands in the outer
+ * eighth at either end of a range with probability 0.46 (uniform: 0.25), so episodes that combine
+ * several extremes, where a policy trained on uniform draws is weakest, come about three times
+ * as often for two parameters (0.053 against 0.016 for both in a given outer eighth); the delay
+ * is the rounded draw over the integers' half-open span (0-2: 0 and 2 each 39%, 1 22%).
  *
  * Range scale and curriculum. Each range is first stretched about its centre c (the nominal
  * value clamped into the range: 1 for the multipliers, the environment's own gravity or
@@ -47,6 +53,7 @@ typedef enum {
   FRL_RANDOMIZE_OFF = 0,
   FRL_RANDOMIZE_UNIFORM,
   FRL_RANDOMIZE_GAUSSIAN,
+  FRL_RANDOMIZE_ARCSINE,
 } frl_randomize_mode_t;
 
 typedef struct {

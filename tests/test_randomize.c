@@ -230,6 +230,51 @@ static void test_gaussian_moments(void **unused) {
   }
 }
 
+/* Arcsine mode: Beta(1/2, 1/2) on [a, b], the law of a + w (1 + cos theta) / 2 for theta
+ * uniform: mean (a + b) / 2, variance w^2 / 8, fourth central moment 3 w^4 / 128, CDF
+ * (2 / pi) asin(sqrt((x - a) / w)), so (4 / pi) asin(sqrt(1/8)) = 46.0% of the draws lie in the
+ * range's outer eighths (uniform: 25%). The delay rounds a draw over [-1/2, 5/2): its values have
+ * frequencies F(1/3), F(2/3) - F(1/3), 1 - F(2/3) (39.2%, 21.6%, 39.2%; chi-square below 13.8). */
+static void test_arcsine_moments(void **unused) {
+  frl_randomize_opts_t o;
+  frl_randomize_defaults(&o);
+  o.mode = FRL_RANDOMIZE_ARCSINE;
+  frl_rng_t rng;
+  frl_rng_seed(&rng, 11);
+  for (int p = 0; p < FRL_RANDOMIZE_COUNT; p++) {
+    const double a = o.lo[p], b = o.hi[p], w = b - a;
+    double sum = 0, sum2 = 0;
+    long outer = 0, counts[3] = {0, 0, 0};
+    for (int i = 0; i < DRAWS; i++) {
+      double x = frl_randomize_draw(&o, p, 1.0, 1.0, &rng);
+      if (!(x >= a && x <= b)) fail_msg("%s: draw %g outside [%g, %g]", frl_randomize_name(p), x, a, b);
+      if (p == FRL_RANDOMIZE_ACTION_DELAY) {
+        assert_true(x == floor(x));
+        counts[(int)x]++;
+        continue;
+      }
+      sum += x;
+      sum2 += x * x;
+      outer += x < a + w / 8 || x > b - w / 8;
+    }
+    if (p == FRL_RANDOMIZE_ACTION_DELAY) {
+      const double f1 = 2 / M_PI * asin(sqrt(1.0 / 3)), f2 = 2 / M_PI * asin(sqrt(2.0 / 3));
+      const double want[3] = {f1, f2 - f1, 1 - f2};
+      double chi2 = 0;
+      for (int k = 0; k < 3; k++) chi2 += pow(counts[k] - DRAWS * want[k], 2) / (DRAWS * want[k]);
+      if (chi2 > 13.8) fail_msg("arcsine delay frequencies %ld %ld %ld, chi2 %.2f", counts[0],
+                                counts[1], counts[2], chi2);
+      continue;
+    }
+    const double mean = sum / DRAWS, var = sum2 / DRAWS - mean * mean, want_var = w * w / 8;
+    expect_close("arcsine mean", p, mean, 0.5 * (a + b), 5 * sqrt(want_var / DRAWS), 0);
+    expect_close("arcsine variance", p, var, want_var, 5 * sqrt(pow(w, 4) / 128 / DRAWS), 0);
+    const double po = 4 / M_PI * asin(sqrt(1.0 / 8));
+    expect_close("arcsine mass in the outer eighths", p, (double)outer / DRAWS, po,
+                 5 * sqrt(po * (1 - po) / DRAWS), 0);
+  }
+}
+
 /* The curriculum fraction 0.1 + 0.9 min(1, t/N) (seed 002:2098-2159) and the ranges it gives:
  * [c + f (lo - c), c + f (hi - c)] about the nominal value c clamped into the range. */
 static void test_curriculum(void **unused) {
@@ -734,7 +779,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_names_and_defaults), cmocka_unit_test(test_config_flags),
       cmocka_unit_test(test_parse_values),       cmocka_unit_test(test_uniform_moments),
-      cmocka_unit_test(test_gaussian_moments),   cmocka_unit_test(test_curriculum),
+      cmocka_unit_test(test_gaussian_moments),
+      cmocka_unit_test(test_arcsine_moments),
+      cmocka_unit_test(test_curriculum),
       cmocka_unit_test(test_nominal_and_absent), cmocka_unit_test(test_pendulum_physics),
       cmocka_unit_test(test_cartpole_physics),   cmocka_unit_test(test_nominal_restored),
       cmocka_unit_test(test_action_delay),       cmocka_unit_test(test_sensor_noise),
