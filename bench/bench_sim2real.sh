@@ -11,8 +11,9 @@
 # cores).
 # Usage: bench/bench_sim2real.sh [ENV_STEPS] [EVAL_EPISODES]   (defaults: 350000, 500).
 # FLEETRL_BIN names the binary (default build/fleetrl); BENCH_KEEP=1 keeps the run folders;
-# BENCH_SEED sets the training seed (1). Prints figures with their 95% intervals; never fails on
-# timing or on results.
+# BENCH_SEED sets the training seed (1); BENCH_RANDOMIZE the randomized training's flags
+# (default "--randomize uniform"; e.g. "--randomize arcsine --obs-history 3 --action-history 4").
+# Prints figures with their 95% intervals; never fails on timing or on results.
 set -u
 
 steps=${1:-350000}
@@ -81,13 +82,19 @@ train() {
 
 echo "$task trained twice (seed $seed, $steps env steps each), evaluated on"
 echo "$episodes episodes per physics setting with fleetrl eval --physics"
+echo "randomized training: ${BENCH_RANDOMIZE:---randomize uniform}"
 echo
 echo "training"
 train nominal
-train randomized --randomize uniform
+# $BENCH_RANDOMIZE is a list of flags, split on purpose.
+# shellcheck disable=SC2086
+train randomized ${BENCH_RANDOMIZE:---randomize uniform}
 
 # Test physics: nominal first (inside both training distributions: the reference), then each
-# parameter the planar arm has pushed outside its randomization range, then all at once.
+# parameter the planar arm has pushed outside its randomization range (by half to one and a half
+# of the range's width), then all five at once: a quarter of each range's width outside it
+# (delay rounded up to a whole step), then further out (37-100% of the widths).
+near="mass=1.3,motor_strength=0.7,link_length=0.97,sensor_noise=0.0625,action_delay=3"
 combined="mass=1.35,motor_strength=0.65,link_length=0.94,sensor_noise=0.08,action_delay=3"
 set -- \
   "nominal" "" \
@@ -96,12 +103,14 @@ set -- \
   "link_length=1.08" "link_length=1.08" \
   "sensor_noise=0.1" "sensor_noise=0.1" \
   "action_delay=4" "action_delay=4" \
-  "combined" "$combined"
+  "all five, just outside" "$near" \
+  "all five, further out" "$combined"
 
 echo
 echo "training ranges: mass x[0.8, 1.2], motor_strength x[0.8, 1.2], link_length x[0.98, 1.02],"
 echo "sensor_noise [0, 0.05], action_delay 0-2 (the planar arm has no damping, friction, gravity)"
-echo "combined: $combined"
+echo "all five, just outside: $near"
+echo "all five, further out: $combined"
 echo
 echo "success rate (tip within 5 cm) [95% interval], $episodes episodes each, same evaluation"
 echo "seed for all"
