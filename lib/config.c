@@ -126,7 +126,7 @@ static const flag_t g_flags[] = {
    "the last K commanded actions join the observation (continuous actions), so that a policy "
    "can see what is still in flight under an actuation delay; 0: off"},
   {"obs-history", A | L | R, T_INT, F(obs_history), "0", 0, 8,
-   "the last M observations join the observation (continuous actions), so that a policy can "
+   "the previous M observations join the observation (continuous actions), so that a policy can "
    "see how the system answered its recent commands; 0: off"},
   {"action-scale", A | L | R, T_DBL, F(action_scale), "1", 0.001, 1,
    "fraction of the environment's action range a continuous policy may command"},
