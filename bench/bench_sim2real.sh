@@ -119,6 +119,9 @@ printf '  %-22s %22s %22s\n' "evaluated on" "trained on nominal" "trained random
 success() {
   sed -n 's/.*success \([0-9.]*\)%, violations.*interval \([0-9.]*-[0-9.]*\)%.*/\1% [\2]/p' | head -n 1
 }
+# The lowest success over the rows with one parameter outside its range, per training.
+low_nominal=""
+low_randomized=""
 while [ $# -ge 2 ]; do
   label=$1
   physics=$2
@@ -140,7 +143,20 @@ while [ $# -ge 2 ]; do
     fi
     rate=$(printf '%s\n' "$out" | success)
     row="$row$(printf ' %22s' "${rate:-?}")"
+    case $physics in
+      *,* | "") ;;
+      *)
+        value=${rate%%%*}
+        eval "low=\$low_$name"
+        if [ -n "$value" ] && { [ -z "$low" ] || awk "BEGIN {exit !($value < $low)}"; }; then
+          eval "low_$name=\$value"
+        fi
+        ;;
+    esac
   done
   printf '  %-22s%s\n' "$label" "$row"
 done
+echo
+echo "lowest success with one parameter outside its range: ${low_randomized:-?}% trained" \
+  "randomized, ${low_nominal:-?}% trained on nominal physics"
 exit 0
