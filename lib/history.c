@@ -137,7 +137,7 @@ static int hist_wrap(void *state, frl_env_t *inner, const void *arg, frl_env_spe
 
 /* The observation: the inner one, then the history for it. */
 static void hist_emit(wrap_t *w, float *obs) {
-  memcpy(w->last, obs, sizeof(float) * (size_t)w->inner_dim);
+  if (w->h.m > 0) memcpy(w->last, obs, sizeof(float) * (size_t)w->inner_dim);
   frl_history_write(&w->h, obs, obs + w->inner_dim);
 }
 

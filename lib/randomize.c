@@ -252,6 +252,12 @@ bool frl_randomize_range(const frl_randomize_opts_t *o, int p, double nominal, d
   return true;
 }
 
+/* A draw from the arcsine law on [0, 1]: sin^2(pi u / 2) for u uniform on [0, 1). */
+static double arcsine_unit(frl_rng_t *rng) {
+  double s = sin(0.5 * M_PI * frl_rng_uniform(rng));
+  return s * s;
+}
+
 double frl_randomize_draw(const frl_randomize_opts_t *o, int p, double nominal, double f,
                           frl_rng_t *rng) {
   double lo, hi;
@@ -263,20 +269,16 @@ double frl_randomize_draw(const frl_randomize_opts_t *o, int p, double nominal, 
     if (o->mode == FRL_RANDOMIZE_UNIFORM)
       return ilo + (double)frl_rng_below(rng, (uint32_t)(ihi - ilo) + 1u);
     if (o->mode == FRL_RANDOMIZE_ARCSINE) {
-      double s = sin(0.5 * M_PI * frl_rng_uniform(rng));
-      double x = floor(ilo - 0.5 + (ihi - ilo + 1.0) * s * s + 0.5);
-      return x < ilo ? ilo : (x > ihi ? ihi : x);
+      /* The unit draw can round to 1, which would give ihi + 1. */
+      double x = floor(ilo + (ihi - ilo + 1.0) * arcsine_unit(rng));
+      return x > ihi ? ihi : x;
     }
     double x = 0.5 * (lo + hi) + 0.25 * (hi - lo) * frl_rng_normal(rng);
     x = floor((x < lo ? lo : (x > hi ? hi : x)) + 0.5);
     return x < ilo ? ilo : (x > ihi ? ihi : x);
   }
   if (o->mode == FRL_RANDOMIZE_UNIFORM) return lo + (hi - lo) * frl_rng_uniform(rng);
-  if (o->mode == FRL_RANDOMIZE_ARCSINE) {
-    double s = sin(0.5 * M_PI * frl_rng_uniform(rng));
-    double x = lo + (hi - lo) * s * s;
-    return x < lo ? lo : (x > hi ? hi : x);
-  }
+  if (o->mode == FRL_RANDOMIZE_ARCSINE) return lo + (hi - lo) * arcsine_unit(rng);
   double x = 0.5 * (lo + hi) + 0.25 * (hi - lo) * frl_rng_normal(rng);
   return x < lo ? lo : (x > hi ? hi : x);
 }
